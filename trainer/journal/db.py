@@ -1,0 +1,135 @@
+"""Opening a journal: the one door to its SQLite file, for the writer and for readers.
+
+The trainer is a journal's only writer. Readers open it read-only (``mode=ro``), never write
+or checkpoint it, and keep no transaction open between reads, so they never pin a WAL
+snapshot and never cause "database is locked".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import peewee as pw
+
+from trainer.errors import JournalError
+from trainer.journal import schema
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000
+WRITER_PRAGMAS = {
+    "journal_mode": "wal",
+    # NORMAL loses nothing on a process crash in WAL mode; only power loss may drop the
+    # newest commits. The writer commits every 100 ms, so that is the most at risk.
+    "synchronous": "normal",
+    "busy_timeout": BUSY_TIMEOUT_MS,
+    # Checkpoints do not shrink the WAL; this truncates it back after each checkpoint.
+    "journal_size_limit": 16 * 1024 * 1024,
+    "foreign_keys": 0,
+}
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Raise JournalError unless ``path`` is an existing file that starts like SQLite."""
+    if not path.exists():
+        raise JournalError(f"{path} does not exist: check the run folder's path")
+    if not path.is_file():
+        raise JournalError(f"{path} is not a file: a run's journal is its journal.sqlite")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except PermissionError as exc:
+        raise JournalError(f"{path} cannot be read ({exc.strerror}): fix its permissions") from exc
+    if head != SQLITE_MAGIC:
+        raise JournalError(
+            f"{path} is not an SQLite journal (wrong header): it was not written by TrainDesk "
+            "or is damaged; it is left untouched"
+        )
+
+
+def schema_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The journal's schema version; JournalError if it is damaged or too new."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from exc
+    if row is None:
+        raise JournalError(f"{path} has no schema version: it is not a TrainDesk journal")
+    version = int(row[0])
+    if version > schema.SCHEMA_VERSION:
+        raise JournalError(
+            f"{path} uses journal schema v{version}, newer than this TrainDesk's "
+            f"v{schema.SCHEMA_VERSION}: upgrade TrainDesk to open it"
+        )
+    return version
+
+
+def damaged(path: Path, exc: BaseException) -> JournalError:
+    """The JournalError for a file SQLite refuses to read."""
+    return JournalError(
+        f"{path} is damaged or truncated ({exc}): it is left untouched; "
+        "restore it from a copy or remove the run"
+    )
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection in autocommit mode: each statement is its own short read."""
+    check_sqlite_file(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        schema_version(conn, path)
+    except JournalError:
+        raise
+    except sqlite3.OperationalError as exc:
+        # A journal on a read-only medium with no -shm file cannot be opened for WAL reads;
+        # immutable=1 reads it as the frozen file it is.
+        if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            raise damaged(path, exc) from exc
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?immutable=1",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        schema_version(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from exc
+    return conn
+
+
+def open_writer(path: Path, *, create: bool) -> pw.SqliteDatabase:
+    """Open (or create) the journal for its one writer, migrating an older schema."""
+    if create:
+        if path.exists():
+            raise JournalError(f"{path} already exists: a new run needs a new run folder")
+    else:
+        check_sqlite_file(path)
+        if not _writable(path):
+            raise JournalError(
+                f"{path} is read-only: give yourself write access (chmod u+w) to resume the run"
+            )
+    db = pw.SqliteDatabase(str(path), pragmas=WRITER_PRAGMAS, check_same_thread=False)
+    try:
+        db.connect()
+        if create:
+            path.chmod(0o600)
+            schema.create_schema(db)
+        else:
+            version = schema_version(db.connection(), path)
+            if version < schema.SCHEMA_VERSION:
+                schema.migrate(db, version)
+    except JournalError:
+        db.close()
+        raise
+    except (sqlite3.DatabaseError, pw.DatabaseError) as exc:
+        db.close()
+        raise damaged(path, exc) from exc
+    return db
+
+
+def _writable(path: Path) -> bool:
+    import os
+
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)

@@ -1,0 +1,332 @@
+"""Reading a journal while its trainer writes it: short, fully consumed read transactions.
+
+A :class:`JournalReader` never writes or checkpoints the journal. Every read is one short
+transaction whose rows are all fetched before it ends, so no WAL snapshot is pinned between
+reads. :meth:`JournalReader.tail` returns only what is new since its last call; its cost grows
+with the new rows, not with the run's length (every lookup is a range scan of the clustered
+``scalar`` table).
+
+After a resume, an attempt that restarts from step ``s`` supersedes older attempts' points at
+steps ``>= s``: they are kept in the file but hidden here unless asked for, so a curve never
+zigzags back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.journal import db as jdb
+from trainer.paths import JOURNAL_NAME
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run row and its newest heartbeat, as stored (status is not yet derived)."""
+
+    id: str
+    name: str
+    entry: str
+    kind: str
+    created: float
+    config: dict[str, Any]
+    status: str
+    exit_reason: str | None
+    pid: int | None
+    pid_started: float | None
+    host: str
+    attempt: int
+    step: int
+    max_steps: int | None
+    updated: float
+    heartbeat_wall: float | None
+    heartbeat_step: int | None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One key's points, in step order."""
+
+    steps: np.ndarray  # int64
+    values: np.ndarray  # float64
+    walls: np.ndarray  # float64, unix seconds
+    attempts: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, int, float, int]], created: float) -> Series:
+        """Build from (attempt, step, value, wall_ms) rows."""
+        if not rows:
+            return cls.empty()
+        arr = np.array(rows, dtype=np.float64)
+        return cls(
+            steps=arr[:, 1].astype(np.int64),
+            values=arr[:, 2],
+            walls=created + arr[:, 3] / 1000.0,
+            attempts=arr[:, 0].astype(np.int32),
+        )
+
+    @classmethod
+    def empty(cls) -> Series:
+        return cls(
+            np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64),
+            np.empty(0, np.int32),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    wall: float
+    attempt: int
+    step: int | None
+    kind: str
+    message: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    id: int
+    wall: float
+    attempt: int
+    cpu_percent: float | None
+    rss: int | None
+    gpus: list[dict[str, Any]] | None
+
+
+@dataclass
+class TailBatch:
+    """What is new in a journal since the previous :meth:`JournalReader.tail`.
+
+    Apply ``new_attempts`` first (drop buffered points at steps >= each start step), then
+    append ``points``: the steps stay in order.
+    """
+
+    run: RunInfo
+    points: dict[str, Series] = field(default_factory=dict)
+    new_attempts: list[tuple[int, int]] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
+
+    @property
+    def n_points(self) -> int:
+        return sum(len(s) for s in self.points.values())
+
+
+class JournalReader:
+    """Read-only access to one run's journal. Accepts the run folder or the journal file."""
+
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        self.path = path / JOURNAL_NAME if path.is_dir() else path
+        self._conn: sqlite3.Connection | None = jdb.connect_reader(self.path)
+        self._keys: dict[int, str] = {}
+        self._key_pos: dict[int, tuple[int, int]] = {}
+        self._start_steps: dict[int, int] = {}
+        self._last_event = 0
+        self._last_sample = 0
+        self._created: float | None = None
+
+    # ---------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> JournalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One short read transaction: a consistent snapshot, released on exit."""
+        if self._conn is None:
+            raise ValueError("the reader is closed")
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            raise jdb.damaged(self.path, exc) from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    # ---------------------------------------------------------------- whole reads
+    def run_info(self) -> RunInfo:
+        with self._read() as conn:
+            return self._run_info(conn)
+
+    def keys(self) -> list[str]:
+        with self._read() as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM metric_key ORDER BY name")]
+
+    def series(self, key: str, *, include_superseded: bool = False) -> Series:
+        """A key's full series as numpy arrays (superseded points hidden unless asked for)."""
+        with self._read() as conn:
+            created = self._created_at(conn)
+            row = conn.execute("SELECT id FROM metric_key WHERE name = ?", (key,)).fetchone()
+            if row is None:
+                return Series.empty()
+            rows = conn.execute(
+                "SELECT attempt, step, value, wall_ms FROM scalar WHERE key_id = ? "
+                "ORDER BY attempt, step",
+                (row[0],),
+            ).fetchall()
+            cutoffs = {} if include_superseded else _cutoffs(self._attempt_starts(conn))
+        if cutoffs:
+            rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
+        return Series.from_rows(rows, created)
+
+    def events(self, since_id: int = 0) -> list[EventRow]:
+        with self._read() as conn:
+            return self._events(conn, since_id)
+
+    def samples(self, since_id: int = 0) -> list[SampleRow]:
+        with self._read() as conn:
+            return self._samples(conn, since_id)
+
+    def latest(self) -> dict[str, tuple[int, float]]:
+        """Each key's newest visible (step, value)."""
+        out: dict[str, tuple[int, float]] = {}
+        with self._read() as conn:
+            cutoffs = _cutoffs(self._attempt_starts(conn))
+            for key_id, name in conn.execute("SELECT id, name FROM metric_key").fetchall():
+                row = _newest_point(conn, key_id, cutoffs)
+                if row is not None:
+                    out[name] = row
+        return out
+
+    # ---------------------------------------------------------------- incremental
+    def tail(self) -> TailBatch:
+        """Everything committed since the previous call (the first call returns everything)."""
+        with self._read() as conn:
+            created = self._created_at(conn)
+            batch = TailBatch(run=self._run_info(conn))
+            for attempt, start in conn.execute(
+                "SELECT attempt, start_step FROM attempt WHERE attempt > ? ORDER BY attempt",
+                (max(self._start_steps, default=0),),
+            ).fetchall():
+                if self._start_steps:
+                    batch.new_attempts.append((attempt, start))
+                self._start_steps[attempt] = start
+            cutoffs = _cutoffs(self._start_steps)
+            for key_id, name in conn.execute(
+                "SELECT id, name FROM metric_key WHERE id > ? ORDER BY id",
+                (max(self._keys, default=0),),
+            ).fetchall():
+                self._keys[key_id] = name
+                self._key_pos[key_id] = (0, -(2**62))
+            for key_id, (attempt, step) in self._key_pos.items():
+                rows = conn.execute(
+                    "SELECT attempt, step, value, wall_ms FROM scalar "
+                    "WHERE key_id = ? AND (attempt, step) > (?, ?) ORDER BY attempt, step",
+                    (key_id, attempt, step),
+                ).fetchall()
+                if not rows:
+                    continue
+                self._key_pos[key_id] = (rows[-1][0], rows[-1][1])
+                if cutoffs:
+                    rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
+                if rows:
+                    batch.points[self._keys[key_id]] = Series.from_rows(rows, created)
+            batch.events = self._events(conn, self._last_event)
+            if batch.events:
+                self._last_event = batch.events[-1].id
+            batch.samples = self._samples(conn, self._last_sample)
+            if batch.samples:
+                self._last_sample = batch.samples[-1].id
+        return batch
+
+    # ---------------------------------------------------------------- helpers
+    def _created_at(self, conn: sqlite3.Connection) -> float:
+        if self._created is None:
+            row = conn.execute("SELECT created FROM run").fetchone()
+            self._created = float(row[0]) if row else 0.0
+        return self._created
+
+    def _attempt_starts(self, conn: sqlite3.Connection) -> dict[int, int]:
+        return dict(conn.execute("SELECT attempt, start_step FROM attempt").fetchall())
+
+    def _run_info(self, conn: sqlite3.Connection) -> RunInfo:
+        row = conn.execute(
+            "SELECT id, name, entry, kind, created, config, status, exit_reason, pid, "
+            "pid_started, host, attempt, step, max_steps, updated FROM run"
+        ).fetchone()
+        if row is None:
+            raise jdb.damaged(self.path, ValueError("no run row"))
+        hb = conn.execute(
+            "SELECT wall, step FROM heartbeat ORDER BY attempt DESC LIMIT 1"
+        ).fetchone()
+        return RunInfo(
+            *row[:5],
+            json.loads(row[5]),
+            *row[6:],
+            heartbeat_wall=hb[0] if hb else None,
+            heartbeat_step=hb[1] if hb else None,
+        )
+
+    @staticmethod
+    def _events(conn: sqlite3.Connection, since_id: int) -> list[EventRow]:
+        return [
+            EventRow(*r[:6], json.loads(r[6]) if r[6] else None)
+            for r in conn.execute(
+                "SELECT id, wall, attempt, step, kind, message, data FROM event "
+                "WHERE id > ? ORDER BY id",
+                (since_id,),
+            ).fetchall()
+        ]
+
+    @staticmethod
+    def _samples(conn: sqlite3.Connection, since_id: int) -> list[SampleRow]:
+        return [
+            SampleRow(*r[:5], json.loads(r[5]) if r[5] else None)
+            for r in conn.execute(
+                "SELECT id, wall, attempt, cpu_percent, rss, gpus FROM system_sample "
+                "WHERE id > ? ORDER BY id",
+                (since_id,),
+            ).fetchall()
+        ]
+
+
+def _cutoffs(start_steps: dict[int, int]) -> dict[int, float]:
+    """For each attempt, the first step a later attempt redid (its points from there are hidden)."""
+    out: dict[int, float] = {}
+    later = math.inf
+    for attempt in sorted(start_steps, reverse=True):
+        out[attempt] = later
+        later = min(later, start_steps[attempt])
+    return {a: c for a, c in out.items() if c != math.inf}
+
+
+def _newest_point(
+    conn: sqlite3.Connection, key_id: int, cutoffs: dict[int, float]
+) -> tuple[int, float] | None:
+    attempts = [
+        a
+        for (a,) in conn.execute(
+            "SELECT DISTINCT attempt FROM scalar WHERE key_id = ? ORDER BY attempt DESC", (key_id,)
+        ).fetchall()
+    ]
+    for attempt in attempts:
+        row = conn.execute(
+            "SELECT step, value FROM scalar WHERE key_id = ? AND attempt = ? AND step < ? "
+            "ORDER BY step DESC LIMIT 1",
+            (key_id, attempt, cutoffs.get(attempt, 2**62)),
+        ).fetchone()
+        if row is not None:
+            return row[0], row[1]
+    return None
