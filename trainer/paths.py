@@ -139,3 +139,16 @@ class RunPaths:
 
     def is_run_folder(self) -> bool:
         return self.journal.is_file()
+
+
+def resources_dir() -> Path:
+    """The shipped ``resources/`` folder (recipe defaults, icons), in a checkout or a bundle."""
+    import sys
+
+    env = os.environ.get("TRAINDESK_RESOURCES")
+    if env:
+        return Path(env)
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"

@@ -271,18 +271,20 @@ class JournalReader:
         hb = conn.execute(
             "SELECT wall, step FROM heartbeat ORDER BY attempt DESC LIMIT 1"
         ).fetchone()
+        (rid, name, entry, kind, created, config, status, reason, pid, started, host,
+         attempt, step, max_steps, updated) = row  # fmt: skip
         return RunInfo(
-            *row[:5],
-            json.loads(row[5]),
-            *row[6:],
-            heartbeat_wall=hb[0] if hb else None,
+            id=rid, name=name, entry=entry, kind=kind, created=created,
+            config=json.loads(config), status=status, exit_reason=reason, pid=pid,
+            pid_started=started, host=host, attempt=attempt, step=step, max_steps=max_steps,
+            updated=updated, heartbeat_wall=hb[0] if hb else None,
             heartbeat_step=hb[1] if hb else None,
-        )
+        )  # fmt: skip
 
     @staticmethod
     def _events(conn: sqlite3.Connection, since_id: int) -> list[EventRow]:
         return [
-            EventRow(*r[:6], json.loads(r[6]) if r[6] else None)
+            EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)
             for r in conn.execute(
                 "SELECT id, wall, attempt, step, kind, message, data FROM event "
                 "WHERE id > ? ORDER BY id",
@@ -293,7 +295,7 @@ class JournalReader:
     @staticmethod
     def _samples(conn: sqlite3.Connection, since_id: int) -> list[SampleRow]:
         return [
-            SampleRow(*r[:5], json.loads(r[5]) if r[5] else None)
+            SampleRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None)
             for r in conn.execute(
                 "SELECT id, wall, attempt, cpu_percent, rss, gpus FROM system_sample "
                 "WHERE id > ? ORDER BY id",

@@ -14,6 +14,7 @@ import peewee as pw
 
 SCHEMA_VERSION = 1
 
+
 class _Base(pw.Model):
     class Meta:
         legacy_table_names = False

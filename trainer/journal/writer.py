@@ -67,6 +67,7 @@ class JournalWriter:
         self._wake = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
+        self._warned: set[str] = set()
         self._key_ids: dict[str, int] = dict(
             self._conn.execute("SELECT name, id FROM metric_key").fetchall()
         )
@@ -125,14 +126,21 @@ class JournalWriter:
         return cls(path, database, **kwargs)
 
     @classmethod
-    def open_next_attempt(cls, path: Path, *, start_step: int, **kwargs: Any) -> JournalWriter:
-        """Open an existing journal to resume it as a new attempt starting at ``start_step``."""
+    def open_next_attempt(cls, path: Path, *, resume_step: int, **kwargs: Any) -> JournalWriter:
+        """Open an existing journal to resume it as a new attempt after ``resume_step``.
+
+        ``resume_step`` is the step of the checkpoint the attempt starts from (0: from
+        scratch); older attempts' points after it are superseded.
+        """
+        start_step = resume_step + 1
         database = jdb.open_writer(path, create=False)
         conn = database.connection()
         now = time.time()
         try:
             with database.atomic("IMMEDIATE"):
-                (attempt,) = conn.execute("SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempt").fetchone()
+                (attempt,) = conn.execute(
+                    "SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempt"
+                ).fetchone()
                 conn.execute(
                     "INSERT INTO attempt (attempt, start_step, started, pid, host) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -146,14 +154,16 @@ class JournalWriter:
                         os.getpid(),
                         _process_start_time(),
                         socket.gethostname(),
-                        start_step,
+                        resume_step,
                         now,
                     ),
                 )
         except (sqlite3.DatabaseError, pw.DatabaseError) as exc:
             database.close()
             if _is_disk_full(exc):
-                raise DiskFullError(f"cannot resume {path.parent.name}: {exc}; free some disk space") from exc
+                raise DiskFullError(
+                    f"cannot resume {path.parent.name}: {exc}; free some disk space"
+                ) from exc
             raise JournalError(f"cannot resume {path.parent.name}: {exc}") from exc
         return cls(path, database, **kwargs)
 
@@ -188,8 +198,7 @@ class JournalWriter:
         now = time.time()
         self._op(
             lambda c: c.execute(
-                "UPDATE run SET status = ?, exit_reason = ?, step = COALESCE(?, step), "
-                "updated = ?",
+                "UPDATE run SET status = ?, exit_reason = ?, step = COALESCE(?, step), updated = ?",
                 (status, exit_reason, step, now),
             )
         )
@@ -324,7 +333,10 @@ class JournalWriter:
                         key_id = key_ids.get(key)
                         if key_id is None:
                             key_id = self._new_key(key)
-                        rows.append((key_id, attempt, step, float(value), wall_ms))
+                        try:
+                            rows.append((key_id, attempt, step, float(value), wall_ms))
+                        except (TypeError, ValueError):
+                            self._warn_bad_value(key, value)
                 elif item[0] == _SYNC:
                     synced.append(item[1])
                 else:
@@ -341,6 +353,11 @@ class JournalWriter:
             raise
         for done in synced:
             done.set()
+
+    def _warn_bad_value(self, key: str, value: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("metric %r: %r is not a number; such values are skipped", key, value)
 
     def _new_key(self, key: str) -> int:
         cur = self._conn.execute("INSERT INTO metric_key (name) VALUES (?)", (str(key),))

@@ -1,0 +1,459 @@
+"""The training API for users' own code (and the built-in recipes).
+
+::
+
+    import trainer
+
+    with trainer.init(name="my-run", config={"lr": 1e-3, "max_steps": 1000}) as run:
+        state = run.restore()                # None on a fresh run, the checkpoint on resume
+        for step in range(run.start_step + 1, run.max_steps + 1):
+            loss = train_one_step()
+            run.log({"train/loss": loss}, step=step)
+            if run.should_checkpoint(step):
+                run.checkpoint({"model": model.state_dict(), ...}, step=step)
+            if run.should_stop():            # a safe point: stop/pause/resume requests land here
+                run.checkpoint({...}, step=step)
+                break
+
+Run as ``python my_train.py`` it makes its own run folder under the runs directory; launched
+by ``trainer run my_train.py`` or the desktop app it takes the run folder from the
+environment (``TRAINDESK_RUN_DIR``). This module does not import torch until a checkpoint is
+saved or restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from trainer import control
+from trainer.errors import DiskFullError, UsageError
+from trainer.journal.writer import JournalWriter
+from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
+from trainer.runs import default_run_name, new_run_id
+from trainer.structlog import attach_run_log
+
+log = logging.getLogger("trainer.run")
+
+HEARTBEAT_INTERVAL = 0.5
+SAMPLE_INTERVAL = 2.0
+
+_active: Run | None = None
+
+
+class Run:
+    """One attempt of a run: logs metrics, checkpoints, heartbeats and obeys control messages.
+
+    Build one with :func:`init` (or the CLI's ``create_run``/``resume_run``), not directly.
+    """
+
+    def __init__(
+        self,
+        paths: RunPaths,
+        writer: JournalWriter,
+        *,
+        run_id: str,
+        config: dict[str, Any],
+        start_step: int = 0,
+        max_steps: int | None = None,
+        keep_checkpoints: int = 3,
+        checkpoint_every: int | None = None,
+    ) -> None:
+        self.paths = paths
+        self.id = run_id
+        self.name = paths.name
+        self.config = config
+        self.attempt = writer.attempt
+        #: The step this attempt resumed from (0 on a fresh run).
+        self.start_step = start_step
+        #: The newest step logged (or resumed from).
+        self.step = start_step
+        self.max_steps = max_steps
+        self.keep_checkpoints = keep_checkpoints
+        self.checkpoint_every = checkpoint_every
+        self.stop_reason: str | None = None
+        #: The newest metrics logged (for progress displays; not copied).
+        self.last_metrics: dict[str, float] | None = None
+        self._writer = writer
+        self._started = False
+        self._finished = False
+        self._checkpoint_requested = False
+        self._control_waiting = threading.Event()
+        self._beating = threading.Event()
+        self._old_handlers: dict[int, Any] = {}
+        self._sigint_count = 0
+        self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
+        self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> Run:
+        """Mark the run as running (called by :func:`init` and the CLI); idempotent."""
+        if self._started:
+            return self
+        self._started = True
+        kind = "started" if self.attempt == 1 else "restarted"
+        message = "" if self.attempt == 1 else f"attempt {self.attempt} from step {self.start_step}"
+        self._writer.event(kind, message, step=self.start_step)
+        self._writer.set_status("running", step=self.start_step)
+        self._writer.heartbeat(self.step)
+        self._beating.set()
+        self._heart.start()
+        log.info("run %s attempt %d started at step %d", self.name, self.attempt, self.step)
+        return self
+
+    def finish(self, status: str | None = None, reason: str | None = None) -> None:
+        """Flush everything and close the journal with a final status.
+
+        Without ``status``: "stopped" if a stop was requested, else "finished".
+        """
+        global _active
+        if self._finished:
+            return
+        self._finished = True
+        if status is None:
+            status = "stopped" if self.stop_reason else "finished"
+            reason = reason or self.stop_reason
+        self._beating.clear()
+        if self._heart.is_alive():
+            self._heart.join(timeout=5)
+        try:
+            if self._writer.error is None:
+                self._writer.heartbeat(self.step)
+                self._writer.event(
+                    status if status != "failed" else "error", reason or "", step=self.step
+                )
+                self._writer.set_status(status, exit_reason=reason, step=self.step)
+            self._writer.close()
+        finally:
+            self.restore_signal_handlers()
+            logging.getLogger("trainer").removeHandler(self._log_handler)
+            self._log_handler.close()
+            if _active is self:
+                _active = None
+        log.info("run %s %s%s", self.name, status, f": {reason}" if reason else "")
+
+    def fail(self, exc: BaseException) -> None:
+        """Journal an error with its traceback and finish as "failed"."""
+        if self._finished:
+            return
+        text = "".join(traceback.format_exception(exc))
+        reason = f"{type(exc).__name__}: {exc}"
+        if self._writer.error is None:
+            self._writer.event("error", reason, step=self.step, data={"traceback": text})
+        self.finish("failed", reason)
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.finish()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("stopped", "interrupted")
+        else:
+            self.fail(exc)
+
+    # ---------------------------------------------------------------- metrics
+    def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record scalars at ``step`` (default: the step after the newest). Costs microseconds."""
+        if step is None:
+            step = self.step + 1
+        if step > self.step:
+            self.step = step
+        self.last_metrics = metrics  # type: ignore[assignment]
+        self._writer.log_scalars(metrics, step)
+
+    def event(self, kind: str, message: str = "", **data: Any) -> None:
+        """Journal an event of the user's own."""
+        self._writer.event(kind, message, step=self.step, data=data or None)
+
+    # ---------------------------------------------------------------- checkpoints
+    def should_checkpoint(self, step: int | None = None) -> bool:
+        """True when a checkpoint is due: every ``checkpoint_every`` steps, or on request."""
+        step = self.step if step is None else step
+        if self._checkpoint_requested:
+            return True
+        every = self.checkpoint_every
+        return bool(every) and step > self.start_step and step % every == 0  # type: ignore[operator]
+
+    def checkpoint(self, state: dict[str, Any], step: int | None = None) -> Path:
+        """Save ``state`` (tensors, state dicts, numbers) atomically, with the RNG states."""
+        from trainer import checkpoint
+
+        step = self.step if step is None else step
+        try:
+            path = checkpoint.save(self.paths.checkpoints, step, state, keep=self.keep_checkpoints)
+        except OSError as exc:
+            raise DiskFullError(
+                f"checkpoint at step {step} could not be written ({exc.strerror}): free some "
+                "disk space, then `trainer resume` the run; older checkpoints are kept"
+            ) from exc
+        self._checkpoint_requested = False
+        self._writer.event("checkpoint", path.name, step=step, data={"path": path.name})
+        return path
+
+    def restore(self) -> dict[str, Any] | None:
+        """The state saved by the checkpoint this attempt resumes from (RNG states restored)."""
+        if self.start_step == 0:
+            return None
+        from trainer import checkpoint
+
+        payload = checkpoint.load_latest(self.paths.checkpoints)
+        if payload is None:
+            return None
+        checkpoint.set_rng_state(payload["rng"])
+        return payload["state"]
+
+    # ---------------------------------------------------------------- control
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop at its next safe point."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._writer.set_status("stopping")
+            log.info("stop requested: %s", reason)
+
+    def should_stop(self) -> bool:
+        """A safe point: apply pending control messages; block while paused. True: stop now."""
+        if self._control_waiting.is_set():
+            self._control_waiting.clear()
+            self._apply(control.receive(self.paths))
+        return self.stop_reason is not None
+
+    def _apply(self, messages: list[control.ControlMessage]) -> None:
+        for msg in messages:
+            if msg.command == "stop":
+                self.request_stop(str(msg.args.get("reason") or "stopped by user"))
+            elif msg.command == "checkpoint":
+                self._checkpoint_requested = True
+            elif msg.command == "extend":
+                steps = int(msg.args.get("steps", 0))
+                if self.max_steps is not None and steps > 0:
+                    self.max_steps += steps
+                    self._writer.set_fields(max_steps=self.max_steps)
+                    self._writer.event("extended", f"+{steps} steps", step=self.step)
+            elif msg.command == "pause" and self.stop_reason is None:
+                self._pause()
+
+    def _pause(self) -> None:
+        self._writer.event("paused", step=self.step)
+        self._writer.set_status("paused")
+        log.info("paused at step %d", self.step)
+        while self.stop_reason is None:
+            self._control_waiting.wait(0.5)
+            if not self._control_waiting.is_set():
+                continue
+            self._control_waiting.clear()
+            messages = control.receive(self.paths)
+            if any(m.command == "resume" for m in messages):
+                self._apply([m for m in messages if m.command not in ("pause", "resume")])
+                break
+            self._apply([m for m in messages if m.command != "pause"])
+        if self.stop_reason is None:
+            self._writer.event("resumed", step=self.step)
+            self._writer.set_status("running")
+            log.info("resumed at step %d", self.step)
+
+    # ---------------------------------------------------------------- signals
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop at the next safe point; a second SIGINT exits at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+        if hasattr(signal, "SIGXFSZ"):
+            # Past a file-size limit, writes fail with EFBIG (handled) instead of killing us.
+            self._old_handlers[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def restore_signal_handlers(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            self._sigint_count += 1
+            if self._sigint_count > 1:
+                os.write(2, b"\ninterrupted twice: exiting now (the journal is intact)\n")
+                os._exit(130)
+        self.request_stop(f"{name} received")
+
+    # ---------------------------------------------------------------- heartbeat thread
+    def _heartbeat_loop(self) -> None:
+        from trainer.sysmon import SystemSampler
+
+        sampler = SystemSampler()
+        next_sample = 0.0
+        while self._beating.is_set():
+            try:
+                self._writer.heartbeat(self.step)
+                if control.pending(self.paths):
+                    self._control_waiting.set()
+                now = time.monotonic()
+                if now >= next_sample:
+                    next_sample = now + SAMPLE_INTERVAL
+                    self._writer.system_sample(*sampler.sample())
+            except Exception as exc:  # the writer failed: the training thread reports it
+                log.debug("heartbeat stopped: %s", exc)
+                return
+            time.sleep(HEARTBEAT_INTERVAL)
+
+
+# -------------------------------------------------------------------- building runs
+def create_run(
+    *,
+    entry: str,
+    kind: str,
+    config: dict[str, Any],
+    name: str | None = None,
+    runs_root: Path | None = None,
+    folder: Path | None = None,
+    max_steps: int | None = None,
+    keep_checkpoints: int = 3,
+    checkpoint_every: int | None = None,
+) -> Run:
+    """Make a new run folder (private), write its resolved config and create its journal."""
+    from trainer.config import to_toml
+
+    if folder is None:
+        root = runs_root if runs_root is not None else runs_dir()
+        name = validate_run_name(name or default_run_name(entry))
+        folder = root / name
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"runs directory {root} cannot be created ({exc.strerror}): "
+                "choose another with --runs-dir"
+            ) from None
+        if folder.exists():
+            raise UsageError(
+                f"a run named {name!r} already exists in {root}: choose another --name"
+            )
+    paths = RunPaths(folder)
+    try:
+        if folder.exists():
+            paths.ensure_subdirs()
+        else:
+            paths.create()
+    except FileExistsError:
+        raise UsageError(
+            f"a run named {folder.name!r} already exists: choose another --name"
+        ) from None
+    except PermissionError:
+        raise UsageError(
+            f"cannot create {folder}: the runs directory is read-only; "
+            "fix its permissions or choose another with --runs-dir"
+        ) from None
+    run_id = new_run_id()
+    write_private_text(paths.config, to_toml(config, header=f"run {folder.name} ({entry})"))
+    writer = JournalWriter.create(
+        paths.journal, run_id=run_id, name=folder.name, entry=entry, kind=kind,
+        config=config, max_steps=max_steps,
+    )  # fmt: skip
+    return Run(
+        paths, writer, run_id=run_id, config=config, max_steps=max_steps,
+        keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
+
+
+def resume_run(
+    paths: RunPaths,
+    *,
+    config: dict[str, Any],
+    max_steps: int | None = None,
+    keep_checkpoints: int = 3,
+    checkpoint_every: int | None = None,
+) -> Run:
+    """Open a run folder as a new attempt that continues from its newest checkpoint."""
+    from trainer import checkpoint
+    from trainer.journal.reader import JournalReader
+
+    paths.ensure_subdirs()
+    resume_step = checkpoint.latest_step(paths.checkpoints) or 0
+    with JournalReader(paths.root) as reader:
+        info = reader.run_info()
+    writer = JournalWriter.open_next_attempt(paths.journal, resume_step=resume_step)
+    return Run(
+        paths, writer, run_id=info.id, config=config, start_step=resume_step,
+        max_steps=max_steps if max_steps is not None else info.max_steps,
+        keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
+    )  # fmt: skip
+
+
+def set_active(run: Run | None) -> None:
+    """Make ``run`` the one :func:`init` returns (the CLI does this before a user's script)."""
+    global _active
+    _active = run
+
+
+def init(
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    max_steps: int | None = None,
+    keep_checkpoints: int = 3,
+    checkpoint_every: int | None = None,
+) -> Run:
+    """Start (or join) a run and return it, running.
+
+    ``config`` holds the script's defaults; under ``trainer run`` the values given there
+    (``--config``, ``--set``) override them. Outside the launcher a new run folder is made
+    under ``runs_dir`` (default: ``$TRAINDESK_HOME`` or the user data dir).
+    """
+    global _active
+    defaults = dict(config or {})
+    if _active is not None:
+        merged = {**defaults, **_active.config}
+        _active.config.clear()
+        _active.config.update(merged)
+        if max_steps is not None and _active.max_steps is None:
+            _active.max_steps = int(merged.get("max_steps", max_steps))
+        return _active.start()
+    from trainer import paths as paths_mod
+
+    env_folder = os.environ.get(ENV_RUN_DIR)
+    entry = os.path.basename(os.environ.get("TRAINDESK_ENTRY", "") or _main_script() or "api")
+    if env_folder and RunPaths(Path(env_folder)).is_run_folder():
+        run = resume_run(
+            RunPaths(Path(env_folder)),
+            config=defaults,
+            max_steps=max_steps,
+            keep_checkpoints=keep_checkpoints,
+            checkpoint_every=checkpoint_every,
+        )
+    else:
+        run = create_run(
+            entry=entry, kind="api", config=defaults, name=name,
+            runs_root=paths_mod.runs_dir(runs_dir),
+            folder=Path(env_folder) if env_folder else None, max_steps=max_steps,
+            keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
+    _active = run
+    run.install_signal_handlers()
+    return run.start()
+
+
+def _main_script() -> str | None:
+    import __main__
+
+    return getattr(__main__, "__file__", None)
+
+
+def host() -> str:
+    return socket.gethostname()

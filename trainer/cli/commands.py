@@ -1,0 +1,264 @@
+"""The ``trainer`` subcommands. Only ``run`` and ``resume`` import torch (through the recipes)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trainer import control, paths
+from trainer.errors import RunNotFoundError, UsageError
+from trainer.journal.reader import JournalReader
+from trainer.journal.status import LIVE, derive_status
+from trainer.runs import RunSummary, resolve_run, summarize, summarize_all
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return paths.runs_dir(getattr(args, "runs_dir", None))
+
+
+# ------------------------------------------------------------------------ run / resume
+def cmd_run(args: argparse.Namespace) -> int:
+    from trainer.cli.execute import execute, prepare_target
+
+    target = prepare_target(args)
+    return execute(target, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    run = resolve_run(args.run, _runs_dir(args))
+    summary = summarize(run.root, with_latest=False)
+    if summary.error:
+        raise RunNotFoundError(summary.error)
+    if summary.status == "paused":
+        control.send(run, "resume")
+        print(f"resume requested: {summary.name} continues from step {summary.step}")
+        return 0
+    if summary.status in LIVE or summary.status == "unresponsive":
+        raise UsageError(
+            f"run {summary.name} is {summary.status}: only a paused, stopped, crashed or failed "
+            "run can be resumed (stop it first with `trainer stop`)"
+        )
+    if summary.status == "finished" and not (
+        args.max_steps and summary.max_steps and args.max_steps > summary.max_steps
+    ):
+        raise UsageError(
+            f"run {summary.name} finished at step {summary.step}: give --max-steps N "
+            f"(N > {summary.max_steps}) to train it further"
+        )
+    from trainer.cli.execute import execute_resume
+
+    return execute_resume(run, args)
+
+
+# ------------------------------------------------------------------------ inspection
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    delta = max(0.0, time.time() - seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{delta / size:.0f}{unit}"
+    return f"{delta:.0f}s"
+
+
+def _main_metric(s: RunSummary) -> str:
+    for key in ("train/loss", "val/loss", "loss"):
+        if key in s.latest:
+            return f"{key}={s.latest[key]:.4g}"
+    return next((f"{k}={v:.4g}" for k, v in sorted(s.latest.items())), "")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    runs_dir = _runs_dir(args)
+    summaries = summarize_all(runs_dir)
+    if args.json:
+        print(json.dumps([s.to_json() for s in summaries], indent=2))
+        return 0
+    if not summaries:
+        print(f"no runs in {runs_dir} (start one with `trainer run spirals`)")
+        return 0
+    rows = [("NAME", "ID", "STATUS", "STEP", "ATT", "ENTRY", "UPDATED", "METRIC")]
+    for s in summaries:
+        step = f"{s.step}/{s.max_steps}" if s.max_steps else str(s.step)
+        entry = Path(s.entry).name
+        rows.append((s.name, s.id, s.status, step, str(s.attempt), entry, _age(s.updated),
+                     s.error or _main_metric(s)))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)), r[-1])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    run = resolve_run(args.run, _runs_dir(args))
+    summary = summarize(run.root)
+    if summary.error:
+        raise RunNotFoundError(summary.error)
+    with JournalReader(run.root) as reader:
+        info = reader.run_info()
+        events = reader.events()
+    if args.json:
+        out: dict[str, Any] = summary.to_json()
+        out.update(
+            config=info.config, host=info.host, pid=info.pid, heartbeat=info.heartbeat_wall,
+            events=[{"wall": e.wall, "attempt": e.attempt, "step": e.step, "kind": e.kind,
+                     "message": e.message} for e in events],
+        )  # fmt: skip
+        print(json.dumps(out, indent=2))
+        return 0
+    progress = f"{summary.step}/{summary.max_steps}" if summary.max_steps else str(summary.step)
+    print(f"{summary.name}  ({summary.id})")
+    print(f"  status    {summary.status}" + (f": {info.exit_reason}" if info.exit_reason else ""))
+    print(f"  step      {progress}   attempt {summary.attempt}")
+    print(f"  entry     {info.entry} ({info.kind})")
+    print(f"  folder    {run.root}")
+    print(f"  created   {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created))}"
+          f"   host {info.host}   pid {info.pid}")  # fmt: skip
+    if info.heartbeat_wall:
+        print(f"  heartbeat {_age(info.heartbeat_wall)} ago")
+    if summary.latest:
+        print("  metrics")
+        for key, value in sorted(summary.latest.items()):
+            print(f"    {key:<24} {value:.6g}")
+    if events:
+        print("  events")
+        for e in events[-10:]:
+            when = time.strftime("%H:%M:%S", time.localtime(e.wall))
+            step = "" if e.step is None else f"step {e.step}"
+            first_line = e.message.splitlines()[0] if e.message else ""
+            print(f"    {when} #{e.attempt} {e.kind:<11} {step:<11} {first_line}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    run = resolve_run(args.run, _runs_dir(args))
+    path = (
+        run.structured_log
+        if args.structured
+        else (run.stderr_log if args.stderr else run.stdout_log)
+    )
+    if not path.exists():
+        print(f"(no {path.name} yet in {run.logs})", file=sys.stderr)
+        if not args.follow:
+            return 0
+    offset = 0
+    while True:
+        if path.exists():
+            with path.open("r", encoding="utf-8", errors="replace") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+                offset = fh.tell()
+            if chunk:
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        if not args.follow:
+            return 0
+        status = summarize(run.root, with_latest=False).status
+        if status not in LIVE and status != "unresponsive":
+            return 0
+        time.sleep(0.5)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run = resolve_run(args.run, _runs_dir(args))
+    out_path = Path(args.output) if args.output else None
+    if out_path is not None and out_path.exists() and not args.force:
+        raise UsageError(f"{out_path} already exists: choose another -o FILE or add --force")
+    with JournalReader(run.root) as reader:
+        info = reader.run_info()
+        keys = reader.keys()
+        series = {k: reader.series(k, include_superseded=args.all_attempts) for k in keys}
+        events = reader.events()
+    tmp = out_path.with_name(f".{out_path.name}.tmp") if out_path else None
+    fh = tmp.open("w", encoding="utf-8", newline="") if tmp else sys.stdout
+    try:
+        if args.format == "csv":
+            writer = csv.writer(fh)
+            writer.writerow(["key", "step", "value", "wall_time", "attempt"])
+            for key, s in series.items():
+                for row in zip(s.steps.tolist(), s.values.tolist(), s.walls.tolist(),
+                               s.attempts.tolist(), strict=True):  # fmt: skip
+                    writer.writerow([key, row[0], repr(row[1]), f"{row[2]:.3f}", row[3]])
+        else:
+            doc = {
+                "run": {"id": info.id, "name": info.name, "entry": info.entry,
+                        "status": derive_status(info), "attempt": info.attempt,
+                        "created": info.created, "config": info.config},
+                "metrics": {k: {"steps": s.steps.tolist(), "values": s.values.tolist(),
+                                "wall_times": s.walls.tolist(), "attempts": s.attempts.tolist()}
+                            for k, s in series.items()},
+                "events": [{"wall": e.wall, "attempt": e.attempt, "step": e.step,
+                            "kind": e.kind, "message": e.message} for e in events],
+            }  # fmt: skip
+            json.dump(doc, fh, indent=1, default=_json_float)
+            fh.write("\n")
+    finally:
+        if tmp is not None:
+            fh.close()
+    if tmp is not None and out_path is not None:
+        tmp.replace(out_path)
+        print(f"wrote {sum(len(s) for s in series.values())} points of {len(series)} keys "
+              f"to {out_path}", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _json_float(value: object) -> object:
+    return str(value)
+
+
+# ------------------------------------------------------------------------ control
+def _live(args: argparse.Namespace) -> tuple[paths.RunPaths, RunSummary]:
+    run = resolve_run(args.run, _runs_dir(args))
+    summary = summarize(run.root, with_latest=False)
+    if summary.error:
+        raise RunNotFoundError(summary.error)
+    if summary.status not in LIVE and summary.status != "unresponsive":
+        hint = " (use `trainer resume` to restart it)" if summary.status != "finished" else ""
+        raise UsageError(f"run {summary.name} is not live (status: {summary.status}){hint}")
+    return run, summary
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    run, summary = _live(args)
+    control.send(run, args.control)
+    print(f"{args.control} requested for {summary.name}: it acts at its next safe point")
+    if args.wait:
+        want = {"stop": {"stopped", "finished", "failed", "crashed"}, "pause": {"paused"}}
+        targets = want.get(args.control)
+        deadline = time.monotonic() + 120
+        while targets and time.monotonic() < deadline:
+            status = summarize(run.root, with_latest=False).status
+            if status in targets:
+                print(f"{summary.name} is {status}")
+                return 0
+            time.sleep(0.2)
+        if targets:
+            raise UsageError(f"run {summary.name} did not {args.control} within 120 s")
+    return 0
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    if args.steps <= 0:
+        raise UsageError(f"extend by {args.steps} steps: give a positive number of steps")
+    run, summary = _live(args)
+    control.send(run, "extend", steps=args.steps)
+    print(f"extend requested: {summary.name} trains {args.steps} more steps")
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from trainer import recipes
+
+    if args.config:
+        recipe = recipes.get(args.config)
+        print(recipe.defaults_file.read_text(encoding="utf-8"), end="")
+        return 0
+    width = max(len(n) for n in recipes.RECIPES)
+    for recipe in recipes.RECIPES.values():
+        print(f"{recipe.name:<{width}}  {recipe.summary}")
+    return 0

@@ -1,0 +1,162 @@
+"""The trainer's console: output copied to the run's log files, and a progress display.
+
+stdout and stderr are copied into ``logs/stdout.log`` and ``logs/stderr.log``. If the console
+goes away (the desktop app that started us was killed: EPIPE), training goes on and the log
+files keep everything.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainer.api import Run
+
+
+class Tee(io.TextIOBase):
+    """A text stream that writes to a console stream (while it works) and a log file."""
+
+    def __init__(self, console: IO[str] | None, log_path: Path) -> None:
+        self._console = console
+        self._file = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        log_path.chmod(0o600)
+
+    def write(self, text: str) -> int:
+        self._file.write(text)
+        if self._console is not None:
+            try:
+                self._console.write(text)
+                self._console.flush()
+            except (OSError, ValueError):
+                self._console = None  # the reader is gone: keep training, keep the file
+        return len(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._console is not None and self._console.isatty())
+
+    def close_file(self) -> None:
+        self._file.close()
+
+
+class ConsoleCapture:
+    """Swap sys.stdout/sys.stderr for tees into the run's log files, and back on exit."""
+
+    def __init__(self, stdout_log: Path, stderr_log: Path) -> None:
+        self._paths = (stdout_log, stderr_log)
+        self._saved: tuple[Any, Any] | None = None
+
+    @property
+    def terminal(self) -> IO[str]:
+        """The console stdout as it was before the capture."""
+        assert self._saved is not None
+        return self._saved[0]
+
+    def __enter__(self) -> ConsoleCapture:
+        self._saved = (sys.stdout, sys.stderr)
+        sys.stdout = Tee(sys.stdout, self._paths[0])
+        sys.stderr = Tee(sys.stderr, self._paths[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._saved is not None
+        for tee in (sys.stdout, sys.stderr):
+            if isinstance(tee, Tee):
+                tee.flush()
+                tee.close_file()
+        sys.stdout, sys.stderr = self._saved
+
+
+def _fmt_metrics(metrics: dict[str, float] | None, limit: int = 3) -> str:
+    if not metrics:
+        return ""
+    keys = sorted(
+        metrics, key=lambda k: (not k.startswith("train/loss"), not k.startswith("val/"), k)
+    )
+    parts = []
+    for key in keys[:limit]:
+        try:
+            parts.append(f"{key}={float(metrics[key]):.4g}")
+        except (TypeError, ValueError):
+            continue
+    return " ".join(parts)
+
+
+class Progress:
+    """Shows a run's progress: a rich bar on a terminal, a plain line every few seconds if piped.
+
+    It polls ``run.step`` from its own thread, so the training loop pays nothing for it.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        terminal: IO[str] | None = None,
+        plain_every: float = 5.0,
+        enabled: bool = True,
+    ) -> None:
+        self.run = run
+        self.terminal = terminal if terminal is not None else sys.stdout
+        self.plain_every = plain_every
+        self.enabled = enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            tty = self.terminal.isatty()
+            target = self._rich_loop if tty else self._plain_loop
+            self._thread = threading.Thread(target=target, name="progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _line(self, rate: float) -> str:
+        run = self.run
+        total = f"/{run.max_steps}" if run.max_steps else ""
+        pct = f" ({100 * run.step / run.max_steps:.0f}%)" if run.max_steps else ""
+        return f"step {run.step}{total}{pct} {rate:.1f} steps/s {_fmt_metrics(run.last_metrics)}"
+
+    def _plain_loop(self) -> None:
+        last_step, last_time = self.run.step, time.monotonic()
+        while not self._stop.wait(self.plain_every):
+            now = time.monotonic()
+            rate = (self.run.step - last_step) / max(now - last_time, 1e-9)
+            last_step, last_time = self.run.step, now
+            print(f"[{self.run.name}] {self._line(rate)}", flush=True)
+
+    def _rich_loop(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        with RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=Console(file=self.terminal),
+            transient=False,
+        ) as bar:
+            task = bar.add_task(self.run.name, total=self.run.max_steps, metrics="")
+            while not self._stop.wait(0.25):
+                bar.update(
+                    task,
+                    completed=self.run.step,
+                    total=self.run.max_steps,
+                    metrics=_fmt_metrics(self.run.last_metrics),
+                )
+            bar.update(task, completed=self.run.step)

@@ -1,0 +1,145 @@
+"""``trainer``: the headless command line. ``--help``, ``ls`` and ``show`` import no torch.
+
+Exit codes: 0 done (finished, or stopped on request); 1 the training raised; 2 bad usage or
+config; 3 a run or journal that cannot be found or read; 4 the disk is full; 130 interrupted
+twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from trainer.errors import TrainDeskError
+
+EXIT_OK = 0
+EXIT_TRAINING_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trainer.cli import commands
+
+    parser = argparse.ArgumentParser(
+        prog="trainer",
+        description="TrainDesk's headless trainer: run, watch and control training runs.",
+        epilog="Exit codes: 0 done or stopped, 1 training error, 2 usage or config error, "
+        "3 run or journal not found/readable, 4 disk full, 130 interrupted twice.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def runs_dir_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--runs-dir",
+            metavar="D",
+            help="the runs directory (default: $TRAINDESK_HOME or the user data dir)",
+        )
+
+    p = sub.add_parser("run", help="run a recipe or a script.py as a new run")
+    p.add_argument("target", metavar="RECIPE|script.py", help="a built-in recipe or a script")
+    p.add_argument("--config", metavar="FILE", help="a TOML config file")
+    p.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+        help="override one config value (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--env", metavar="NAME", help="apply the config's [env.NAME] overlay")
+    p.add_argument("--name", metavar="N", help="the run's name (default: recipe and time)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="train for N steps")
+    p.add_argument("--device", metavar="auto|cpu|cuda[:i]", help="where to train")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for a script")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_run)
+
+    p = sub.add_parser("ls", help="list runs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_ls)
+
+    p = sub.add_parser("show", help="show one run")
+    p.add_argument("run", metavar="RUN", help="id, unique id prefix, name or run folder path")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_show)
+
+    p = sub.add_parser("logs", help="print a run's console log")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing while it runs")
+    p.add_argument("--stderr", action="store_true", help="the stderr log instead of stdout")
+    p.add_argument("--structured", action="store_true", help="the JSON-lines trainer log")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_logs)
+
+    p = sub.add_parser("export", help="export a run's metrics")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--format", choices=["csv", "json"], required=True)
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.add_argument("--all-attempts", action="store_true", help="include superseded points")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_export)
+
+    for name, text in [
+        ("stop", "stop a live run at its next safe point, with a checkpoint"),
+        ("pause", "pause a live run at its next safe point"),
+        ("checkpoint", "ask a live run to save a checkpoint now"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", metavar="RUN")
+        p.add_argument("--wait", action="store_true", help="wait until the run has obeyed")
+        runs_dir_opt(p)
+        p.set_defaults(func=commands.cmd_control, control=name)
+
+    p = sub.add_parser("extend", help="let a live run train N more steps")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("steps", type=int, metavar="N")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_extend)
+
+    p = sub.add_parser(
+        "resume",
+        help="unpause a paused run, or restart a stopped/crashed/failed one from its last "
+        "checkpoint as a new attempt",
+    )
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--max-steps", type=int, metavar="N", help="a new step budget")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_resume)
+
+    p = sub.add_parser("recipes", help="list the built-in recipes")
+    p.add_argument("--config", metavar="RECIPE", help="print a recipe's default config")
+    p.set_defaults(func=commands.cmd_recipes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)  # INFO goes to the run's structured log only
+    try:
+        return int(args.func(args) or 0)
+    except TrainDeskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # `trainer ls | head`: the reader left
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("traindesk")
+    except PackageNotFoundError:
+        return "dev"

@@ -1,0 +1,129 @@
+"""Finding runs: list a runs directory, resolve a RUN argument, summarise many runs at once.
+
+Qt-free and torch-free: the CLI's ``ls``/``show`` and the desktop app's runs panel share it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import JournalError, RunNotFoundError
+from trainer.journal.reader import JournalReader, RunInfo
+from trainer.journal.status import derive_status
+from trainer.paths import JOURNAL_NAME, RunPaths
+
+
+def new_run_id() -> str:
+    """A short, unique, roughly time-ordered id such as ``k3f9q2ab``."""
+    return f"{int(time.time()) % 46656:03x}{secrets.token_hex(3)}"[-9:]
+
+
+def default_run_name(entry: str) -> str:
+    stem = Path(entry).stem if entry.endswith(".py") else entry
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in stem).strip("-.") or "run"
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def list_run_folders(runs_dir: Path) -> list[Path]:
+    """Run folders (folders holding a journal) directly under ``runs_dir``, oldest first."""
+    if not runs_dir.is_dir():
+        return []
+    found = [p for p in runs_dir.iterdir() if (p / JOURNAL_NAME).is_file()]
+    return sorted(found, key=lambda p: (p / JOURNAL_NAME).stat().st_mtime)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a runs listing shows of one run. ``error`` is set for an unreadable journal."""
+
+    id: str
+    name: str
+    path: str
+    status: str
+    step: int
+    max_steps: int | None
+    attempt: int
+    entry: str
+    created: float | None
+    updated: float | None
+    exit_reason: str | None
+    latest: dict[str, float]
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(folder: Path, *, with_latest: bool = True) -> RunSummary:
+    """Summarise one run folder; an unreadable journal gives status "unreadable" and the reason."""
+    try:
+        with JournalReader(folder) as reader:
+            info = reader.run_info()
+            latest = {k: v for k, (_, v) in reader.latest().items()} if with_latest else {}
+    except JournalError as exc:
+        return RunSummary(
+            id="?", name=folder.name, path=str(folder), status="unreadable", step=0,
+            max_steps=None, attempt=0, entry="?", created=None, updated=None,
+            exit_reason=None, latest={}, error=str(exc),
+        )  # fmt: skip
+    return _summary_from(info, folder, latest)
+
+
+def _summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunSummary:
+    step = max(info.step, info.heartbeat_step or 0)
+    return RunSummary(
+        id=info.id,
+        name=info.name,
+        path=str(folder),
+        status=derive_status(info),
+        step=step,
+        max_steps=info.max_steps,
+        attempt=info.attempt,
+        entry=info.entry,
+        created=info.created,
+        updated=info.heartbeat_wall or info.updated,
+        exit_reason=info.exit_reason,
+        latest=latest,
+    )
+
+
+def summarize_all(runs_dir: Path, *, with_latest: bool = True) -> list[RunSummary]:
+    """Summaries of every run in ``runs_dir``, oldest first."""
+    return [summarize(p, with_latest=with_latest) for p in list_run_folders(runs_dir)]
+
+
+def resolve_run(spec: str, runs_dir: Path) -> RunPaths:
+    """Find a run by folder path, name, id or unique id prefix; RunNotFoundError otherwise."""
+    as_path = Path(spec).expanduser()
+    if as_path.is_dir() and (as_path / JOURNAL_NAME).is_file():
+        return RunPaths(as_path)
+    if (as_path.is_dir() or "/" in spec) and not (runs_dir / spec).is_dir():
+        if not as_path.exists():
+            raise RunNotFoundError(f"run folder {spec} does not exist: check the path")
+        raise RunNotFoundError(f"{spec} is not a run folder (it has no {JOURNAL_NAME})")
+    by_name = runs_dir / spec
+    if (by_name / JOURNAL_NAME).is_file():
+        return RunPaths(by_name)
+    matches: list[Path] = []
+    for folder in list_run_folders(runs_dir):
+        try:
+            with JournalReader(folder) as reader:
+                run_id = reader.run_info().id
+        except JournalError:
+            continue
+        if run_id == spec:
+            return RunPaths(folder)
+        if run_id.startswith(spec):
+            matches.append(folder)
+    if len(matches) == 1:
+        return RunPaths(matches[0])
+    if len(matches) > 1:
+        names = ", ".join(m.name for m in matches[:5])
+        raise RunNotFoundError(f"{spec!r} matches several runs ({names}): give more of the id")
+    raise RunNotFoundError(
+        f"no run named {spec!r} in {runs_dir}: see `trainer ls`, or pass --runs-dir or a path"
+    )
