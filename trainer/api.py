@@ -94,6 +94,19 @@ class Run:
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
 
+    def adopt_options(
+        self, config: Mapping[str, Any], max_steps: int | None, checkpoint_every: int | None
+    ) -> None:
+        """Take step budget and checkpoint interval from a script's own defaults if unset."""
+        if self.max_steps is None:
+            value = config.get("max_steps", max_steps)
+            if isinstance(value, int):
+                self.max_steps = value
+                self._writer.set_fields(max_steps=value)
+        if self.checkpoint_every is None:
+            value = config.get("checkpoint_every", checkpoint_every)
+            self.checkpoint_every = value if isinstance(value, int) and value > 0 else None
+
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> Run:
         """Mark the run as running (called by :func:`init` and the CLI); idempotent."""
@@ -133,6 +146,8 @@ class Run:
                 )
                 self._writer.set_status(status, exit_reason=reason, step=self.step)
             self._writer.close()
+            if self._writer.error is not None:
+                raise self._writer.failure()
         finally:
             self.restore_signal_handlers()
             logging.getLogger("trainer").removeHandler(self._log_handler)
@@ -422,8 +437,7 @@ def init(
         merged = {**defaults, **_active.config}
         _active.config.clear()
         _active.config.update(merged)
-        if max_steps is not None and _active.max_steps is None:
-            _active.max_steps = int(merged.get("max_steps", max_steps))
+        _active.adopt_options(merged, max_steps, checkpoint_every)
         return _active.start()
     from trainer import paths as paths_mod
 

@@ -75,27 +75,28 @@ def damaged(path: Path, exc: BaseException) -> JournalError:
 def connect_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection in autocommit mode: each statement is its own short read."""
     check_sqlite_file(path)
-    uri = f"{path.resolve().as_uri()}?mode=ro"
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        schema_version(conn, path)
-    except JournalError:
-        raise
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.OperationalError as exc:
-        # A journal on a read-only medium with no -shm file cannot be opened for WAL reads;
-        # immutable=1 reads it as the frozen file it is.
+        conn.close()
+        # A WAL journal in a folder we cannot write (no -shm to create) cannot be opened for
+        # shared reads; immutable=1 reads it as the frozen file it then is.
         if "unable to open" not in str(exc) and "readonly" not in str(exc):
             raise damaged(path, exc) from exc
         conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?immutable=1",
-            uri=True,
-            isolation_level=None,
-            check_same_thread=False,
+            f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
         )
-        schema_version(conn, path)
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise damaged(path, exc) from exc
+    try:
+        schema_version(conn, path)
+    except JournalError:
+        conn.close()
+        raise
     return conn
 
 
@@ -130,6 +131,17 @@ def open_writer(path: Path, *, create: bool) -> pw.SqliteDatabase:
 
 
 def _writable(path: Path) -> bool:
+    """Really try: os.access says yes to root even for an immutable file."""
     import os
 
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        return False
+    probe = path.parent / f".write-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError:
+        return False
+    return True

@@ -10,6 +10,7 @@ heartbeats) travel in the same queue, so they commit in the order they were made
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -171,7 +172,7 @@ class JournalWriter:
     def log_scalars(self, values: Mapping[str, float], step: int) -> None:
         """Queue one step's scalars. Never blocks on disk; raises if the writer has failed."""
         if self._error is not None:
-            raise self._error_for_caller()
+            raise self.failure()
         self._queue.append((_SCALARS, step, time.time(), values))
         if len(self._queue) >= self._max_batch:
             self._wake.set()
@@ -240,7 +241,7 @@ class JournalWriter:
 
     def _op(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         if self._error is not None:
-            raise self._error_for_caller()
+            raise self.failure()
         self._queue.append((_OP, fn))
 
     # ---------------------------------------------------------------- flushing
@@ -263,14 +264,19 @@ class JournalWriter:
                 if time.monotonic() > deadline:
                     raise JournalError(f"the journal writer did not flush within {timeout:.0f} s")
         if self._error is not None:
-            raise self._error_for_caller()
+            raise self.failure()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush, stop the writer thread, checkpoint the WAL and close the connection."""
+        """Flush, stop the writer thread, checkpoint the WAL and close the connection.
+
+        A writer that failed (disk full) closes without raising: see :attr:`error`.
+        """
         if self._closing:
             return
         try:
-            self.flush(timeout)
+            if self._error is None:
+                with contextlib.suppress(DiskFullError, JournalError):
+                    self.flush(timeout)
         finally:
             self._closing = True
             self._wake.set()
@@ -282,7 +288,8 @@ class JournalWriter:
                     log.warning("WAL checkpoint at close failed: %s", exc)
             self._db.close()
 
-    def _error_for_caller(self) -> Exception:
+    def failure(self) -> Exception:
+        """The user-facing error for :attr:`error`."""
         exc = self._error
         if exc is not None and _is_disk_full(exc):
             return DiskFullError(
