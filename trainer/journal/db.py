@@ -7,7 +7,9 @@ snapshot and never cause "database is locked".
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import peewee as pw
@@ -100,12 +102,32 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def open_writer(path: Path, *, create: bool) -> pw.SqliteDatabase:
-    """Open (or create) the journal for its one writer, migrating an older schema."""
-    if create:
-        if path.exists():
-            raise JournalError(f"{path} already exists: a new run needs a new run folder")
-    else:
+def create_journal(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:
+    """Create a journal atomically: schema and first rows go into a temporary file that is
+    renamed into place, so a reader never finds a half-made journal."""
+    if path.exists():
+        raise JournalError(f"{path} already exists: a new run needs a new run folder")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    db = pw.SqliteDatabase(str(tmp), pragmas={**WRITER_PRAGMAS, "journal_mode": "delete"})
+    try:
+        db.connect()
+        tmp.chmod(0o600)
+        schema.create_schema(db)
+        with db.atomic():
+            init(db.connection())
+        db.execute_sql("PRAGMA journal_mode = wal")  # persistent: the file is WAL from now on
+        db.close()
+        os.replace(tmp, path)
+    except BaseException:
+        db.close()
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def open_writer(path: Path, *, create: bool = False) -> pw.SqliteDatabase:
+    """Open the journal for its one writer, migrating an older schema."""
+    if not create:
         check_sqlite_file(path)
         if not _writable(path):
             raise JournalError(
@@ -114,13 +136,9 @@ def open_writer(path: Path, *, create: bool) -> pw.SqliteDatabase:
     db = pw.SqliteDatabase(str(path), pragmas=WRITER_PRAGMAS, check_same_thread=False)
     try:
         db.connect()
-        if create:
-            path.chmod(0o600)
-            schema.create_schema(db)
-        else:
-            version = schema_version(db.connection(), path)
-            if version < schema.SCHEMA_VERSION:
-                schema.migrate(db, version)
+        version = schema_version(db.connection(), path)
+        if version < schema.SCHEMA_VERSION:
+            schema.migrate(db, version)
     except JournalError:
         db.close()
         raise

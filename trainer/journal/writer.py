@@ -93,10 +93,9 @@ class JournalWriter:
         **kwargs: Any,
     ) -> JournalWriter:
         """Create a new journal with its run row, attempt 1, status "starting"."""
-        database = jdb.open_writer(path, create=True)
         now = time.time()
-        conn = database.connection()
-        with database.atomic():
+
+        def init(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('run_id', ?), ('created_by', ?)",
                 (run_id, f"traindesk {_version()}"),
@@ -105,25 +104,17 @@ class JournalWriter:
                 "INSERT INTO run (id, name, entry, kind, created, config, status, pid, "
                 "pid_started, host, attempt, step, max_steps, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'starting', ?, ?, ?, 1, 0, ?, ?)",
-                (
-                    run_id,
-                    name,
-                    entry,
-                    kind,
-                    now,
-                    json.dumps(dict(config)),
-                    os.getpid(),
-                    _process_start_time(),
-                    socket.gethostname(),
-                    max_steps,
-                    now,
-                ),
-            )
+                (run_id, name, entry, kind, now, json.dumps(dict(config)), os.getpid(),
+                 _process_start_time(), socket.gethostname(), max_steps, now),
+            )  # fmt: skip
             conn.execute(
                 "INSERT INTO attempt (attempt, start_step, started, pid, host) "
                 "VALUES (1, 0, ?, ?, ?)",
                 (now, os.getpid(), socket.gethostname()),
             )
+
+        jdb.create_journal(path, init)
+        database = jdb.open_writer(path)
         return cls(path, database, **kwargs)
 
     @classmethod
