@@ -104,6 +104,8 @@ def execute_resume(run_paths: paths.RunPaths, args: argparse.Namespace) -> int:
     config = dict(info.config)
     if args.max_steps is not None:
         config["max_steps"] = args.max_steps
+    elif info.max_steps is not None and "max_steps" in config:
+        config["max_steps"] = info.max_steps  # the budget as extended while it ran
     if info.kind == "recipe":
         spec = recipes.get(info.entry).spec()
         config = cfg.validate(spec, config)
