@@ -458,6 +458,7 @@ def init(
             folder=Path(env_folder) if env_folder else None, max_steps=max_steps,
             keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
         )  # fmt: skip
+    run.adopt_options(defaults, max_steps, checkpoint_every)
     _active = run
     run.install_signal_handlers()
     return run.start()
