@@ -22,7 +22,9 @@ def trainer_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, timeout: float = 120, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 120, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m trainer ARGS`` to completion and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "trainer", *args],

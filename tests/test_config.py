@@ -100,7 +100,7 @@ def test_load_spec_reads_constraints_and_envs(tmp_path: Path) -> None:
     path = tmp_path / "r.toml"
     path.write_text(
         '[config]\nlr = 0.1\ndevice = "auto"\n'
-        '[constraints]\nlr = { min = 0.0, exclusive_min = true }\n'
+        "[constraints]\nlr = { min = 0.0, exclusive_min = true }\n"
         'device = { choices = ["auto", "cpu"] }\n[env.quick]\nlr = 0.5\n'
     )
     spec = load_spec(path)

@@ -101,7 +101,9 @@ def test_a_second_sigint_exits_at_once_with_the_journal_intact(runs_dir: Path) -
 
 
 def test_control_commands_refuse_runs_that_are_not_live(runs_dir: Path) -> None:
-    assert cli("run", str(TINY), "--name", "done", "--set", "max_steps=5", "--quiet").returncode == 0
+    assert (
+        cli("run", str(TINY), "--name", "done", "--set", "max_steps=5", "--quiet").returncode == 0
+    )
     for command in ("stop", "pause", "checkpoint"):
         proc = cli(command, "done")
         assert proc.returncode == 2

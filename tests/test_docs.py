@@ -20,7 +20,7 @@ def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
     start = readme.index("```python\n", readme.index("## Your own training code")) + 10
     code = readme[start : readme.index("```", start)]
     script = tmp_path / "my_train.py"
-    script.write_text(code.replace("max_steps\": 500", "max_steps\": 40"))
+    script.write_text(code.replace('max_steps": 500', 'max_steps": 40'))
     proc = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300,
         env=trainer_env(), cwd=tmp_path,

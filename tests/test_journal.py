@@ -181,10 +181,9 @@ def test_a_truncated_journal_is_reported_and_left_untouched(tmp_path: Path) -> N
     data = paths.journal.read_bytes()
     paths.journal.write_bytes(data[: len(data) // 3])
     before = digest(paths.journal)
-    with pytest.raises(JournalError, match="damaged or truncated"):
-        with JournalReader(paths.root) as reader:
-            reader.series("a")
-            reader.series("b")
+    with pytest.raises(JournalError, match="damaged or truncated"), JournalReader(paths.root) as r:
+        r.series("a")
+        r.series("b")
     assert digest(paths.journal) == before
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,7 +28,7 @@ def committed(folder: Path) -> dict[str, dict[int, float]]:
     try:
         with JournalReader(folder) as reader:
             out = {}
-            for key in reader.keys():
+            for key in reader.keys():  # noqa: SIM118 (a method, not a dict)
                 s = reader.series(key)
                 out[key] = dict(zip(s.steps.tolist(), s.values.tolist(), strict=True))
             return out
@@ -49,16 +50,16 @@ def integrity(folder: Path) -> str:
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.communicate(timeout=30)
 
 
 def kill_and_resume(runs_dir: Path, kills: int, seed: int) -> None:
     rng = random.Random(seed)
-    reference = cli("run", str(TINY), "--name", "reference", "--quiet", "--set", f"max_steps={STEPS}")
+    reference = cli(
+        "run", str(TINY), "--name", "reference", "--quiet", "--set", f"max_steps={STEPS}"
+    )
     assert reference.returncode == 0, reference.stderr
     victim = runs_dir / "victim"
     args = ["--quiet", "--set", f"max_steps={STEPS}", "--set", "step_sleep=0.01",
@@ -66,14 +67,15 @@ def kill_and_resume(runs_dir: Path, kills: int, seed: int) -> None:
     proc = spawn("run", str(TINY), "--name", "victim", *args)
     done = False
     for _ in range(kills):
+        child = proc
         if rng.random() < 0.2:
             # Kill during start-up, before or while the attempt opens the journal.
-            wait_until(lambda: proc.poll() is not None or victim.exists(), 30, "the run folder")
+            wait_until(lambda: child.poll() is not None or victim.exists(), 60, "the run folder")  # noqa: B023
         else:
             target = min(STEPS, newest_step(victim) + rng.randint(1, 25))
             wait_until(
-                lambda t=target: proc.poll() is not None or newest_step(victim) >= t,  # type: ignore[misc]
-                60,
+                lambda: child.poll() is not None or newest_step(victim) >= target,  # noqa: B023
+                120,
                 f"step {target}",
             )
         before = committed(victim)
@@ -97,7 +99,7 @@ def kill_and_resume(runs_dir: Path, kills: int, seed: int) -> None:
         assert status in {"crashed", "finished"}, status
         proc = spawn("resume", "victim", "--quiet")
     if not done:
-        out, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     final = committed(victim)
     expected = committed(runs_dir / "reference")
@@ -129,7 +131,7 @@ def test_a_reader_polling_flat_out_never_sees_locked_and_the_wal_stays_bounded(
          str(runs_dir / "racer"), "240"],
         capture_output=True, text=True, timeout=300, env=trainer_env(),
     )  # fmt: skip
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "locked" not in err
     stats = json.loads(reader.stdout)

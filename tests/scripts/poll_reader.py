@@ -3,6 +3,7 @@
 Usage: poll_reader.py RUN_FOLDER SECONDS_MAX
 """
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,9 +41,17 @@ while time.monotonic() < deadline:
         else:
             other += 1
         errors.append(text)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         max_wal = max(max_wal, os.path.getsize(journal + "-wal"))
-    except FileNotFoundError:
-        pass
-print(json.dumps({"polls": polls, "points": points, "locked": locked, "other": other,
-                  "max_wal": max_wal, "errors": errors[:5]}))
+print(
+    json.dumps(
+        {
+            "polls": polls,
+            "points": points,
+            "locked": locked,
+            "other": other,
+            "max_wal": max_wal,
+            "errors": errors[:5],
+        }
+    )
+)

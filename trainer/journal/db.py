@@ -78,7 +78,9 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection in autocommit mode: each statement is its own short read."""
     check_sqlite_file(path)
     uri = path.resolve().as_uri()
-    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()

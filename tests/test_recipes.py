@@ -1,0 +1,262 @@
+"""The built-in recipes: real training on the CPU (tiny sizes), exact resume, configs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from trainer import config as tconfig
+from trainer import recipes
+from trainer.api import Run, create_run, resume_run
+from trainer.checkpoint import list_checkpoints
+from trainer.errors import ConfigError
+from trainer.journal.reader import JournalReader
+from trainer.paths import RunPaths
+
+NAMES = ["spirals", "charlm", "grokking"]
+REQUIRED = [
+    "max_steps", "seed", "device", "batch_size", "lr", "log_every", "eval_every",
+    "checkpoint_every", "keep_checkpoints", "threads",
+]  # fmt: skip
+COMMON_METRICS = {"train/loss", "train/lr", "perf/step_time", "perf/rss_mb"}
+METRICS = {
+    "spirals": COMMON_METRICS | {"train/acc", "val/loss", "val/acc", "perf/samples_per_s"},
+    "charlm": COMMON_METRICS | {"val/loss", "perf/tokens_per_s"},
+    "grokking": COMMON_METRICS | {"train/acc", "val/loss", "val/acc", "perf/samples_per_s"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def quick_config(name: str, *overrides: str) -> dict[str, Any]:
+    spec = recipes.get(name).spec()
+    return tconfig.resolve(spec, env="quick", overrides=["threads=1", *overrides])
+
+
+def train_new(
+    name: str, cfg: dict[str, Any], root: Path, *, max_steps: int, checkpoint_every: int = 20
+) -> Run:
+    run = create_run(
+        entry=name, kind="recipe", config=cfg, runs_root=root, max_steps=max_steps,
+        checkpoint_every=checkpoint_every, keep_checkpoints=2,
+    )  # fmt: skip
+    with run:
+        recipes.get(name).entry_point()(run)
+    return run
+
+
+def train_resumed(
+    name: str, cfg: dict[str, Any], folder: Path, *, max_steps: int, checkpoint_every: int = 20
+) -> Run:
+    run = resume_run(
+        RunPaths(folder), config=cfg, max_steps=max_steps, checkpoint_every=checkpoint_every,
+        keep_checkpoints=2,
+    )  # fmt: skip
+    with run:
+        recipes.get(name).entry_point()(run)
+    return run
+
+
+def read_series(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    with JournalReader(folder) as reader:
+        keys = reader.keys()
+        return {key: (s.steps, s.values) for key in keys for s in [reader.series(key)]}
+
+
+def final_status(folder: Path) -> str:
+    with JournalReader(folder) as reader:
+        return reader.run_info().status
+
+
+# -------------------------------------------------------------------- configs
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_file_is_complete(name: str) -> None:
+    recipe = recipes.get(name)
+    text = recipe.defaults_file.read_text(encoding="utf-8")
+    assert text.startswith(f"# {name}:"), "a comment header describes the recipe"
+    spec = recipe.spec()
+    for key in REQUIRED:
+        assert key in spec.defaults, key
+    assert spec.defaults["device"] == "auto"
+    assert spec.constraints["device"].pattern == "^(auto|cpu|cuda(:[0-9]+)?)$"
+    for key, value in spec.defaults.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            assert key in spec.constraints, f"numeric key {key!r} has no constraint"
+    assert "quick" in spec.envs
+    defaults = tconfig.resolve(spec)
+    quick = tconfig.resolve(spec, env="quick")
+    assert quick["max_steps"] < defaults["max_steps"]
+    for bad in ["device=gpu", "lr=0", "max_steps=0", "log_every=0"]:
+        with pytest.raises(ConfigError):
+            tconfig.resolve(spec, overrides=[bad])
+
+
+def test_grokking_defaults_hold_out_data_and_use_a_prime() -> None:
+    from trainer.recipes.grokking import is_prime
+
+    cfg = tconfig.resolve(recipes.get("grokking").spec())
+    assert 0 < cfg["train_fraction"] < 1
+    assert is_prime(int(cfg["p"]))
+    assert cfg["weight_decay"] >= 0.1
+
+
+def test_charlm_text_is_deterministic_and_capped() -> None:
+    from trainer.recipes.charlm import stdlib_text
+
+    text = stdlib_text(50_000)
+    assert len(text) == 50_000
+    assert text == stdlib_text(50_000)
+    assert b"def " in text
+
+
+def test_grokking_split_is_a_partition() -> None:
+    from trainer.recipes.grokking import make_split
+
+    x_train, y_train, x_val, _ = make_split(11, 0.4, seed=3)
+    pairs = {tuple(r[:2].tolist()) for r in torch.cat([x_train, x_val])}
+    assert len(pairs) == 121 and len(x_train) == round(0.4 * 121)
+    assert torch.equal(y_train, (x_train[:, 0] + x_train[:, 1]) % 11)
+    assert torch.equal(make_split(11, 0.4, seed=3)[0], x_train)
+
+
+# -------------------------------------------------------------------- training
+def test_spirals_learns(tmp_path: Path) -> None:
+    cfg = quick_config("spirals")
+    run = train_new("spirals", cfg, tmp_path, max_steps=int(cfg["max_steps"]))
+    series = read_series(run.paths.root)
+    assert set(series) == METRICS["spirals"]
+    loss = series["train/loss"][1]
+    assert loss[-1] < 0.5 * loss[0]
+    steps, acc = series["val/acc"]
+    assert steps[-1] == cfg["max_steps"] and acc[-1] >= 0.9
+    assert final_status(run.paths.root) == "finished"
+    assert list_checkpoints(run.paths.checkpoints)[-1][0] == cfg["max_steps"]
+
+
+@pytest.mark.parametrize("name", ["charlm", "grokking"])
+def test_loss_falls(name: str, tmp_path: Path) -> None:
+    cfg = quick_config(name)
+    run = train_new(name, cfg, tmp_path, max_steps=int(cfg["max_steps"]))
+    series = read_series(run.paths.root)
+    assert set(series) == METRICS[name]
+    loss = series["train/loss"][1]
+    assert loss[-1] < loss[0] - 0.3, loss
+    assert np.all(series["perf/step_time"][1] > 0)
+    lr = series["train/lr"][1]
+    assert np.all(lr > 0) and lr.max() <= cfg["lr"] * (1 + 1e-9)
+
+
+# -------------------------------------------------------------------- exact resume
+@pytest.mark.parametrize(("name", "total", "stop_at"), [
+    ("spirals", 60, 23), ("charlm", 50, 27), ("grokking", 50, 20),
+])  # fmt: skip
+def test_resume_repeats_an_uninterrupted_run(
+    name: str, total: int, stop_at: int, tmp_path: Path
+) -> None:
+    # The config's max_steps (the schedule's horizon) is the same for both runs; only the
+    # run's own max_steps cuts run B short, as a stop would.
+    cfg = quick_config(name, f"max_steps={total}")
+    a = train_new(name, cfg, tmp_path / "a", max_steps=total)
+    b = train_new(name, cfg, tmp_path / "b", max_steps=stop_at)
+    assert list_checkpoints(b.paths.checkpoints)[-1][0] == stop_at
+    b2 = train_resumed(name, cfg, b.paths.root, max_steps=total)
+    assert b2.start_step == stop_at and b2.attempt == 2
+    assert final_status(b.paths.root) == "finished"
+
+    series_a, series_b = read_series(a.paths.root), read_series(b.paths.root)
+    assert set(series_a) == set(series_b) == METRICS[name]
+    compared = 0
+    for key in sorted(series_a):
+        if key.startswith("perf/"):
+            continue  # timings and memory differ from run to run
+        steps_a, values_a = series_a[key]
+        steps_b, values_b = series_b[key]
+        after_a, after_b = steps_a > stop_at, steps_b > stop_at
+        np.testing.assert_array_equal(steps_a[after_a], steps_b[after_b], err_msg=key)
+        assert after_a.any(), key
+        np.testing.assert_allclose(
+            values_b[after_b], values_a[after_a], rtol=0, atol=1e-6, err_msg=key
+        )
+        compared += 1
+    assert compared == len([k for k in METRICS[name] if not k.startswith("perf/")])
+
+    # Checkpoints hold only plain data: they load with weights_only=True.
+    for _step, path in list_checkpoints(b.paths.checkpoints):
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        assert payload["state"]["recipe"] == name
+        assert payload["state"]["step"] == payload["step"]
+
+
+def test_resume_after_a_stop_request(tmp_path: Path) -> None:
+    cfg = quick_config("spirals", "max_steps=40")
+    a = train_new("spirals", cfg, tmp_path / "a", max_steps=40, checkpoint_every=0)
+
+    run = create_run(
+        entry="spirals", kind="recipe", config=cfg, runs_root=tmp_path / "b", max_steps=40,
+        checkpoint_every=0,
+    )  # fmt: skip
+    original_log = run.log
+
+    def log_then_stop(metrics: Any, step: int | None = None) -> None:
+        original_log(metrics, step=step)
+        if step == 15:
+            run.request_stop("test")
+
+    run.log = log_then_stop  # type: ignore[method-assign]
+    with run:
+        recipes.get("spirals").entry_point()(run)
+    assert final_status(run.paths.root) == "stopped"
+    assert [s for s, _ in list_checkpoints(run.paths.checkpoints)] == [15]
+    train_resumed("spirals", cfg, run.paths.root, max_steps=40, checkpoint_every=0)
+
+    series_a, series_b = read_series(a.paths.root), read_series(run.paths.root)
+    for key in ["train/loss", "train/acc", "val/acc", "train/lr"]:
+        np.testing.assert_allclose(series_b[key][1], series_a[key][1], rtol=0, atol=1e-6)
+
+
+def test_extend_grows_the_run_without_changing_the_schedule(tmp_path: Path) -> None:
+    cfg = quick_config("spirals", "max_steps=30")
+    run = create_run(
+        entry="spirals", kind="recipe", config=cfg, runs_root=tmp_path, max_steps=30,
+        checkpoint_every=0,
+    )  # fmt: skip
+    original_log = run.log
+
+    def log_and_extend(metrics: Any, step: int | None = None) -> None:
+        original_log(metrics, step=step)
+        if step == 10:
+            assert run.max_steps is not None
+            run.max_steps += 10
+
+    run.log = log_and_extend  # type: ignore[method-assign]
+    with run:
+        recipes.get("spirals").entry_point()(run)
+    series = read_series(run.paths.root)
+    assert series["train/loss"][0][-1] == 40
+    lr = series["train/lr"][1]
+    assert math.isclose(lr[-1], cfg["lr"] * cfg["min_lr_ratio"], rel_tol=1e-6)
+    assert [s for s, _ in list_checkpoints(run.paths.checkpoints)] == [40]
+
+
+# -------------------------------------------------------------------- devices
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_without_cuda_is_a_config_error(name: str, tmp_path: Path) -> None:
+    cfg = quick_config(name, "device=cuda")
+    with pytest.raises(ConfigError) as info:
+        train_new(name, cfg, tmp_path, max_steps=5)
+    assert str(info.value) == (
+        "config key 'device': 'cuda' is not available here (no CUDA device): "
+        "use --device cpu or auto"
+    )

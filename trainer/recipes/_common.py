@@ -1,0 +1,296 @@
+"""Shared pieces of the built-in recipes: device, threads, batches, schedule and the loop.
+
+Exact resume on the CPU rests on three rules that every recipe follows:
+
+* a step's batch is a pure function of ``(seed, step)`` (:func:`step_generator`), so the data
+  position is just the step and nothing about a data loader needs saving;
+* the checkpoint holds the model, optimizer, scheduler and metric-window state dicts and the
+  step; :meth:`trainer.api.Run.checkpoint` adds the torch and Python RNG states, which
+  :meth:`trainer.api.Run.restore` puts back (dropout draws from the global torch RNG);
+* the learning-rate schedule's horizon is the *config's* ``max_steps``, never the run's
+  (which an "extend" message may grow, or a test may cut short), so a run stopped early and
+  resumed takes the same steps as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from trainer.api import Run
+
+#: Multiplier that spreads ``seed`` apart from ``step`` in :func:`step_generator`.
+SEED_STRIDE = 1_000_003
+
+
+# -------------------------------------------------------------------- set-up
+def pick_device(value: str) -> torch.device:
+    """The config's ``device``: "auto" is CUDA where there is one, else the CPU."""
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if value.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"config key 'device': {value!r} is not available here (no CUDA device): "
+                "use --device cpu or auto"
+            )
+        device = torch.device(value)
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"config key 'device': {value!r} is not available here (CUDA devices are "
+                f"cuda:0..cuda:{count - 1}): use --device cuda:0, cpu or auto"
+            )
+        return device
+    return torch.device(value)
+
+
+def set_threads(threads: int) -> None:
+    """``torch.set_num_threads`` (0 leaves torch's default)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for one step's batch: a pure function of (seed, step)."""
+    gen = torch.Generator()
+    gen.manual_seed(seed * SEED_STRIDE + step)
+    return gen
+
+
+def data_generator(seed: int) -> torch.Generator:
+    """A CPU generator for a dataset built from the seed (step 0 is never a training step)."""
+    return step_generator(seed, 0)
+
+
+def warmup_cosine(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
+    """LambdaLR factor: linear warmup over ``warmup`` steps, then cosine down to ``min_ratio``.
+
+    The factor for the step after ``i`` scheduler steps is ``f(i)``; past ``total`` it stays
+    at ``min_ratio``.
+    """
+
+    def factor(i: int) -> float:
+        if warmup > 0 and i < warmup:
+            return (i + 1) / warmup
+        span = max(1, total - warmup)
+        progress = min(1.0, (i - warmup) / span)
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: Mapping[str, Any]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warmup + cosine over the config's ``max_steps`` (see the module docstring)."""
+    factor = warmup_cosine(
+        int(config["warmup_steps"]), int(config["max_steps"]), float(config["min_lr_ratio"])
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (about 20 µs)."""
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+# -------------------------------------------------------------------- a small transformer
+class Block(nn.Module):
+    """Pre-norm transformer block: self-attention (optionally causal) and a GELU MLP."""
+
+    def __init__(
+        self, d_model: int, n_heads: int, d_mlp: int, dropout: float = 0.0, causal: bool = True
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ConfigError(
+                f"config key 'n_heads': {n_heads} does not divide d_model={d_model}: "
+                "choose n_heads so that d_model % n_heads == 0"
+            )
+        self.n_heads = n_heads
+        self.causal = causal
+        self.dropout = dropout
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp), nn.GELU(), nn.Linear(d_mlp, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: compute only the last position's output (all positions attended)."""
+        b, _, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        if last_only:
+            q, x = q[:, -1:], x[:, -1:]
+        heads = self.n_heads
+        q, k, v = (z.reshape(b, -1, heads, d // heads).transpose(1, 2) for z in (q, k, v))
+        att = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal and not last_only,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # fmt: skip
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, -1, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+# -------------------------------------------------------------------- metric windows
+class Window:
+    """Sums of per-step metrics since the last log, kept as tensors (no sync per step).
+
+    Its state goes into the checkpoint, so a log that spans a resume averages the same steps.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, values: Mapping[str, torch.Tensor]) -> None:
+        for key, value in values.items():
+            value = value.detach().float()
+            old = self.sums.get(key)
+            self.sums[key] = value.clone() if old is None else old + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        n = max(1, self.count)
+        return {key: float(total.item()) / n for key, total in self.sums.items()}
+
+    def reset(self) -> None:
+        self.sums.clear()
+        self.count = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "count": self.count}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device) -> None:
+        self.sums = {k: v.to(device) for k, v in state["sums"].items()}
+        self.count = int(state["count"])
+
+
+# -------------------------------------------------------------------- the loop
+StepFn = Callable[[int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+EvalFn = Callable[[], dict[str, float]]
+
+
+def train_loop(
+    run: Run,
+    *,
+    recipe: str,
+    device: torch.device,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: StepFn,
+    evaluate: EvalFn,
+    items_per_step: int,
+    rate_key: str,
+) -> int:
+    """Train from the run's checkpoint (if any) to ``run.max_steps``; return the last step.
+
+    ``loss_fn(step)`` computes the step's loss on its batch and extra metrics (detached
+    tensors, averaged into ``train/<name>``); ``evaluate()`` returns ``val/<name>`` values
+    (called in eval mode without gradients). Call this after seeding torch and building the
+    model, so that the restored RNG state is the one the first resumed step draws from.
+    """
+    config = run.config
+    max_steps_default = int(config["max_steps"])
+    log_every = int(config["log_every"])
+    eval_every = int(config["eval_every"])
+    grad_clip = float(config.get("grad_clip", 0.0))
+    checkpoint_every = run.checkpoint_every
+    if checkpoint_every is None:
+        checkpoint_every = int(config.get("checkpoint_every", 0)) or None
+    window = Window()
+
+    start = 0
+    state = run.restore()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        window.load_state_dict(state["window"], device)
+        start = int(state["step"])
+    elif run.start_step > 0:
+        run.event("warning", f"no checkpoint could be loaded: {recipe} starts from step 0")
+
+    def snapshot(step: int) -> dict[str, Any]:
+        return {
+            "recipe": recipe,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "window": window.state_dict(),
+        }
+
+    saved = start
+    step = start
+    model.train()
+    t_window = time.perf_counter()
+    window_steps = 0
+    eval_seconds = 0.0
+    for step in itertools.count(start + 1):
+        max_steps = run.max_steps if run.max_steps is not None else max_steps_default
+        if step > max_steps:
+            step -= 1
+            break
+        lr = optimizer.param_groups[0]["lr"]
+        loss, extras = loss_fn(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        window.add({"loss": loss, **extras})
+        window_steps += 1
+
+        last = step == max_steps
+        metrics: dict[str, float] = {}
+        if step % eval_every == 0 or last:
+            t_eval = time.perf_counter()
+            model.eval()
+            with torch.no_grad():
+                metrics.update({f"val/{k}": v for k, v in evaluate().items()})
+            model.train()
+            eval_seconds += time.perf_counter() - t_eval
+        if step % log_every == 0 or last:
+            metrics.update({f"train/{k}": v for k, v in window.means().items()})
+            metrics["train/lr"] = float(lr)
+            elapsed = time.perf_counter() - t_window - eval_seconds
+            step_time = elapsed / max(1, window_steps)
+            metrics["perf/step_time"] = step_time
+            metrics[rate_key] = items_per_step / step_time if step_time > 0 else 0.0
+            metrics["perf/rss_mb"] = rss_mb()
+            if step % log_every == 0:  # an off-grid last step keeps its window for a resume
+                window.reset()
+            t_window = time.perf_counter()
+            window_steps = 0
+            eval_seconds = 0.0
+        if metrics:
+            run.log(metrics, step=step)
+
+        due = run.should_checkpoint(step) or bool(
+            run.checkpoint_every is None and checkpoint_every and step % checkpoint_every == 0
+        )
+        if due:
+            run.checkpoint(snapshot(step), step=step)
+            saved = step
+        if run.should_stop():
+            break
+    if saved != step:
+        run.checkpoint(snapshot(step), step=step)
+    return step
