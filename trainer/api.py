@@ -67,8 +67,10 @@ class Run:
         max_steps: int | None = None,
         keep_checkpoints: int = 3,
         checkpoint_every: int | None = None,
+        resume_payload: dict[str, Any] | None = None,
     ) -> None:
         self.paths = paths
+        self._resume_payload = resume_payload
         self.id = run_id
         self.name = paths.name
         self.config = config
@@ -223,13 +225,12 @@ class Run:
 
     def restore(self) -> dict[str, Any] | None:
         """The state saved by the checkpoint this attempt resumes from (RNG states restored)."""
-        if self.start_step == 0:
+        payload = self._resume_payload
+        if payload is None:
             return None
         from trainer import checkpoint
 
-        payload = checkpoint.load_latest(self.paths.checkpoints)
-        if payload is None:
-            return None
+        self._resume_payload = None  # the state is the caller's now; free our reference
         checkpoint.set_rng_state(payload["rng"])
         return payload["state"]
 
@@ -399,14 +400,18 @@ def resume_run(
     from trainer.journal.reader import JournalReader
 
     paths.ensure_subdirs()
-    resume_step = checkpoint.latest_step(paths.checkpoints) or 0
     with JournalReader(paths.root) as reader:
         info = reader.run_info()
+    # The step comes from the checkpoint that actually loads (a damaged or foreign newest file
+    # is skipped), so the state restored and the attempt's start always agree.
+    payload = checkpoint.load_latest(paths.checkpoints)
+    resume_step = int(payload["step"]) if payload is not None else 0
     writer = JournalWriter.open_next_attempt(paths.journal, resume_step=resume_step)
     return Run(
         paths, writer, run_id=info.id, config=config, start_step=resume_step,
         max_steps=max_steps if max_steps is not None else info.max_steps,
         keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
+        resume_payload=payload,
     )  # fmt: skip
 
 
