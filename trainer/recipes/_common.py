@@ -7,9 +7,10 @@ Exact resume on the CPU rests on three rules that every recipe follows:
 * the checkpoint holds the model, optimizer, scheduler and metric-window state dicts and the
   step; :meth:`trainer.api.Run.checkpoint` adds the torch and Python RNG states, which
   :meth:`trainer.api.Run.restore` puts back (dropout draws from the global torch RNG);
-* the learning-rate schedule's horizon is the *config's* ``max_steps``, never the run's
-  (which an "extend" message may grow, or a test may cut short), so a run stopped early and
-  resumed takes the same steps as one that was never interrupted.
+* the learning-rate schedule's horizon is the *config's* ``max_steps`` when the run starts,
+  never the run's (which an "extend" message may grow, or a test may cut short), and it is
+  saved with the scheduler, so a run stopped early and resumed (even with a larger
+  ``max_steps``) takes the same steps as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -73,28 +74,33 @@ def data_generator(seed: int) -> torch.Generator:
     return step_generator(seed, 0)
 
 
-def warmup_cosine(warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
+class WarmupCosine:
     """LambdaLR factor: linear warmup over ``warmup`` steps, then cosine down to ``min_ratio``.
 
-    The factor for the step after ``i`` scheduler steps is ``f(i)``; past ``total`` it stays
-    at ``min_ratio``.
+    The factor for the step after ``i`` scheduler steps is ``self(i)``; past ``total`` it stays
+    at ``min_ratio``. A callable object rather than a closure: LambdaLR saves its attributes
+    in the scheduler's state dict, so a resumed run keeps the horizon it started with even if
+    the config's ``max_steps`` grew in between (``trainer resume --max-steps``, "extend").
     """
 
-    def factor(i: int) -> float:
-        if warmup > 0 and i < warmup:
-            return (i + 1) / warmup
-        span = max(1, total - warmup)
-        progress = min(1.0, (i - warmup) / span)
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
+        self.warmup = warmup
+        self.total = total
+        self.min_ratio = min_ratio
 
-    return factor
+    def __call__(self, i: int) -> float:
+        if self.warmup > 0 and i < self.warmup:
+            return (i + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        progress = min(1.0, (i - self.warmup) / span)
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def make_scheduler(
     optimizer: torch.optim.Optimizer, config: Mapping[str, Any]
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Warmup + cosine over the config's ``max_steps`` (see the module docstring)."""
-    factor = warmup_cosine(
+    factor = WarmupCosine(
         int(config["warmup_steps"]), int(config["max_steps"]), float(config["min_lr_ratio"])
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
