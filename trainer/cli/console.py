@@ -74,18 +74,23 @@ class ConsoleCapture:
         sys.stdout, sys.stderr = self._saved
 
 
-def _fmt_metrics(metrics: dict[str, float] | None, limit: int = 3) -> str:
+def _fmt_metrics(metrics: dict[str, float] | None, limit: int = 2) -> str:
+    """The few metrics worth a glance: losses and accuracies first, no perf/ figures."""
     if not metrics:
         return ""
-    keys = sorted(
-        metrics, key=lambda k: (not k.startswith("train/loss"), not k.startswith("val/"), k)
-    )
+
+    def rank(key: str) -> tuple[int, str]:
+        order = ("train/loss", "val/loss", "val/acc", "train/acc")
+        return (order.index(key) if key in order else len(order), key)
+
     parts = []
-    for key in keys[:limit]:
+    for key in sorted((k for k in metrics if not k.startswith(("perf/", "sys/"))), key=rank):
         try:
             parts.append(f"{key}={float(metrics[key]):.4g}")
         except (TypeError, ValueError):
             continue
+        if len(parts) == limit:
+            break
     return " ".join(parts)
 
 
@@ -144,7 +149,7 @@ class Progress:
 
         with RichProgress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}"),
