@@ -29,11 +29,10 @@ def default_run_name(entry: str) -> str:
 
 
 def list_run_folders(runs_dir: Path) -> list[Path]:
-    """Run folders (folders holding a journal) directly under ``runs_dir``, oldest first."""
+    """Run folders (folders holding a journal) directly under ``runs_dir``, by name."""
     if not runs_dir.is_dir():
         return []
-    found = [p for p in runs_dir.iterdir() if (p / JOURNAL_NAME).is_file()]
-    return sorted(found, key=lambda p: (p / JOURNAL_NAME).stat().st_mtime)
+    return sorted(p for p in runs_dir.iterdir() if (p / JOURNAL_NAME).is_file())
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,9 @@ def _summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunS
 
 
 def summarize_all(runs_dir: Path, *, with_latest: bool = True) -> list[RunSummary]:
-    """Summaries of every run in ``runs_dir``, oldest first."""
-    return [summarize(p, with_latest=with_latest) for p in list_run_folders(runs_dir)]
+    """Summaries of every run in ``runs_dir``, oldest first (unreadable ones last)."""
+    found = [summarize(p, with_latest=with_latest) for p in list_run_folders(runs_dir)]
+    return sorted(found, key=lambda s: (s.created is None, s.created or 0.0, s.name))
 
 
 def resolve_run(spec: str, runs_dir: Path) -> RunPaths:

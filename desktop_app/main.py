@@ -1,0 +1,128 @@
+"""The desktop app's entry point (``traindesk``, ``python -m desktop_app``).
+
+One asyncio loop runs on the Qt event loop (qasync). The app ends in a fixed order: the window
+closes, its timers stop, the worker thread finishes and the journal readers close, then our
+tasks are cancelled and awaited, and only then does the loop end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from desktop_app.error_hooks import ErrorHooks
+from desktop_app.main_window import MainWindow
+from trainer.paths import runs_dir
+
+#: Longest wait for the first curve before ``--screenshot`` grabs the window anyway.
+SCREENSHOT_WAIT_S = 1.5
+#: Time for the axes to settle on the new data before the grab.
+SCREENSHOT_SETTLE_S = 0.2
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="traindesk", description="TrainDesk: watch your training runs."
+    )
+    parser.add_argument("--runs-dir", metavar="D", help="the runs directory to show")
+    parser.add_argument(
+        "--screenshot", metavar="FILE", help="save a PNG of the window once the first data shows"
+    )
+    parser.add_argument(
+        "--quit-after", metavar="SECONDS", type=float, help="close the app after SECONDS"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the app; returns the process exit code."""
+    multiprocessing.freeze_support()
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("TrainDesk")
+    # The app ends when run_app returns, not when Qt sees the last window go.
+    if isinstance(app, QApplication):
+        app.setQuitOnLastWindowClosed(False)
+    result: int = qasync.run(run_app(args))
+    return result
+
+
+async def run_app(args: argparse.Namespace) -> int:
+    """Show the window and wait until it is closed (by the user or ``--quit-after``)."""
+    loop = asyncio.get_running_loop()
+    hooks = ErrorHooks()
+    hooks.install(loop)
+    window = MainWindow(runs_dir(args.runs_dir))
+    hooks.show = window.show_error
+    closed: asyncio.Future[None] = loop.create_future()
+    window.closed.connect(lambda: None if closed.done() else closed.set_result(None))
+
+    tasks: set[asyncio.Task[Any]] = set()  # strong references until the app ends
+
+    def spawn(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = loop.create_task(coro, name=name)
+        tasks.add(task)
+        hooks.watch(task)
+        return task
+
+    window.show()
+    shot: asyncio.Task[Any] | None = None
+    if args.screenshot:
+        shot = spawn(take_screenshot(window, Path(args.screenshot)), "screenshot")
+    if args.quit_after is not None:
+        spawn(quit_after(window, args.quit_after, shot), "quit-after")
+    try:
+        await closed
+    finally:
+        window.shutdown()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        hooks.uninstall()
+    saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
+    return 0 if saved and hooks.count == 0 else 1
+
+
+async def take_screenshot(window: MainWindow, path: Path) -> None:
+    """Save a PNG of ``window`` once its chart has drawn data (or after a short wait)."""
+    if not window.chart.has_drawn:
+        drawn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_drawn() -> None:
+            if not drawn.done():
+                drawn.set_result(None)
+
+        window.chart.firstDataDrawn.connect(on_drawn)
+        try:
+            await asyncio.wait_for(drawn, SCREENSHOT_WAIT_S)
+        except TimeoutError:
+            pass
+        finally:
+            window.chart.firstDataDrawn.disconnect(on_drawn)
+    await asyncio.sleep(SCREENSHOT_SETTLE_S)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not save the screenshot to {path}")
+    logging.getLogger("desktop_app").info("screenshot saved to %s", path)
+
+
+async def quit_after(window: MainWindow, seconds: float, first: asyncio.Task[Any] | None) -> None:
+    """Close ``window`` after ``seconds`` (and after the pending screenshot, if any)."""
+    await asyncio.sleep(seconds)
+    if first is not None:
+        await asyncio.wait([first])
+    window.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The main window over real run folders: listing, live updates, the chart, unreadable runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from desktop_app.main_window import MainWindow
+from desktop_app.runs_table import COLUMNS, STATUS_COLUMN
+from trainer.journal.writer import JournalWriter
+
+MakeRun = Callable[..., JournalWriter]  # the make_run fixture (conftest.py)
+
+pytestmark = pytest.mark.gui
+
+LogLosses = Callable[[JournalWriter, int, Sequence[float]], None]
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def window(qtbot: QtBot, runs_dir: Path) -> Iterator[MainWindow]:
+    win = MainWindow(runs_dir)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    assert win.chart.folder is None  # the reader was closed
+
+
+def wait_for(qtbot: QtBot, condition: Callable[[], object]) -> None:
+    """Wait until ``condition()`` is true (it polls; fails after TIMEOUT_MS)."""
+    qtbot.waitUntil(lambda: bool(condition()), timeout=TIMEOUT_MS)
+
+
+def cells(win: MainWindow, column: int) -> dict[str, str]:
+    """Run name -> the text of ``column``, as the table shows it."""
+    model = win.table_model
+    return {
+        str(model.index(row, 0).data()): str(model.index(row, column).data())
+        for row in range(model.rowCount())
+    }
+
+
+def select(win: MainWindow, name: str) -> None:
+    names = [str(win.table_model.index(r, 0).data()) for r in range(win.table_model.rowCount())]
+    win.table.selectRow(names.index(name))
+
+
+def test_lists_runs_and_follows_new_ones(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun, log_losses: LogLosses
+) -> None:
+    make_run("done", losses=[1.0, 0.5, 0.25], status="finished")
+    make_run("broken", losses=[3.0], status="failed")
+    live = make_run("live", losses=[2.0, 1.5], keep_open=True)
+
+    expected = {"done": "finished", "broken": "failed", "live": "running"}
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == expected)
+    assert cells(window, 2)["done"] == "2 / 100"
+    assert cells(window, COLUMNS.index("train/loss"))["done"] == "0.25"
+    assert cells(window, 4)["live"] == "spirals"
+    status = window.table_model.index(0, STATUS_COLUMN)
+    assert status.data(Qt.ItemDataRole.ForegroundRole) is not None
+
+    make_run("later", losses=[0.1], status="stopped")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "stopped")
+
+    log_losses(live, 2, [0.75, 0.125])
+    loss_col = COLUMNS.index("train/loss")
+    wait_for(qtbot, lambda: cells(window, loss_col)["live"] == "0.125")
+    assert cells(window, 2)["live"] == "3 / 100"
+
+
+def test_chart_grows_as_the_writer_logs(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun, log_losses: LogLosses
+) -> None:
+    make_run("other", losses=[5.0] * 4)
+    live = make_run("live", losses=[float(i) for i in range(10)], keep_open=True)
+    wait_for(qtbot, lambda: window.table_model.rowCount() == 2)
+    select(window, "live")
+    wait_for(qtbot, lambda: window.chart.point_count == 10)
+    assert window.chart.has_drawn
+
+    log_losses(live, 10, [0.5] * 20)
+    wait_for(qtbot, lambda: window.chart.point_count == 30)
+    assert list(window.chart.curve.yData[-2:]) == [0.5, 0.5]
+
+    select(window, "other")
+    wait_for(qtbot, lambda: window.chart.point_count == 4)
+    assert window.chart.folder == Path(window.runs.runs_dir / "other")
+
+
+def test_unreadable_run_is_listed_and_does_not_crash(
+    qtbot: QtBot, window: MainWindow, runs_dir: Path, make_run: MakeRun
+) -> None:
+    garbage = runs_dir / "garbage"
+    garbage.mkdir()
+    (garbage / "journal.sqlite").write_bytes(bytes(range(256)) * 64)
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == {"garbage": "unreadable"})
+    tooltip = window.table_model.index(0, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
+    assert "journal.sqlite" in tooltip and "SQLite" in tooltip
+
+    # It is selected (the only run): the chart says so instead of crashing.
+    wait_for(qtbot, lambda: "cannot read" in window.chart.plot.plotItem.titleLabel.text)
+    assert window.chart.point_count == 0
+
+    # The window keeps working.
+    make_run("fine", losses=[1.0, 0.5])
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("fine") == "finished")
+    select(window, "fine")
+    wait_for(qtbot, lambda: window.chart.point_count == 2)
+    assert window.error_label.text() == ""
