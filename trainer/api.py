@@ -36,7 +36,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from trainer import control
-from trainer.errors import DiskFullError, UsageError
+from trainer.errors import DiskFullError, TrainDeskError, UsageError
 from trainer.journal.writer import JournalWriter
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
 from trainer.runs import default_run_name, new_run_id
@@ -90,7 +90,7 @@ class Run:
         self._finished = False
         self._checkpoint_requested = False
         self._control_waiting = threading.Event()
-        self._beating = threading.Event()
+        self._halt_heart = threading.Event()
         self._old_handlers: dict[int, Any] = {}
         self._sigint_count = 0
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
@@ -120,7 +120,6 @@ class Run:
         self._writer.event(kind, message, step=self.start_step)
         self._writer.set_status("running", step=self.start_step)
         self._writer.heartbeat(self.step)
-        self._beating.set()
         self._heart.start()
         log.info("run %s attempt %d started at step %d", self.name, self.attempt, self.step)
         return self
@@ -137,7 +136,7 @@ class Run:
         if status is None:
             status = "stopped" if self.stop_reason else "finished"
             reason = reason or self.stop_reason
-        self._beating.clear()
+        self._halt_heart.set()
         if self._heart.is_alive():
             self._heart.join(timeout=5)
         try:
@@ -314,19 +313,22 @@ class Run:
 
         sampler = SystemSampler()
         next_sample = 0.0
-        while self._beating.is_set():
+        while True:
             try:
                 self._writer.heartbeat(self.step)
-                if control.pending(self.paths):
-                    self._control_waiting.set()
-                now = time.monotonic()
-                if now >= next_sample:
-                    next_sample = now + SAMPLE_INTERVAL
+            except TrainDeskError:
+                return  # the writer failed: the training thread reports it on its next log()
+            if control.pending(self.paths):
+                self._control_waiting.set()
+            now = time.monotonic()
+            if now >= next_sample:
+                next_sample = now + SAMPLE_INTERVAL
+                try:
                     self._writer.system_sample(*sampler.sample())
-            except Exception as exc:  # the writer failed: the training thread reports it
-                log.debug("heartbeat stopped: %s", exc)
+                except TrainDeskError:
+                    return
+            if self._halt_heart.wait(HEARTBEAT_INTERVAL):
                 return
-            time.sleep(HEARTBEAT_INTERVAL)
 
 
 # -------------------------------------------------------------------- building runs

@@ -7,7 +7,10 @@ from typing import Any
 
 
 class SystemSampler:
-    """Samples this process. torch's CUDA figures are read only if torch is already in use."""
+    """Samples this process. torch's CUDA figures are read only if torch is already in use.
+
+    A figure that cannot be read is None ("n/a"); sampling never raises.
+    """
 
     def __init__(self) -> None:
         import psutil
@@ -21,34 +24,38 @@ class SystemSampler:
             rss = self._proc.memory_info().rss
         except Exception:  # a figure psutil cannot read is "n/a", never fatal
             cpu, rss = None, None
-        return cpu, rss, _torch_gpus()
+        try:
+            gpus = _torch_gpus()
+        except Exception:  # e.g. torch half-imported by the training thread right now
+            gpus = None
+        return cpu, rss, gpus
 
 
 def _torch_gpus() -> list[dict[str, Any]] | None:
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+    cuda: Any = getattr(sys.modules.get("torch"), "cuda", None)
+    if cuda is None or not cuda.is_available() or not cuda.is_initialized():
         return None
     gpus = []
-    for index in range(torch.cuda.device_count()):
+    for index in range(cuda.device_count()):
         try:
-            free, total = torch.cuda.mem_get_info(index)
+            free, total = cuda.mem_get_info(index)
             gpus.append(
                 {
                     "index": index,
                     "mem_used": int(total - free),
                     "mem_total": int(total),
-                    "torch_allocated": int(torch.cuda.memory_allocated(index)),
-                    "torch_reserved": int(torch.cuda.memory_reserved(index)),
-                    "util": _util(torch, index),
+                    "torch_allocated": int(cuda.memory_allocated(index)),
+                    "torch_reserved": int(cuda.memory_reserved(index)),
+                    "util": _util(cuda, index),
                 }
             )
-        except Exception:
+        except Exception:  # one device's figure missing is "n/a", not an error
             continue
     return gpus or None
 
 
-def _util(torch: Any, index: int) -> float | None:
+def _util(cuda: Any, index: int) -> float | None:
     try:
-        return float(torch.cuda.utilization(index))
+        return float(cuda.utilization(index))
     except Exception:
         return None
