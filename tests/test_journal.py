@@ -245,3 +245,26 @@ def test_disk_full_stops_the_writer_and_keeps_what_was_committed(tmp_path: Path)
     conn.close()
     with JournalReader(paths.root) as reader:
         assert reader.series("a").steps.tolist() == list(range(1, 101))
+
+
+def test_wall_times_are_kept_per_point_even_when_stored_once_per_step(tmp_path: Path) -> None:
+    import time
+
+    paths, w = make_journal(tmp_path)
+    w.log_scalars({"train/loss": 1.0, "train/acc": 0.5}, 1)  # shares the step's wall time
+    w.log_scalars({"lone": 3.0}, 2)  # a single point keeps its own
+    w.flush()
+    time.sleep(0.25)  # an evaluation that takes a while, logged at the same step
+    w.log_scalars({"val/loss": 2.0, "val/acc": 0.4}, 2)
+    w.close()
+    with JournalReader(paths.root) as reader:
+        t1 = reader.series("train/loss").walls[0]
+        assert reader.series("train/acc").walls[0] == t1
+        t2 = reader.series("lone").walls[0]
+        tv = reader.series("val/loss").walls[0]
+        assert t1 <= t2 < tv and tv - t2 >= 0.2
+        assert reader.tail().points["val/acc"].walls[0] == tv
+    conn = sqlite3.connect(paths.journal)
+    walls = conn.execute("SELECT key, wall_time FROM scalars").fetchall()
+    conn.close()
+    assert all(wall is not None and wall > 1e9 for _, wall in walls)

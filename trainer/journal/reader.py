@@ -64,11 +64,18 @@ class Series:
         return len(self.steps)
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[int, int, float, int]], created: float) -> Series:
-        """Build from (attempt, step, value, wall_ms) rows."""
+    def from_rows(
+        cls,
+        rows: list[tuple[int, int, float, int | None]],
+        created: float,
+        conn: sqlite3.Connection | None = None,
+    ) -> Series:
+        """Build from (attempt, step, value, wall_ms) rows; NULL walls come from step_wall."""
         if not rows:
             return cls.empty()
-        arr = np.array(rows, dtype=np.float64)
+        arr = np.array(rows, dtype=np.float64)  # None becomes NaN
+        if conn is not None:
+            _fill_step_walls(conn, arr)
         return cls(
             steps=arr[:, 1].astype(np.int64),
             values=arr[:, 2],
@@ -189,7 +196,7 @@ class JournalReader:
             cutoffs = {} if include_superseded else _cutoffs(self._attempt_starts(conn))
         if cutoffs:
             rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
-        return Series.from_rows(rows, created)
+        return Series.from_rows(rows, created, conn)
 
     def events(self, since_id: int = 0) -> list[EventRow]:
         with self._read() as conn:
@@ -242,7 +249,7 @@ class JournalReader:
                 if cutoffs:
                     rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
                 if rows:
-                    batch.points[self._keys[key_id]] = Series.from_rows(rows, created)
+                    batch.points[self._keys[key_id]] = Series.from_rows(rows, created, conn)
             batch.events = self._events(conn, self._last_event)
             if batch.events:
                 self._last_event = batch.events[-1].id
@@ -302,6 +309,30 @@ class JournalReader:
                 (since_id,),
             ).fetchall()
         ]
+
+
+def _fill_step_walls(conn: sqlite3.Connection, arr: np.ndarray) -> None:
+    """Fill NaN wall_ms (column 3) in place from step_wall: one range scan, then a search."""
+    missing = np.isnan(arr[:, 3])
+    if not missing.any():
+        return
+    attempts = arr[missing, 0].astype(np.int64)
+    steps = arr[missing, 1].astype(np.int64)
+    table = np.array(
+        conn.execute(
+            "SELECT attempt, step, wall_ms FROM step_wall WHERE attempt BETWEEN ? AND ? "
+            "AND step BETWEEN ? AND ? ORDER BY attempt, step",
+            (int(attempts.min()), int(attempts.max()), int(steps.min()), int(steps.max())),
+        ).fetchall(),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    if not len(table):
+        arr[missing, 3] = 0.0
+        return
+    keys = (table[:, 0] << 40) | table[:, 1]
+    wanted = (attempts << 40) | steps
+    idx = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    arr[missing, 3] = np.where(keys[idx] == wanted, table[idx, 2], 0)
 
 
 def _cutoffs(start_steps: dict[int, int]) -> dict[int, float]:

@@ -67,10 +67,23 @@ class Scalar(_Base):
     attempt = pw.IntegerField()
     step = pw.IntegerField()
     value = pw.FloatField()
-    wall_ms = pw.IntegerField()  # milliseconds since Run.created
+    # ms since Run.created; NULL: the step's wall time in step_wall (stored once per step)
+    wall_ms = pw.IntegerField(null=True)
 
     class Meta:
         primary_key = pw.CompositeKey("key_id", "attempt", "step")
+        without_rowid = True
+
+
+class StepWall(_Base):
+    """When each step was first logged (ms since Run.created), shared by its points."""
+
+    attempt = pw.IntegerField()
+    step = pw.IntegerField()
+    wall_ms = pw.IntegerField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("attempt", "step")
         without_rowid = True
 
 
@@ -104,13 +117,16 @@ class SystemSample(_Base):
     gpus = pw.TextField(null=True)  # JSON list: index, mem_used, mem_total, util, torch_*
 
 
-TABLES: list[type[_Base]] = [Meta, Run, Attempt, MetricKey, Scalar, Event, Heartbeat, SystemSample]
+TABLES: list[type[_Base]] = [
+    Meta, Run, Attempt, MetricKey, Scalar, StepWall, Event, Heartbeat, SystemSample,
+]  # fmt: skip
 
 SCALARS_VIEW = """
 CREATE VIEW IF NOT EXISTS scalars AS
 SELECT k.name AS key, s.step AS step, s.value AS value,
-       r.created + s.wall_ms / 1000.0 AS wall_time, s.attempt AS attempt
-FROM scalar AS s JOIN metric_key AS k ON k.id = s.key_id, run AS r
+       r.created + COALESCE(s.wall_ms, w.wall_ms) / 1000.0 AS wall_time, s.attempt AS attempt
+FROM scalar AS s JOIN metric_key AS k ON k.id = s.key_id
+LEFT JOIN step_wall AS w ON w.attempt = s.attempt AND w.step = s.step, run AS r
 """
 
 # MIGRATIONS[n] upgrades a journal from schema version n to n + 1. Only the trainer (the one

@@ -11,6 +11,7 @@ heartbeats) travel in the same queue, so they commit in the order they were made
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,16 @@ _SYNC = 2
 _INSERT_SCALAR = (
     "INSERT OR REPLACE INTO scalar (key_id, attempt, step, value, wall_ms) VALUES (?, ?, ?, ?, ?)"
 )
+_INSERT_STEP_WALL = "INSERT OR IGNORE INTO step_wall (attempt, step, wall_ms) VALUES (?, ?, ?)"
+# sqlite3's executemany gives up the GIL around every row, and the training thread then keeps
+# the writer waiting for it; one statement per CHUNK rows takes it back once per chunk.
+_CHUNK = 4000  # x 5 parameters: under SQLite's limit of 32,766
+_INSERT_SCALAR_CHUNK = (
+    "INSERT OR REPLACE INTO scalar (key_id, attempt, step, value, wall_ms) VALUES "
+    + ", ".join(["(?, ?, ?, ?, ?)"] * _CHUNK)
+)
+#: A point logged within this many ms of its step's first point shares the step's wall time.
+SHARED_WALL_MS = 100
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -69,6 +80,9 @@ class JournalWriter:
         self._closing = False
         self._error: BaseException | None = None
         self._warned: set[str] = set()
+        self._last_step = -(2**62)
+        self._last_wall = 0
+        self._step_wall_stored = False
         self._key_ids: dict[str, int] = dict(
             self._conn.execute("SELECT name, id FROM metric_key").fetchall()
         )
@@ -165,7 +179,7 @@ class JournalWriter:
         if self._error is not None:
             raise self.failure()
         self._queue.append((_SCALARS, step, time.time(), values))
-        if len(self._queue) >= self._max_batch:
+        if len(self._queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 
     # ---------------------------------------------------------------- other records
@@ -315,9 +329,11 @@ class JournalWriter:
         conn = self._conn
         count = 0
         synced: list[threading.Event] = []
-        rows: list[tuple[int, int, int, float, int]] = []
+        rows: list[tuple[int, int, int, float, int | None]] = []
+        steps: list[tuple[int, int, int]] = []
         attempt = self.attempt
         created_ms = self.created * 1000.0
+        key_ids = self._key_ids
         conn.execute("BEGIN IMMEDIATE")
         try:
             while queue and count < 200_000:
@@ -326,24 +342,37 @@ class JournalWriter:
                 if item[0] == _SCALARS:
                     _, step, wall, values = item
                     wall_ms = int(wall * 1000.0 - created_ms)
-                    key_ids = self._key_ids
+                    # When several points share a step, its wall time is stored once
+                    # (step_wall) and they store NULL, unless logged later (an evaluation
+                    # after the training step). A lone point keeps its own wall time.
+                    own: int | None = wall_ms
+                    if step > self._last_step:
+                        self._last_step, self._last_wall = step, wall_ms
+                        self._step_wall_stored = len(values) > 1
+                        if self._step_wall_stored:
+                            steps.append((attempt, step, wall_ms))
+                            own = None
+                    elif (
+                        step == self._last_step
+                        and self._step_wall_stored
+                        and wall_ms - self._last_wall <= SHARED_WALL_MS
+                    ):
+                        own = None
                     for key, value in values.items():
                         key_id = key_ids.get(key)
                         if key_id is None:
                             key_id = self._new_key(key)
                         try:
-                            rows.append((key_id, attempt, step, float(value), wall_ms))
+                            rows.append((key_id, attempt, step, float(value), own))
                         except (TypeError, ValueError):
                             self._warn_bad_value(key, value)
                 elif item[0] == _SYNC:
                     synced.append(item[1])
                 else:
-                    if rows:
-                        conn.executemany(_INSERT_SCALAR, rows)
-                        rows = []
+                    self._insert(rows, steps)
+                    rows, steps = [], []
                     item[1](conn)
-            if rows:
-                conn.executemany(_INSERT_SCALAR, rows)
+            self._insert(rows, steps)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -351,6 +380,21 @@ class JournalWriter:
             raise
         for done in synced:
             done.set()
+
+    def _insert(
+        self, rows: list[tuple[int, int, int, float, int | None]], steps: list[tuple[int, int, int]]
+    ) -> None:
+        conn = self._conn
+        if steps:
+            conn.executemany(_INSERT_STEP_WALL, steps)
+        whole = len(rows) - len(rows) % _CHUNK
+        for start in range(0, whole, _CHUNK):
+            conn.execute(
+                _INSERT_SCALAR_CHUNK,
+                tuple(itertools.chain.from_iterable(rows[start : start + _CHUNK])),
+            )
+        if whole < len(rows):
+            conn.executemany(_INSERT_SCALAR, rows[whole:])
 
     def _warn_bad_value(self, key: str, value: object) -> None:
         if key not in self._warned:
