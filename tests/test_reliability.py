@@ -97,6 +97,9 @@ def kill_and_resume(runs_dir: Path, kills: int, seed: int) -> None:
             assert not lost, f"{key}: committed points lost: {sorted(lost)[:10]}"
         status = summarize(victim).status
         assert status in {"crashed", "finished"}, status
+        if status == "finished":  # it got there just before the kill
+            done = True
+            break
         proc = spawn("resume", "victim", "--quiet")
     if not done:
         _, err = proc.communicate(timeout=300)
