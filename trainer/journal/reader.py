@@ -318,14 +318,17 @@ def _fill_step_walls(conn: sqlite3.Connection, arr: np.ndarray) -> None:
         return
     attempts = arr[missing, 0].astype(np.int64)
     steps = arr[missing, 1].astype(np.int64)
-    table = np.array(
-        conn.execute(
-            "SELECT attempt, step, wall_ms FROM step_wall WHERE attempt BETWEEN ? AND ? "
-            "AND step BETWEEN ? AND ? ORDER BY attempt, step",
-            (int(attempts.min()), int(attempts.max()), int(steps.min()), int(steps.max())),
-        ).fetchall(),
-        dtype=np.int64,
-    ).reshape(-1, 3)
+    found: list[tuple[int, int, int]] = []
+    for attempt in np.unique(attempts).tolist():
+        # Equality on attempt lets the step range use the primary key (a range on both would
+        # scan every step of the attempt).
+        in_attempt = steps[attempts == attempt]
+        found += conn.execute(
+            "SELECT attempt, step, wall_ms FROM step_wall WHERE attempt = ? "
+            "AND step BETWEEN ? AND ? ORDER BY step",
+            (attempt, int(in_attempt.min()), int(in_attempt.max())),
+        ).fetchall()
+    table = np.array(found, dtype=np.int64).reshape(-1, 3)
     if not len(table):
         arr[missing, 3] = 0.0
         return
