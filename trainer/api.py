@@ -211,6 +211,9 @@ class Run:
         from trainer import checkpoint
 
         step = self.step if step is None else step
+        # Points up to this step must be committed before a checkpoint exists that a resume
+        # would start after; otherwise a crash right after saving loses them for good.
+        self._writer.flush()
         try:
             path = checkpoint.save(self.paths.checkpoints, step, state, keep=self.keep_checkpoints)
         except OSError as exc:

@@ -106,6 +106,14 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def classification_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Loss and accuracy of a classifier on a fixed validation set."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    acc = (logits.argmax(1) == y).float().mean()
+    return {"loss": float(loss.item()), "acc": float(acc.item())}
+
+
 def rss_mb() -> float:
     """This process's resident memory in MiB (about 20 µs)."""
     import psutil

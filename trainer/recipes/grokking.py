@@ -21,6 +21,7 @@ from torch import nn
 from trainer.errors import ConfigError
 from trainer.recipes._common import (
     Block,
+    classification_eval,
     data_generator,
     make_scheduler,
     pick_device,
@@ -113,10 +114,7 @@ def train(run: Run) -> None:
         return loss, {"acc": (logits.argmax(1) == y).float().mean()}
 
     def evaluate() -> dict[str, float]:
-        logits = model(x_val)
-        loss = F.cross_entropy(logits, y_val)
-        acc = (logits.argmax(1) == y_val).float().mean()
-        return {"loss": float(loss.item()), "acc": float(acc.item())}
+        return classification_eval(model, x_val, y_val)
 
     train_loop(
         run, recipe="grokking", device=device, model=model, optimizer=optimizer,

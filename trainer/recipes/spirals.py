@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.recipes._common import (
+    classification_eval,
     data_generator,
     make_scheduler,
     pick_device,
@@ -83,10 +84,7 @@ def train(run: Run) -> None:
         return loss, {"acc": acc}
 
     def evaluate() -> dict[str, float]:
-        logits = model(x_val)
-        loss = F.cross_entropy(logits, y_val)
-        acc = (logits.argmax(1) == y_val).float().mean()
-        return {"loss": float(loss.item()), "acc": float(acc.item())}
+        return classification_eval(model, x_val, y_val)
 
     train_loop(
         run, recipe="spirals", device=device, model=model, optimizer=optimizer,
