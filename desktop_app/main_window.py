@@ -9,22 +9,32 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QSplitter,
     QTableView,
+    QVBoxLayout,
     QWidget,
 )
 
 from desktop_app.background import BackgroundIO
 from desktop_app.chart import LossChart
 from desktop_app.runs_model import RunsModel
-from desktop_app.runs_table import RunsTableModel
+from desktop_app.runs_table import SORT_ROLE, RunsTableModel
 from trainer.runs import RunSummary
 
 log = logging.getLogger(__name__)
@@ -48,10 +58,23 @@ class MainWindow(QMainWindow):
         self.runs = RunsModel(runs_dir)
 
         self.table_model = RunsTableModel(self.runs, self)
+        # Filter and sort through a proxy: the table model keeps the runs model's order.
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter runs by name, status or recipe…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
-        self.table.setModel(self.table_model)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the model's order: newest first
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Several runs may be selected to compare them on the charts.
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
@@ -60,24 +83,76 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table_model.modelReset.connect(self._restore_selection)
 
+        runs_panel = QWidget()
+        runs_layout = QVBoxLayout(runs_panel)
+        runs_layout.setContentsMargins(0, 0, 0, 0)
+        runs_layout.addWidget(self.filter_edit)
+        runs_layout.addWidget(self.table)
         self.chart = LossChart(self.io)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.table)
+        splitter.addWidget(runs_panel)
         splitter.addWidget(self.chart)
         splitter.setSizes([240, 440])
         self.setCentralWidget(splitter)
 
-        self._selected: str | None = None
+        self._selected: str | None = None  # the primary (first) selected run
+        self._selected_paths: list[str] = []
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #b91c1c;")
         self.statusBar().showMessage(f"Runs in {runs_dir}")
         self.statusBar().addPermanentWidget(self.error_label)
+
+        self.setAcceptDrops(True)
+        self._build_menus()
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh)
         self._refresh_timer.start()
         self.refresh()
+
+    # ------------------------------------------------------------------ menus, open, drop
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_action = QAction("&Open run folder…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self._ask_open_folder)
+        file_menu.addAction(open_action)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        self.open_action = open_action
+
+    def _ask_open_folder(self) -> None:
+        # Non-modal: a modal dialog would run a nested event loop under qasync.
+        dialog = QFileDialog(self, "Open a run folder")
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.fileSelected.connect(lambda path: self.open_folder(Path(path)))
+        dialog.open()
+
+    def open_folder(self, folder: Path) -> bool:
+        """Show (and select) a run folder from anywhere; shows the reason if it is not one."""
+        error = self.runs.add_folder(folder)
+        if error:
+            self.show_error(error)
+            return False
+        self._selected = str(folder.resolve())
+        self._selected_paths = [self._selected]
+        self.table.clearSelection()
+        self.refresh()
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_folder(Path(url.toLocalFile()))
+        event.acceptProposedAction()
 
     # ------------------------------------------------------------------ public
     def refresh(self) -> None:
@@ -87,6 +162,15 @@ class MainWindow(QMainWindow):
     def selected_run(self) -> RunSummary | None:
         row = self.runs.index_of(self._selected)
         return None if row is None else self.table_model.run_at(row)
+
+    def selected_runs(self) -> list[RunSummary]:
+        """Every selected run, in table order."""
+        runs = []
+        for index in self.table.selectionModel().selectedRows():
+            run = self.table_model.run_at(self.proxy.mapToSource(index).row())
+            if run is not None:
+                runs.append(run)
+        return runs
 
     def show_error(self, message: str) -> None:
         """Show an error in the status bar (full text as its tooltip)."""
@@ -119,19 +203,29 @@ class MainWindow(QMainWindow):
         self.show_error(f"cannot list the runs in {self.runs.runs_dir}: {exc}")
 
     def _restore_selection(self) -> None:
-        row = self.runs.index_of(self._selected)
-        if row is None and len(self.runs):
-            row = 0
-        if row is None:
+        """After the rows changed, select again what was selected (or the newest run)."""
+        rows = [r for r in (self.runs.index_of(p) for p in self._selected_paths) if r is not None]
+        if not rows and len(self.runs):
+            rows = [0]
+        if not rows:
             self.chart.show_run(None)
             return
-        if self.table.selectionModel().selectedRows() != [self.table_model.index(row, 0)]:
-            self.table.selectRow(row)
+        selection = QItemSelection()
+        for row in rows:
+            index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+            if index.isValid():
+                selection.select(index, index)
+        flags = (
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.table.selectionModel().select(selection, flags)
 
     def _on_selection(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        run = self.table_model.run_at(rows[0].row()) if rows else None
-        if run is None:
+        runs = self.selected_runs()
+        if not runs:
             return
+        run = runs[0]
         self._selected = run.path
+        self._selected_paths = [r.path for r in runs]
         self.chart.show_run(Path(run.path), run.name)

@@ -7,10 +7,13 @@ list of summaries actually changed, never on a refresh that found nothing new.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from trainer.runs import RunSummary, summarize_all
+from trainer.journal.status import LIVE
+from trainer.paths import JOURNAL_NAME
+from trainer.runs import RunSummary, summarize, summarize_all
 
 Listener = Callable[[], None]
 
@@ -43,6 +46,20 @@ class RunsModel:
         self._fetch = fetch
         self._runs: list[RunSummary] = []
         self._listeners: list[Listener] = []
+        #: Run folders opened from elsewhere (the menu, drag and drop), shown with the rest.
+        self.extra_folders: list[Path] = []
+
+    def add_folder(self, folder: Path) -> str | None:
+        """Show a run folder from outside the runs directory; returns an error message or None."""
+        folder = folder.expanduser()
+        if not folder.is_dir():
+            return f"{folder} is not a folder: open a run folder (one holding {JOURNAL_NAME})"
+        if not (folder / JOURNAL_NAME).is_file():
+            return f"{folder} is not a run folder: it has no {JOURNAL_NAME}"
+        resolved = folder.resolve()
+        if resolved.parent != self.runs_dir.resolve() and resolved not in self.extra_folders:
+            self.extra_folders.append(resolved)
+        return None
 
     @property
     def runs(self) -> list[RunSummary]:
@@ -60,8 +77,10 @@ class RunsModel:
             self._listeners.remove(listener)
 
     def fetch(self) -> list[RunSummary]:
-        """Read the runs directory (blocking; safe to call from a worker thread)."""
-        return self._fetch(self.runs_dir)
+        """Read the runs directory and the extra folders (blocking; for a worker thread)."""
+        found = self._fetch(self.runs_dir)
+        extra = [summarize(folder) for folder in list(self.extra_folders)]
+        return sort_runs([*found, *extra]) if extra else found
 
     def refresh(self) -> bool:
         """Fetch and apply in one go (blocking). True if anything changed."""
@@ -100,3 +119,39 @@ def loss_text(run: RunSummary) -> str:
     if math.isnan(value) or math.isinf(value):
         return str(value)
     return f"{value:.4g}"
+
+
+def elapsed_seconds(run: RunSummary, now: float | None = None) -> float | None:
+    if run.created is None:
+        return None
+    end = (now or time.time()) if run.status in LIVE else (run.updated or run.created)
+    return max(0.0, end - run.created)
+
+
+def duration_text(seconds: float | None) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"2h 07m"``; empty for None."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def elapsed_text(run: RunSummary, now: float | None = None) -> str:
+    """Time since the run was created (to its last heartbeat, once it has ended)."""
+    return duration_text(elapsed_seconds(run, now))
+
+
+def eta_seconds(run: RunSummary, now: float | None = None) -> float | None:
+    """Time left at the average rate so far, for a live run with a step budget."""
+    elapsed = elapsed_seconds(run, now)
+    if run.status not in LIVE or not run.max_steps or not run.step or not elapsed:
+        return None
+    return max(0.0, (run.max_steps - run.step) * elapsed / run.step)
+
+
+def eta_text(run: RunSummary, now: float | None = None) -> str:
+    return duration_text(eta_seconds(run, now))

@@ -7,11 +7,30 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
-from desktop_app.runs_model import RunsModel, loss_text, step_text
+from desktop_app.runs_model import (
+    LOSS_KEY,
+    RunsModel,
+    elapsed_seconds,
+    elapsed_text,
+    eta_seconds,
+    eta_text,
+    loss_text,
+    step_text,
+)
 from trainer.runs import RunSummary
 
-COLUMNS = ("Name", "Status", "Step", "Attempt", "Entry", "train/loss")
+COLUMNS = ("Name", "Status", "Step", "Elapsed", "ETA", LOSS_KEY, "Attempt", "Entry")
 STATUS_COLUMN = 1
+#: The role a QSortFilterProxyModel sorts by: numbers where the column holds numbers.
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+_NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
+
+#: A symbol per status, so status does not rest on colour alone.
+STATUS_ICONS: dict[str, str] = {
+    "queued": "⧖", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
+    "unresponsive": "⚠", "finished": "✔", "stopped": "⏹", "failed": "✖", "crashed": "✖",
+    "unreadable": "⚠",
+}  # fmt: skip
 
 STATUS_COLORS: dict[str, str] = {
     "queued": "#6b7280",
@@ -66,6 +85,8 @@ class RunsTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return _cell_text(run, column)
+        if role == SORT_ROLE:
+            return _sort_key(run, column)
         if column == STATUS_COLUMN and role in (
             Qt.ItemDataRole.ForegroundRole,
             Qt.ItemDataRole.DecorationRole,  # a swatch, still visible on a selected row
@@ -73,7 +94,7 @@ class RunsTableModel(QAbstractTableModel):
             return QColor(STATUS_COLORS.get(run.status, "#374151"))
         if role == Qt.ItemDataRole.ToolTipRole:
             return run.error if run.error else run.path
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3, 5):
+        if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[column] in _NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -92,16 +113,37 @@ class RunsTableModel(QAbstractTableModel):
 
 
 def _cell_text(run: RunSummary, column: int) -> str:
-    if run.status == "unreadable" and column > 1:
+    name = COLUMNS[column]
+    if run.status == "unreadable" and column > STATUS_COLUMN:
         return ""
-    if column == 0:
+    if name == "Name":
         return run.name
-    if column == 1:
-        return run.status
-    if column == 2:
+    if name == "Status":
+        return f"{STATUS_ICONS.get(run.status, '?')} {run.status}"
+    if name == "Step":
         return step_text(run)
-    if column == 3:
+    if name == "Elapsed":
+        return elapsed_text(run)
+    if name == "ETA":
+        return eta_text(run)
+    if name == "Attempt":
         return str(run.attempt) if run.attempt else ""
-    if column == 4:
-        return run.entry
+    if name == "Entry":
+        return run.entry.rsplit("/", 1)[-1]
     return loss_text(run)
+
+
+def _sort_key(run: RunSummary, column: int) -> Any:
+    name = COLUMNS[column]
+    if name == "Step":
+        return float(run.step)
+    if name == "Elapsed":
+        return elapsed_seconds(run) or 0.0
+    if name == "ETA":
+        return eta_seconds(run) or 0.0
+    if name == LOSS_KEY:
+        value = run.latest.get(LOSS_KEY)
+        return float("inf") if value is None else float(value)
+    if name == "Attempt":
+        return float(run.attempt)
+    return _cell_text(run, column).lower()

@@ -161,3 +161,18 @@ def test_error_hooks_report_and_restore() -> None:
 
 def test_fetch_runs_of_a_missing_dir(tmp_path: Path) -> None:
     assert fetch_runs(tmp_path / "missing") == []
+
+
+def test_elapsed_and_eta_texts() -> None:
+    from desktop_app.runs_model import duration_text, elapsed_text, eta_text
+    from trainer.runs import RunSummary
+
+    live = RunSummary(
+        id="x", name="x", path="/x", status="running", step=25, max_steps=100, attempt=1,
+        entry="spirals", created=1000.0, updated=1050.0, exit_reason=None, latest={},
+    )  # fmt: skip
+    assert elapsed_text(live, now=1100.0) == "1m 40s"
+    assert eta_text(live, now=1100.0) == "5m 00s"  # 75 steps left at 4 s per step
+    done = replace(live, status="finished", step=100)
+    assert elapsed_text(done, now=5000.0) == "50s" and eta_text(done) == ""
+    assert duration_text(7260) == "2h 01m"

@@ -46,7 +46,7 @@ def cells(win: MainWindow, column: int) -> dict[str, str]:
 
 
 def select(win: MainWindow, name: str) -> None:
-    names = [str(win.table_model.index(r, 0).data()) for r in range(win.table_model.rowCount())]
+    names = [str(win.proxy.index(r, 0).data()) for r in range(win.proxy.rowCount())]
     win.table.selectRow(names.index(name))
 
 
@@ -57,21 +57,21 @@ def test_lists_runs_and_follows_new_ones(
     make_run("broken", losses=[3.0], status="failed")
     live = make_run("live", losses=[2.0, 1.5], keep_open=True)
 
-    expected = {"done": "finished", "broken": "failed", "live": "running"}
+    expected = {"done": "✔ finished", "broken": "✖ failed", "live": "▶ running"}
     wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == expected)
-    assert cells(window, 2)["done"] == "2 / 100"
+    assert cells(window, COLUMNS.index("Step"))["done"] == "2 / 100"
     assert cells(window, COLUMNS.index("train/loss"))["done"] == "0.25"
-    assert cells(window, 4)["live"] == "spirals"
+    assert cells(window, COLUMNS.index("Entry"))["live"] == "spirals"
     status = window.table_model.index(0, STATUS_COLUMN)
     assert status.data(Qt.ItemDataRole.ForegroundRole) is not None
 
     make_run("later", losses=[0.1], status="stopped")
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "stopped")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "⏹ stopped")
 
     log_losses(live, 2, [0.75, 0.125])
     loss_col = COLUMNS.index("train/loss")
     wait_for(qtbot, lambda: cells(window, loss_col)["live"] == "0.125")
-    assert cells(window, 2)["live"] == "3 / 100"
+    assert cells(window, COLUMNS.index("Step"))["live"] == "3 / 100"
 
 
 def test_chart_grows_as_the_writer_logs(
@@ -99,7 +99,7 @@ def test_unreadable_run_is_listed_and_does_not_crash(
     garbage = runs_dir / "garbage"
     garbage.mkdir()
     (garbage / "journal.sqlite").write_bytes(bytes(range(256)) * 64)
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == {"garbage": "unreadable"})
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == {"garbage": "⚠ unreadable"})
     tooltip = window.table_model.index(0, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
     assert "journal.sqlite" in tooltip and "SQLite" in tooltip
 
@@ -109,7 +109,45 @@ def test_unreadable_run_is_listed_and_does_not_crash(
 
     # The window keeps working.
     make_run("fine", losses=[1.0, 0.5])
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("fine") == "finished")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("fine") == "✔ finished")
     select(window, "fine")
     wait_for(qtbot, lambda: window.chart.point_count == 2)
     assert window.error_label.text() == ""
+
+
+def test_filter_sort_and_multi_select(qtbot: QtBot, window: MainWindow, make_run: MakeRun) -> None:
+    make_run("alpha", losses=[3.0], status="finished")
+    make_run("beta", losses=[1.0], status="failed")
+    make_run("gamma", losses=[2.0], status="finished")
+    wait_for(qtbot, lambda: window.proxy.rowCount() == 3)
+
+    window.filter_edit.setText("fail")
+    assert [window.proxy.index(r, 0).data() for r in range(window.proxy.rowCount())] == ["beta"]
+    window.filter_edit.clear()
+    assert window.proxy.rowCount() == 3
+
+    window.table.sortByColumn(COLUMNS.index("train/loss"), Qt.SortOrder.AscendingOrder)
+    names = [window.proxy.index(r, 0).data() for r in range(window.proxy.rowCount())]
+    assert names == ["beta", "gamma", "alpha"]
+
+    window.table.selectAll()
+    assert sorted(r.name for r in window.selected_runs()) == ["alpha", "beta", "gamma"]
+
+
+def test_open_a_run_folder_from_elsewhere(qtbot: QtBot, window: MainWindow, tmp_path: Path) -> None:
+    from trainer.paths import RunPaths
+
+    elsewhere = RunPaths(tmp_path / "elsewhere" / "visitor").create()
+    writer = JournalWriter.create(
+        elsewhere.journal, run_id="v", name="visitor", entry="charlm", kind="recipe", config={}
+    )
+    writer.log_scalars({"train/loss": 0.5}, 1)
+    writer.set_status("finished")
+    writer.close()
+    assert window.open_folder(elsewhere.root)
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("visitor") == "✔ finished")
+
+    not_a_run = tmp_path / "just-a-folder"
+    not_a_run.mkdir()
+    assert not window.open_folder(not_a_run)
+    assert "is not a run folder" in window.error_label.text()
