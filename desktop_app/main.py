@@ -21,7 +21,9 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.main_window import MainWindow
+from trainer.errors import TrainDeskError
 from trainer.paths import runs_dir
+from trainer.runs import resolve_run
 
 #: Longest wait for the first curve before ``--screenshot`` grabs the window anyway.
 SCREENSHOT_WAIT_S = 1.5
@@ -34,6 +36,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="traindesk", description="TrainDesk: watch your training runs."
     )
     parser.add_argument("--runs-dir", metavar="D", help="the runs directory to show")
+    parser.add_argument(
+        "--open", metavar="RUN", action="append", default=[],
+        help="show and select a run (id, name or run folder path); repeatable",
+    )  # fmt: skip
     parser.add_argument(
         "--screenshot", metavar="FILE", help="save a PNG of the window once the first data shows"
     )
@@ -76,6 +82,8 @@ async def run_app(args: argparse.Namespace) -> int:
         return task
 
     window.show()
+    for spec in args.open:
+        open_run(window, spec)
     shot: asyncio.Task[Any] | None = None
     if args.screenshot:
         shot = spawn(take_screenshot(window, Path(args.screenshot)), "screenshot")
@@ -91,6 +99,16 @@ async def run_app(args: argparse.Namespace) -> int:
         hooks.uninstall()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1
+
+
+def open_run(window: MainWindow, spec: str) -> None:
+    """Select ``spec`` (an id, a name or a folder); an unknown one is shown as an error."""
+    try:
+        folder = resolve_run(spec, window.runs.runs_dir).root
+    except TrainDeskError as exc:
+        window.show_error(str(exc))
+        return
+    window.open_folder(folder)
 
 
 async def take_screenshot(window: MainWindow, path: Path) -> None:

@@ -138,9 +138,12 @@ class MainWindow(QMainWindow):
         if error:
             self.show_error(error)
             return False
-        self._selected = str(folder.resolve())
+        resolved = folder.resolve()
+        inside = resolved.parent == self.runs.runs_dir.resolve()
+        # The path as the runs model lists it, so that the row is found and selected.
+        self._selected = str(self.runs.runs_dir / resolved.name) if inside else str(resolved)
         self._selected_paths = [self._selected]
-        self.table.clearSelection()
+        self._restore_selection()  # now if it is listed already, else when it appears
         self.refresh()
         return True
 
@@ -205,10 +208,11 @@ class MainWindow(QMainWindow):
     def _restore_selection(self) -> None:
         """After the rows changed, select again what was selected (or the newest run)."""
         rows = [r for r in (self.runs.index_of(p) for p in self._selected_paths) if r is not None]
-        if not rows and len(self.runs):
+        if not rows and not self._selected_paths and len(self.runs):
             rows = [0]
         if not rows:
-            self.chart.show_run(None)
+            if not len(self.runs):
+                self.chart.show_run(None)
             return
         selection = QItemSelection()
         for row in rows:

@@ -151,3 +151,17 @@ def test_open_a_run_folder_from_elsewhere(qtbot: QtBot, window: MainWindow, tmp_
     not_a_run.mkdir()
     assert not window.open_folder(not_a_run)
     assert "is not a run folder" in window.error_label.text()
+
+
+def test_open_selects_a_run_of_the_runs_dir(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun
+) -> None:
+    make_run("first", losses=[1.0])
+    make_run("second", losses=[2.0])
+    wait_for(qtbot, lambda: window.proxy.rowCount() == 2)
+    from desktop_app.main import open_run
+
+    open_run(window, "first")
+    wait_for(qtbot, lambda: [r.name for r in window.selected_runs()] == ["first"])
+    open_run(window, "nobody")
+    assert "no run named 'nobody'" in window.error_label.text()
