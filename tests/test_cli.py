@@ -216,3 +216,16 @@ def test_disk_filling_up_stops_the_run_with_a_reason_and_a_valid_journal(runs_di
         steps = reader.series("train/loss").steps
     assert len(steps) >= 10
     assert steps.tolist() == list(range(1, len(steps) + 1))  # nothing committed is missing
+
+
+def test_logs_follow_prints_until_the_run_ends(runs_dir: Path) -> None:
+    from tests.helpers import spawn, wait_until
+
+    proc = spawn("run", str(TINY), "--name", "follow", "--quiet", "--set", "max_steps=150",
+                 "--set", "step_sleep=0.01")  # fmt: skip
+    wait_until(lambda: (runs_dir / "follow" / "logs" / "stdout.log").exists(), 120, "the log")
+    followed = cli("logs", "follow", "-f", timeout=300)
+    proc.communicate(timeout=120)
+    assert followed.returncode == 0
+    assert "tiny_train done at step 150" in followed.stdout
+    assert followed.stdout.count("run follow (") == 1  # printed once, not repeated
