@@ -23,8 +23,11 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.main_window import MainWindow
+from desktop_app.settings.model import AppSettings, load_settings
+from desktop_app.settings.theme import apply_theme
+from desktop_app.system.gpus import ENV_SIMULATED
 from trainer.errors import TrainDeskError
-from trainer.paths import runs_dir
+from trainer.paths import ENV_HOME, runs_dir
 from trainer.runs import resolve_run
 
 #: Set to a file path to have the app write the time of its first paint there (bench/).
@@ -50,6 +53,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quit-after", metavar="SECONDS", type=float, help="close the app after SECONDS"
     )
+    parser.add_argument(
+        "--simulate-gpus", metavar="SPEC",
+        help="show simulated GPUs, e.g. 2x80GiB (for demos and tests; marked 'simulated')",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -60,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("TrainDesk")
+    if args.simulate_gpus:
+        os.environ[ENV_SIMULATED] = args.simulate_gpus
     # The app ends when run_app returns, not when Qt sees the last window go.
     if isinstance(app, QApplication):
         app.setQuitOnLastWindowClosed(False)
@@ -72,8 +81,14 @@ async def run_app(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     hooks = ErrorHooks()
     hooks.install(loop)
-    window = MainWindow(runs_dir(args.runs_dir))
+    settings, warnings = load_settings()
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        apply_theme(app, settings)  # before any plot exists: plots take the theme's colours
+    window = MainWindow(choose_runs_dir(args.runs_dir, settings), settings=settings)
     hooks.show = window.show_error
+    for warning in warnings:
+        window.show_error(warning)
     closed: asyncio.Future[None] = loop.create_future()
     window.closed.connect(lambda: None if closed.done() else closed.set_result(None))
 
@@ -106,6 +121,13 @@ async def run_app(args: argparse.Namespace) -> int:
         hooks.uninstall()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1
+
+
+def choose_runs_dir(override: str | None, settings: AppSettings) -> Path:
+    """``--runs-dir``, else ``$TRAINDESK_HOME``, else the saved setting, else the default."""
+    if override or os.environ.get(ENV_HOME) or not settings.runs_dir:
+        return runs_dir(override)
+    return Path(settings.runs_dir).expanduser()
 
 
 def record_first_frame(window: MainWindow, path: Path) -> None:

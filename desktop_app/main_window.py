@@ -20,6 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QFileDialog,
     QHeaderView,
     QLabel,
@@ -35,6 +36,10 @@ from desktop_app.background import BackgroundIO
 from desktop_app.chart import LossChart
 from desktop_app.runs_model import RunsModel
 from desktop_app.runs_table import SORT_ROLE, RunsTableModel
+from desktop_app.settings.dialog import SettingsDialog, changed_keys
+from desktop_app.settings.model import AppSettings
+from desktop_app.system.gpus import GpuBackend
+from desktop_app.system.panel import SystemPanel
 from trainer.runs import RunSummary
 
 log = logging.getLogger(__name__)
@@ -48,12 +53,22 @@ class MainWindow(QMainWindow):
 
     #: Emitted once, after the window has shut down (timers stopped, readers closed).
     closed = Signal()
+    #: Emitted with the new AppSettings when the user accepts the settings dialog.
+    settingsChanged = Signal(object)
 
-    def __init__(self, runs_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        parent: QWidget | None = None,
+        *,
+        settings: AppSettings | None = None,
+        gpu_backend: GpuBackend | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"TrainDesk — {runs_dir}")
-        self.resize(1000, 680)
+        self.resize(1280, 800)
         self._shut_down = False
+        self.settings = settings or AppSettings()
         self.io = BackgroundIO(self)
         self.runs = RunsModel(runs_dir)
 
@@ -102,11 +117,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Runs in {runs_dir}")
         self.statusBar().addPermanentWidget(self.error_label)
 
+        self.system = SystemPanel(self.io, gpu_backend, interval_s=self.settings.system_poll_s)
+        system_dock = QDockWidget("System", self)
+        system_dock.setObjectName("system-dock")
+        system_dock.setWidget(self.system)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, system_dock)
+        self.resizeDocks([system_dock], [380], Qt.Orientation.Horizontal)
+        self._settings_dialog: SettingsDialog | None = None
+
         self.setAcceptDrops(True)
         self._build_menus()
 
         self._refresh_timer = QTimer(self)
-        self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
+        self._refresh_timer.setInterval(self.settings.refresh_ms or REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh)
         self._refresh_timer.start()
         self.refresh()
@@ -118,11 +141,37 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(self._ask_open_folder)
         file_menu.addAction(open_action)
+        settings_action = QAction("&Settings…", self)
+        settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        settings_action.triggered.connect(self.open_settings)
+        file_menu.addAction(settings_action)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         self.open_action = open_action
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the (non-modal) settings dialog; changes apply when it is accepted."""
+        if self._settings_dialog is None:
+            self._settings_dialog = SettingsDialog(self.settings, self)
+            self._settings_dialog.settingsAccepted.connect(self.apply_settings)
+        else:
+            self._settings_dialog.set_settings(self.settings)
+        self._settings_dialog.show()
+        return self._settings_dialog
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Take new settings: refresh rate and polling now; a new runs dir after a restart."""
+        old, self.settings = self.settings, settings
+        changed = changed_keys(old, settings)
+        if "refresh_ms" in changed:
+            self._refresh_timer.setInterval(settings.refresh_ms)
+        if "system_poll_s" in changed:
+            self.system.set_interval(settings.system_poll_s)
+        if "runs_dir" in changed:
+            self.statusBar().showMessage("The new runs folder is used from the next start.")
+        self.settingsChanged.emit(settings)
 
     def _ask_open_folder(self) -> None:
         # Non-modal: a modal dialog would run a nested event loop under qasync.
@@ -188,6 +237,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self._refresh_timer.stop()
         self.io.close()
+        self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.chart.shutdown()
         self.table_model.detach()
         self.closed.emit()
@@ -200,6 +250,7 @@ class MainWindow(QMainWindow):
     def _on_runs(self, runs: list[RunSummary]) -> None:
         # A change of rows resets the table model, which restores the selection.
         self.runs.set_runs(runs)
+        self.system.set_runs(runs)
 
     def _on_refresh_error(self, exc: BaseException) -> None:
         log.warning("cannot list the runs: %s", exc)
@@ -232,4 +283,5 @@ class MainWindow(QMainWindow):
         run = runs[0]
         self._selected = run.path
         self._selected_paths = [r.path for r in runs]
+        self.system.set_selected_run(Path(run.path), run.name)
         self.chart.show_run(Path(run.path), run.name)

@@ -21,7 +21,7 @@ from trainer.paths import RunPaths
 
 MakeRun = Callable[..., JournalWriter]
 
-_OUR_THREADS = ("traindesk-io", "journal-writer")
+_OUR_THREADS = ("traindesk-io", "journal-writer", "traindesk-system")
 
 
 @pytest.fixture
