@@ -10,11 +10,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from bench import app_start, journal_size, log_cost, report, tail_read, training_overhead
+from bench import (
+    app_start,
+    journal_size,
+    log_cost,
+    redraw,
+    report,
+    tail_read,
+    training_overhead,
+)
 from bench.common import Result
 
 MODULES: dict[str, ModuleType] = {
-    m.NAME: m for m in (log_cost, journal_size, training_overhead, tail_read, app_start)
+    m.NAME: m for m in (log_cost, journal_size, training_overhead, tail_read, app_start, redraw)
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

@@ -148,20 +148,20 @@ def open_run(window: MainWindow, spec: str) -> None:
 
 async def take_screenshot(window: MainWindow, path: Path) -> None:
     """Save a PNG of ``window`` once its chart has drawn data (or after a short wait)."""
-    if not window.chart.has_drawn:
+    if not window.charts.has_drawn:
         drawn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_drawn() -> None:
             if not drawn.done():
                 drawn.set_result(None)
 
-        window.chart.firstDataDrawn.connect(on_drawn)
+        window.charts.firstDataDrawn.connect(on_drawn)
         try:
             await asyncio.wait_for(drawn, SCREENSHOT_WAIT_S)
         except TimeoutError:
             pass
         finally:
-            window.chart.firstDataDrawn.disconnect(on_drawn)
+            window.charts.firstDataDrawn.disconnect(on_drawn)
     await asyncio.sleep(SCREENSHOT_SETTLE_S)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):

@@ -1,4 +1,6 @@
-"""The main window: the runs table above the selected run's loss chart. A thin widget.
+"""The main window: the runs table above the selected runs' charts, the system panel beside.
+
+A thin widget.
 
 The window reads the runs directory on a worker thread once a second (:class:`BackgroundIO`);
 the Qt-free :class:`RunsModel` decides whether anything changed.
@@ -33,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.background import BackgroundIO
-from desktop_app.chart import LossChart
+from desktop_app.charts.panel import ChartsPanel
 from desktop_app.runs_model import RunsModel
 from desktop_app.runs_table import SORT_ROLE, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
@@ -103,10 +105,15 @@ class MainWindow(QMainWindow):
         runs_layout.setContentsMargins(0, 0, 0, 0)
         runs_layout.addWidget(self.filter_edit)
         runs_layout.addWidget(self.table)
-        self.chart = LossChart(self.io)
+        self.charts = ChartsPanel(self.io)
+        kind = {"moving": "ma"}.get(self.settings.smoothing_kind, self.settings.smoothing_kind)
+        try:
+            self.charts.set_smoothing(kind, self.settings.smoothing_value)
+        except ValueError as exc:
+            log.warning("smoothing setting ignored: %s", exc)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(runs_panel)
-        splitter.addWidget(self.chart)
+        splitter.addWidget(self.charts)
         splitter.setSizes([240, 440])
         self.setCentralWidget(splitter)
 
@@ -238,7 +245,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer.stop()
         self.io.close()
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
-        self.chart.shutdown()
+        self.charts.shutdown()
         self.table_model.detach()
         self.closed.emit()
 
@@ -263,7 +270,7 @@ class MainWindow(QMainWindow):
             rows = [0]
         if not rows:
             if not len(self.runs):
-                self.chart.show_run(None)
+                self.charts.set_runs([])
             return
         selection = QItemSelection()
         for row in rows:
@@ -284,4 +291,4 @@ class MainWindow(QMainWindow):
         self._selected = run.path
         self._selected_paths = [r.path for r in runs]
         self.system.set_selected_run(Path(run.path), run.name)
-        self.chart.show_run(Path(run.path), run.name)
+        self.charts.set_runs([(Path(r.path), r.name) for r in runs])

@@ -8,12 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from desktop_app.curve import CurveBuffer, CurveFeed
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.runs_model import RunsModel, fetch_runs, loss_text, sort_runs, step_text
-from trainer.errors import JournalError
 from trainer.journal.reader import RunInfo, Series, TailBatch
 from trainer.journal.writer import JournalWriter
 from trainer.runs import RunSummary
@@ -88,57 +85,6 @@ def _batch(steps: list[int], new_attempts: list[tuple[int, int]] | None = None) 
         np.array(steps, np.int64), np.arange(n, dtype=np.float64), np.zeros(n), np.ones(n, np.int32)
     )
     return TailBatch(run=info, points={"train/loss": series}, new_attempts=new_attempts or [])
-
-
-def test_curve_buffer_grows_and_truncates() -> None:
-    buf = CurveBuffer(capacity=2)
-    assert buf.apply(_batch(list(range(5))), "train/loss")
-    assert list(buf.steps) == [0, 1, 2, 3, 4]
-    assert buf.apply(_batch(list(range(5, 1000))), "train/loss")
-    assert len(buf) == 1000
-    assert not buf.apply(_batch([]), "train/loss")
-    assert not buf.apply(_batch([1]), "other/key")
-    # A resumed attempt from step 500 replaces steps >= 500.
-    assert buf.apply(_batch([500, 501], new_attempts=[(2, 500)]), "train/loss")
-    assert len(buf) == 502
-    assert list(buf.steps[-3:]) == [499, 500, 501]
-    assert list(buf.values[-2:]) == [0.0, 1.0]
-
-
-def test_curve_feed_follows_a_real_journal_across_a_resume(
-    runs_dir: Path, make_run: MakeRun
-) -> None:
-    writer = make_run("resumed", losses=[float(i) for i in range(10)], keep_open=True)
-    feed = CurveFeed(runs_dir / "resumed", "train/loss")
-    buf = CurveBuffer()
-    try:
-        assert buf.apply(feed.poll(), "train/loss")
-        assert len(buf) == 10
-        assert not buf.apply(feed.poll(), "train/loss")
-        writer.close()
-        again = JournalWriter.open_next_attempt(writer.path, resume_step=4)
-        try:
-            for step in (5, 6, 7):
-                again.log_scalars({"train/loss": 100.0 + step}, step)
-            again.flush()
-            assert buf.apply(feed.poll(), "train/loss")
-        finally:
-            again.close()
-        assert list(buf.steps) == [0, 1, 2, 3, 4, 5, 6, 7]
-        assert list(buf.values[-3:]) == [105.0, 106.0, 107.0]
-    finally:
-        feed.close()
-    with pytest.raises(ValueError):
-        feed.poll()
-
-
-def test_curve_feed_raises_journal_error_for_garbage(runs_dir: Path) -> None:
-    (runs_dir / "bad").mkdir()
-    (runs_dir / "bad" / "journal.sqlite").write_bytes(b"\xff" * 4096)
-    feed = CurveFeed(runs_dir / "bad", "train/loss")
-    with pytest.raises(JournalError):
-        feed.poll()
-    feed.close()
 
 
 def test_error_hooks_report_and_restore() -> None:

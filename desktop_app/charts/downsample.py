@@ -1,0 +1,246 @@
+"""Peak-preserving downsampling to a pixel budget, for uneven x. Qt-free.
+
+:func:`m4` keeps, for every pixel column, the first, last, lowest and highest point (the M4
+method): drawn as a line at that width, the result looks like the full data, and a single
+spike among millions of points stays. It works on any x (uneven, with gaps, even not sorted).
+
+Running it over millions of points on every frame would cost more than drawing them, so a
+:class:`PeakIndex` keeps, per block of points at several levels (4, 8, 16, ... points), the
+index of the block's lowest and highest value, updated incrementally as points arrive. For a
+view, :func:`decimate` picks the coarsest level that still has 1.5 or more blocks per pixel
+column and draws those blocks' extremes in order, which looks the same as M4: the work follows
+the pixel budget, not the number of points. M4 itself runs only where no level is fine enough
+(a few thousand points).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from desktop_app.charts.series import GrowingArray
+
+BASE = 4  # points per level-1 block
+FANOUT = 2  # blocks of level k per block of level k + 1
+OVERSAMPLE = 1.5  # blocks per pixel column (at least) at the level chosen for a view
+RAW_BUDGET = 3  # up to this many points per pixel column, draw them all
+_INDEX = np.int32  # indices into one series: 2**31 points is far beyond a chart
+_FEW = 32  # up to this many entries, a level is updated in plain Python
+
+
+class PeakIndex:
+    """Per-block argmin/argmax of a growing array at levels of 4, 8, 16, ... points.
+
+    :meth:`update` only records what changed; a level is brought up to date when a view
+    first needs it (:meth:`candidates`), so the levels coarser than any view are never built.
+    """
+
+    def __init__(self) -> None:
+        # _levels[k - 1] = (argmin, argmax) of the blocks of level k (BASE * FANOUT**(k-1)).
+        self._levels: list[tuple[GrowingArray, GrowingArray]] = []
+        self._stale: list[int] = []  # per level: the lowest index whose blocks are outdated
+        self._size = 0
+        self._count = 0  # levels that hold more than one block at this size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def block_size(self, level: int) -> int:
+        """Points per block at ``level`` (0: the points themselves)."""
+        return 1 if level == 0 else BASE * FANOUT ** (level - 1)
+
+    @property
+    def levels(self) -> int:
+        """Levels above the points themselves that hold more than one block."""
+        return self._count
+
+    def update(self, y: np.ndarray, changed_from: int) -> None:
+        """Record that ``y[changed_from:]`` is new or changed (``y`` is the whole array)."""
+        if len(y) != self._size:
+            self._size = len(y)
+            count = 0
+            while -(-self._size // self.block_size(count + 1)) > 1:
+                count += 1
+            self._count = count
+        self._stale = [min(stale, changed_from) for stale in self._stale]
+
+    def refresh(self, y: np.ndarray, level: int) -> None:
+        """Bring levels 1..``level`` up to date with ``y`` (the array given to :meth:`update`)."""
+        n = len(y)
+        if n != self._size:
+            raise ValueError(f"the index holds {self._size} points, not {n}: update it first")
+        del self._levels[self._count :]
+        del self._stale[self._count :]
+        for k in range(min(level, self._count)):
+            if k == len(self._levels):
+                self._levels.append((GrowingArray(_INDEX, 64), GrowingArray(_INDEX, 64)))
+                self._stale.append(0)
+            if self._stale[k] >= n:
+                continue
+            block = self.block_size(k + 1)
+            argmin, argmax = self._levels[k]
+            first = min(self._stale[k] // block, len(argmin))
+            if k == 0:
+                rows = _rows(y[first * block :], block)
+                lo = _pick(rows, highest=False) + first * block
+                hi = _pick(rows, highest=True) + first * block
+            else:
+                below_min, below_max = self._levels[k - 1]
+                lo_idx = below_min.view[first * FANOUT :]
+                hi_idx = below_max.view[first * FANOUT :]
+                if len(lo_idx) <= _FEW:  # a few new blocks: plain Python beats numpy's overhead
+                    lo = _pick_few(y, lo_idx.tolist(), highest=False)
+                    hi = _pick_few(y, hi_idx.tolist(), highest=True)
+                else:
+                    lo = lo_idx[_pick(_rows(y[lo_idx], FANOUT), highest=False)]
+                    hi = hi_idx[_pick(_rows(y[hi_idx], FANOUT), highest=True)]
+            argmin.put(first, lo)
+            argmax.put(first, hi)
+            self._stale[k] = n
+
+    def candidates(self, y: np.ndarray, lo: int, hi: int, level: int) -> np.ndarray:
+        """Sorted indices in ``[lo, hi)``: both ends and every ``level`` block's extremes."""
+        if level <= 0 or hi - lo <= 2:
+            return np.arange(lo, hi, dtype=_INDEX)
+        self.refresh(y, level)
+        block = self.block_size(level)
+        argmin, argmax = self._levels[level - 1]
+        first, last = lo // block, (hi - 1) // block + 1
+        picks = np.concatenate(
+            ([lo, hi - 1], argmin.view[first:last], argmax.view[first:last])
+        ).astype(_INDEX, copy=False)
+        return _sorted_unique(picks[(picks >= lo) & (picks < hi)])
+
+    def level_for(self, points: int, width: int) -> int:
+        """The coarsest level with at least OVERSAMPLE blocks per pixel column for ``points``."""
+        level, levels = 0, self.levels
+        while level < levels and points // self.block_size(level + 1) >= OVERSAMPLE * width:
+            level += 1
+        return level
+
+
+def _rows(values: np.ndarray, block: int) -> np.ndarray:
+    """``values`` as rows of ``block``, the last row padded with copies of the last value.
+
+    A copy never wins over the original (ties go to the first occurrence), so an argmin or
+    argmax of a row always points at a real value.
+    """
+    m = len(values)
+    rows = -(-m // block)
+    if rows * block != m:
+        padded = np.empty(rows * block, dtype=np.float64)
+        padded[:m] = values
+        padded[m:] = values[m - 1] if m else np.nan
+        values = padded
+    return values.reshape(rows, block)
+
+
+def _pick(rows: np.ndarray, *, highest: bool) -> np.ndarray:
+    """Per row, the position (in the flattened rows) of the lowest or highest value.
+
+    NaN never wins over a number (it counts as the worst value).
+    """
+    if not len(rows):
+        return np.empty(0, dtype=_INDEX)
+    nan = np.isnan(rows)
+    if nan.any():
+        rows = np.where(nan, -np.inf if highest else np.inf, rows)
+    chosen = rows.argmax(axis=1) if highest else rows.argmin(axis=1)
+    return chosen + np.arange(0, rows.size, rows.shape[1], dtype=_INDEX)
+
+
+def _pick_few(y: np.ndarray, index: list[int], *, highest: bool) -> np.ndarray:
+    """:func:`_pick` over ``y[index]`` in groups of FANOUT, for a handful of indices."""
+    values = y[index].tolist()
+    out = []
+    for start in range(0, len(index), FANOUT):
+        best, best_value = index[start], values[start]
+        for j in range(start + 1, min(start + FANOUT, len(index))):
+            value = values[j]
+            if value != value:  # NaN never wins
+                continue
+            if best_value != best_value or (value > best_value if highest else value < best_value):
+                best, best_value = index[j], value
+        out.append(best)
+    return np.array(out, dtype=_INDEX)
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
+def m4(xs: np.ndarray, ys: np.ndarray, x0: float, x1: float, width: int) -> np.ndarray:
+    """Indices into ``xs``/``ys`` of the first, last, lowest and highest point per pixel column.
+
+    Columns are ``width`` equal slices of ``[x0, x1]``; points left or right of it fall in one
+    column each side. Consecutive points in one column form a run; a run keeps at most four
+    points, in their original order.
+    """
+    n = len(xs)
+    if n <= 4 or width <= 0 or not x1 > x0:
+        return np.arange(n, dtype=_INDEX)
+    with np.errstate(invalid="ignore"):
+        cols = np.floor((xs - x0) * (width / (x1 - x0)))
+    cols = np.nan_to_num(cols, nan=-2.0, posinf=width, neginf=-1.0)
+    cols = np.clip(cols, -1, width).astype(_INDEX)
+    starts = np.flatnonzero(np.concatenate(([True], cols[1:] != cols[:-1])))
+    ends = np.append(starts[1:], n)
+    picks = [starts, ends - 1]
+    for reduce in (np.fmin, np.fmax):
+        best = reduce.reduceat(ys, starts)
+        hits = np.flatnonzero(ys == np.repeat(best, ends - starts))
+        pos = np.searchsorted(hits, starts)
+        found = pos < len(hits)
+        at = hits[np.minimum(pos, max(len(hits) - 1, 0))] if len(hits) else starts
+        picks.append(np.where(found & (at < ends), at, starts))
+    return _sorted_unique(np.concatenate(picks))
+
+
+def decimate(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_range: tuple[float, float],
+    width: int,
+    *,
+    index: PeakIndex | None = None,
+    x_sorted: bool = True,
+    log_x: bool = False,
+    offset: float = 0.0,
+) -> np.ndarray:
+    """Indices of the points of ``(x, y)`` to draw for ``x_range`` at ``width`` pixels.
+
+    The view shows ``x - offset`` (its log10 with ``log_x``, where x <= offset is left out);
+    ``x_range`` is in the view's coordinates. With ``x_sorted`` only the points in the range
+    (and one beyond each side) are considered. ``index`` (kept up to date with ``y``) makes
+    the cost follow ``width`` instead of the number of points.
+    """
+    n = len(x)
+    x0, x1 = x_range
+    lo_x, hi_x = (10.0**x0, 10.0**x1) if log_x else (x0, x1)
+    if x_sorted:
+        lo = max(int(np.searchsorted(x, lo_x + offset, side="left")) - 1, 0)
+        hi = min(int(np.searchsorted(x, hi_x + offset, side="right")) + 1, n)
+        if log_x:
+            lo = max(lo, int(np.searchsorted(x, offset, side="right")))
+    else:
+        lo, hi = 0, n
+    if hi <= lo:
+        return np.empty(0, dtype=_INDEX)
+    level = index.level_for(hi - lo, width) if index is not None and len(index) == n else 0
+    if hi - lo <= RAW_BUDGET * max(width, 1):
+        picked = np.arange(lo, hi, dtype=_INDEX)
+    elif index is not None and level > 0:
+        # Every block's lowest and highest point, in order, at >= OVERSAMPLE blocks per
+        # pixel column: drawn, it is the same picture as M4 and costs far less.
+        picked = index.candidates(y, lo, hi, level)
+    else:
+        xs = x[lo:hi] - offset
+        if log_x:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                xs = np.log10(xs)
+        picked = m4(xs, y[lo:hi], x0, x1, width).astype(_INDEX) + lo
+    if log_x and not x_sorted:
+        picked = picked[x[picked] > offset]
+    return picked

@@ -1,0 +1,407 @@
+"""What the charts show, without Qt: the selected runs, their curves, smoothing and event marks.
+
+:class:`ChartsModel` takes :class:`~trainer.journal.reader.TailBatch` es as they arrive and
+keeps one :class:`Curve` per (run, key). Each curve holds the raw points, a smoothed copy and
+peak indexes for both; :meth:`Curve.points` returns the few thousand points a plot of a given
+width needs for a given x range. Everything expensive is done lazily, for the curves drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from desktop_app.charts.downsample import PeakIndex, decimate
+from desktop_app.charts.series import SeriesBuffer
+from desktop_app.charts.smoothing import KINDS, MAX_EMA_WEIGHT, Smoother, make_smoother
+from trainer.journal.reader import EventRow, TailBatch
+
+X_MODES = ("step", "relative", "wall")
+GROUPS = ("train", "val", "perf", "system", "other")
+#: Events marked on the curves, with the symbol pyqtgraph draws for each.
+EVENT_SYMBOLS = {
+    "checkpoint": "d",
+    "paused": "t1",
+    "resumed": "t",
+    "restarted": "star",
+    "error": "x",
+}
+
+#: Room left right of the newest point while following, as a fraction of the data's span.
+FOLLOW_MARGIN = 0.05
+
+Smoothing = tuple[str, float]
+NO_SMOOTHING: Smoothing = ("none", 0.0)
+
+
+def group_of(key: str) -> str:
+    """The chart group of a metric key: its namespace if known (``train/loss``: train)."""
+    namespace = key.split("/", 1)[0] if "/" in key else ""
+    return namespace if namespace in GROUPS[:-1] else "other"
+
+
+def check_smoothing(kind: str, value: float) -> Smoothing:
+    """Validate a smoothing setting; returns it normalised."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown smoothing {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "ema" and not 0.0 <= value <= MAX_EMA_WEIGHT:
+        raise ValueError(f"EMA weight must be in [0, {MAX_EMA_WEIGHT}], got {value}")
+    if kind in ("ma", "cma"):
+        if value < 1 or value != int(value):
+            raise ValueError(f"moving average window must be a whole number >= 1, got {value}")
+        if value == 1:
+            return NO_SMOOTHING
+    if kind == "ema" and value == 0.0:
+        return NO_SMOOTHING
+    return (kind, 0.0 if kind == "none" else float(value))
+
+
+@dataclass(frozen=True)
+class Mark:
+    """An event drawn on a curve: where, which kind, and its tooltip."""
+
+    x: float
+    y: float
+    kind: str
+    text: str
+
+
+class Curve:
+    """One key of one run: raw points, their smoothed copy and peak indexes of both."""
+
+    def __init__(self, smoothing: Smoothing = NO_SMOOTHING) -> None:
+        self.buffer = SeriesBuffer()
+        self.version = 0  # bumped by every change of what the curve draws
+        self._smoothing = smoothing
+        self._smoother: Smoother = make_smoother(*smoothing)
+        self._raw_index = PeakIndex()
+        self._smooth_index = PeakIndex()
+        self._pending: int | None = None  # lowest raw index not yet smoothed / indexed
+        self._smooth_pending: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def smoothed(self) -> bool:
+        """True when a smoothing other than "none" applies."""
+        return self._smoothing[0] != "none"
+
+    def set_smoothing(self, smoothing: Smoothing) -> None:
+        """Change the smoothing; the smoothed copy is recomputed when next drawn."""
+        if smoothing == self._smoothing:
+            return
+        self._smoothing = smoothing
+        self._smoother = make_smoother(*smoothing)
+        self._smooth_pending = 0
+        self.version += 1
+
+    def changed(self) -> None:
+        """Record a change of the buffer (call after appending or truncating)."""
+        changed = self.buffer.take_changes()
+        if changed is not None:
+            self._pending = changed if self._pending is None else min(self._pending, changed)
+            self.version += 1
+
+    def sync(self) -> None:
+        """Bring the smoothed copy and the peak indexes up to date."""
+        values = self.buffer.values
+        raw_from, self._pending = self._pending, None
+        if raw_from is not None:
+            self._raw_index.update(values, raw_from)
+        smooth_from = _lowest(raw_from, self._smooth_pending)
+        self._smooth_pending = None
+        if smooth_from is not None and self.smoothed:
+            start = self._smoother.update(values, smooth_from)
+            self._smooth_index.update(self._smoother.values, start)
+
+    def x_base(self, mode: str) -> np.ndarray:
+        """The x the curve is stored by: steps, or wall times for the time modes."""
+        return self.buffer.steps if mode == "step" else self.buffer.walls
+
+    def x_sorted(self, mode: str) -> bool:
+        """True when :meth:`x_base` never decreases (steps do; wall times nearly always)."""
+        return mode == "step" or self.buffer.walls_sorted
+
+    def y(self, smoothed: bool) -> np.ndarray:
+        """Raw values, or the smoothed copy (call :meth:`sync` first)."""
+        return self._smoother.values if smoothed and self.smoothed else self.buffer.values
+
+    def points(
+        self,
+        mode: str,
+        origin: float,
+        x_range: tuple[float, float],
+        width: int,
+        *,
+        smoothed: bool,
+        log_x: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) to draw for ``x_range`` (view coordinates) at ``width`` pixels.
+
+        ``origin`` is subtracted from wall times in "relative" mode (the run's start).
+        """
+        self.sync()
+        offset = origin if mode == "relative" else 0.0
+        base = self.x_base(mode)
+        y = self.y(smoothed)
+        index = self._smooth_index if smoothed and self.smoothed else self._raw_index
+        picked = decimate(
+            base,
+            y,
+            x_range,
+            width,
+            index=index,
+            x_sorted=self.x_sorted(mode),
+            log_x=log_x,
+            offset=offset,
+        )
+        xs, ys = base[picked] - offset, y[picked]
+        if mode != "step" and len(picked) > 1:
+            # In time the line breaks between attempts: the run was not running in between.
+            attempts = self.buffer.attempts[picked]
+            breaks = np.flatnonzero(attempts[1:] != attempts[:-1]) + 1
+            if len(breaks):
+                xs = np.insert(xs, breaks, np.nan)
+                ys = np.insert(ys, breaks, np.nan)
+        return xs, ys
+
+    def bounds(self, mode: str, origin: float) -> tuple[float, float] | None:
+        """First and last x of the curve (None when empty)."""
+        if not len(self.buffer):
+            return None
+        base = self.x_base(mode)
+        offset = origin if mode == "relative" else 0.0
+        if self.x_sorted(mode):
+            return float(base[0]) - offset, float(base[-1]) - offset
+        return float(base.min()) - offset, float(base.max()) - offset
+
+    def nearest(self, mode: str, origin: float, x: float) -> tuple[float, float, float] | None:
+        """(x, raw value, displayed value) of the point nearest to ``x`` (None when empty)."""
+        n = len(self.buffer)
+        if not n:
+            return None
+        self.sync()
+        base = self.x_base(mode)
+        target = x + (origin if mode == "relative" else 0.0)
+        if self.x_sorted(mode):
+            i = int(np.searchsorted(base, target))
+            if i == n or (i > 0 and target - base[i - 1] < base[i] - target):
+                i -= 1
+        else:
+            i = int(np.argmin(np.abs(base - target)))
+        offset = origin if mode == "relative" else 0.0
+        return float(base[i]) - offset, float(self.buffer.values[i]), float(self.y(True)[i])
+
+
+@dataclass
+class RunData:
+    """One selected run: its curves, visible events and any read error."""
+
+    folder: Path
+    name: str
+    origin: float = 0.0  # run.created, unix s: "relative" x counts from here
+    curves: dict[str, Curve] = field(default_factory=dict)
+    events: list[EventRow] = field(default_factory=list)
+    attempt_starts: dict[int, int] = field(default_factory=dict)
+    error: str | None = None
+    loaded: bool = False  # True once a first batch arrived
+    events_version: int = 0
+
+    def visible_events(self) -> list[EventRow]:
+        """Marked events, without those of attempts a later attempt superseded."""
+        out = []
+        for event in self.events:
+            if event.kind not in EVENT_SYMBOLS:
+                continue
+            if event.step is not None and any(
+                attempt > event.attempt and event.step >= start
+                for attempt, start in self.attempt_starts.items()
+            ):
+                continue
+            out.append(event)
+        return out
+
+    def marks(self, key: str, mode: str, *, smoothed: bool) -> list[Mark]:
+        """The event marks on ``key``'s curve, placed on the drawn line."""
+        curve = self.curves.get(key)
+        if curve is None or not len(curve):
+            return []
+        curve.sync()
+        steps, walls = curve.buffer.steps, curve.buffer.walls
+        y = curve.y(smoothed)
+        marks = []
+        for event in self.visible_events():
+            step: float | None = event.step
+            if step is None and curve.buffer.walls_sorted:
+                step = float(np.interp(event.wall, walls, steps))
+            if mode == "step":
+                if step is None:
+                    continue
+                x = float(step)
+                value = float(np.interp(x, steps, y))
+            else:
+                x = event.wall - (self.origin if mode == "relative" else 0.0)
+                if curve.buffer.walls_sorted:
+                    value = float(np.interp(event.wall, walls, y))
+                else:
+                    value = float(y[-1])
+            marks.append(Mark(x, value, event.kind, _event_text(self.name, event)))
+        return marks
+
+
+def _event_text(run: str, event: EventRow) -> str:
+    where = "" if event.step is None else f" at step {event.step}"
+    message = f": {event.message}" if event.message else ""
+    return f"{run}: {event.kind}{where}{message}"
+
+
+class ChartsModel:
+    """The selected runs and their curves; fed with tail batches, queried by the plots."""
+
+    def __init__(self) -> None:
+        self.runs: dict[Path, RunData] = {}
+        self.smoothing: Smoothing = NO_SMOOTHING
+
+    def set_runs(self, runs: list[tuple[Path, str]]) -> tuple[list[Path], list[Path]]:
+        """Select ``runs`` (folder, display name) in this order; returns (added, removed).
+
+        Runs that stay selected keep their data.
+        """
+        wanted = {Path(folder): name for folder, name in runs}
+        removed = [folder for folder in self.runs if folder not in wanted]
+        added = [folder for folder in wanted if folder not in self.runs]
+        old = self.runs
+        self.runs = {}
+        for folder, name in wanted.items():
+            data = old.get(folder) or RunData(folder, name)
+            data.name = name
+            self.runs[folder] = data
+        return added, removed
+
+    def set_smoothing(self, kind: str, value: float) -> bool:
+        """Change the smoothing of every curve; True if it changed."""
+        smoothing = check_smoothing(kind, value)
+        if smoothing == self.smoothing:
+            return False
+        self.smoothing = smoothing
+        for run in self.runs.values():
+            for curve in run.curves.values():
+                curve.set_smoothing(smoothing)
+        return True
+
+    def apply(self, folder: Path, batch: TailBatch) -> tuple[set[str], bool]:
+        """Apply a tail batch of ``folder``: (keys whose curves changed, events changed)."""
+        run = self.runs.get(folder)
+        if run is None:
+            return set(), False
+        run.error = None
+        run.origin = batch.run.created
+        changed: set[str] = set()
+        events_changed = not run.loaded and bool(batch.events)
+        run.loaded = True
+        for event in batch.events:
+            if event.kind == "restarted" and event.step is not None:
+                run.attempt_starts.setdefault(event.attempt, event.step + 1)
+        for attempt, start in batch.new_attempts:
+            run.attempt_starts[attempt] = start
+            events_changed = True
+            for key, old in run.curves.items():
+                if old.buffer.truncate_from(start):
+                    old.changed()
+                    changed.add(key)
+        for key, series in batch.points.items():
+            if not len(series):
+                continue
+            curve = run.curves.get(key)
+            if curve is None:
+                curve = run.curves[key] = Curve(self.smoothing)
+            curve.buffer.append(series.steps, series.values, series.walls, series.attempts)
+            curve.changed()
+            changed.add(key)
+        if batch.events:
+            run.events.extend(batch.events)
+            events_changed = True
+        if events_changed:
+            run.events_version += 1
+        return changed, events_changed
+
+    def reset_run(self, folder: Path) -> None:
+        """Forget what was read of ``folder`` (before reading it again from the start)."""
+        run = self.runs.get(folder)
+        if run is not None:
+            self.runs[folder] = RunData(folder, run.name, error=run.error)
+
+    def set_error(self, folder: Path, message: str) -> None:
+        """Record that ``folder``'s journal cannot be read."""
+        run = self.runs.get(folder)
+        if run is not None:
+            run.error = message
+
+    def keys(self) -> list[str]:
+        """Every key of the selected runs, sorted."""
+        return sorted({key for run in self.runs.values() for key in run.curves})
+
+    def x_bounds(self, mode: str, *, log_x: bool = False) -> tuple[float, float] | None:
+        """The x range of all curves in ``mode`` (log10 of it with ``log_x``; x > 0 only)."""
+        lo, hi = math.inf, -math.inf
+        for run in self.runs.values():
+            for curve in run.curves.values():
+                bounds = curve.bounds(mode, run.origin)
+                if bounds is None:
+                    continue
+                first, last = bounds
+                if log_x:
+                    if last <= 0:
+                        continue
+                    first = _first_positive(curve, mode, run.origin) if first <= 0 else first
+                lo, hi = min(lo, first), max(hi, last)
+        if lo > hi:
+            return None
+        if log_x:
+            return math.log10(lo), math.log10(hi)
+        return lo, hi
+
+
+def follow_range(
+    bounds: tuple[float, float],
+    current: tuple[float, float] | None,
+    margin: float = FOLLOW_MARGIN,
+) -> tuple[float, float]:
+    """The x range that follows data spanning ``bounds``, given the ``current`` range.
+
+    The range leaves ``margin`` of the span free right of the newest point and stays put
+    until the data reaches its right edge, so a live run does not move (and redraw) the axes
+    on every point.
+    """
+    lo, hi = bounds
+    if hi - lo <= 0:
+        lo, hi = lo - 0.5, hi + 0.5
+    span = hi - lo
+    if current is not None:
+        c_lo, c_hi = current
+        if (
+            math.isclose(c_lo, lo, rel_tol=1e-12, abs_tol=1e-12)
+            and hi <= c_hi <= hi + 2 * margin * span
+        ):
+            return current
+    return lo, hi + margin * span
+
+
+def _lowest(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def _first_positive(curve: Curve, mode: str, origin: float) -> float:
+    base = curve.x_base(mode)
+    offset = origin if mode == "relative" else 0.0
+    if curve.x_sorted(mode):
+        i = int(np.searchsorted(base, offset, side="right"))
+        return float(base[min(i, len(base) - 1)]) - offset
+    positive = base[base > offset]
+    return float(positive.min()) - offset if len(positive) else float(base.max()) - offset

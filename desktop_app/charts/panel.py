@@ -1,0 +1,448 @@
+"""The charts panel: every metric of the selected runs, overlaid, live. A thin widget.
+
+Journal reads run on the background worker (:class:`~desktop_app.background.BackgroundIO`);
+their batches go into the Qt-free :class:`~desktop_app.charts.model.ChartsModel` and only mark
+plots dirty. One display timer does all the drawing: it skips a hidden panel, a minimised
+window, collapsed or scrolled-away charts and charts whose data did not change.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+
+from desktop_app.background import BackgroundIO
+from desktop_app.charts.groups import MIN_CHART_WIDTH, ChartGroup
+from desktop_app.charts.model import GROUPS, X_MODES, ChartsModel, follow_range, group_of
+from desktop_app.charts.plot import PALETTE, DrawContext, MetricPlot
+from desktop_app.charts.reading import JournalFeeds
+from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
+from trainer.journal.reader import TailBatch
+
+DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
+MAX_COLUMNS = 3
+
+
+class ChartsPanel(QWidget):
+    """One chart per metric key of the selected runs, grouped by namespace, x axes linked."""
+
+    #: Emitted once, the first time a tick draws data (``--screenshot`` waits for it).
+    firstDataDrawn = Signal()
+
+    def __init__(self, io: BackgroundIO, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        #: True once some data has been drawn.
+        self.has_drawn = False
+        self.model = ChartsModel()
+        self._feeds = JournalFeeds(io, self.apply_batch, self._on_error, self.model.reset_run)
+        self.plots: dict[str, MetricPlot] = {}
+        self.groups: dict[str, ChartGroup] = {}
+        #: ``setData`` calls made by the display timer so far (for tests and benchmarks).
+        self.draw_calls = 0
+        self._runs: list[tuple[Path, str]] = []
+        self._colors: dict[Path, QColor] = {}
+        self._x_mode = "step"
+        self._log_x = False
+        self._log_y = False
+        self._follow = True
+        self._x_range: tuple[float, float] | None = None
+        self._syncing = False
+        self._structure_dirty = True
+        self._hover: tuple[MetricPlot, float] | None = None
+        self._hover_dirty = False
+        self._shut_down = False
+
+        self.toolbar = ChartsToolbar()
+        self.toolbar.smoothingChanged.connect(self.set_smoothing)
+        self.toolbar.xModeChanged.connect(self.set_x_mode)
+        self.toolbar.logYChanged.connect(self.set_log_y)
+        self.toolbar.logXChanged.connect(self.set_log_x)
+        self.toolbar.followChanged.connect(self.set_follow)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("padding: 2px 8px;")
+        self.legend.hide()
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("color: #b91c1c; padding: 2px 6px;")
+        self.banner.hide()
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #4b5563; font-size: 11pt; padding: 24px;")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.charts = QWidget()
+        self._charts_layout = QVBoxLayout(self.charts)
+        self._charts_layout.setContentsMargins(4, 4, 4, 4)
+        for name in GROUPS:
+            group = self.groups[name] = ChartGroup(name)
+            group.hide()
+            self._charts_layout.addWidget(group)
+        self._charts_layout.addStretch(1)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setWidget(self.charts)
+        self.scroll_area.viewport().installEventFilter(self)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.message)
+        self.pages.addWidget(self.scroll_area)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.pages, 1)
+
+        self.set_smoothing("ema", DEFAULT_EMA)
+        self._show_message("Select one or more runs to see their charts.")
+        self._timer = QTimer(self)
+        self._timer.setInterval(DISPLAY_INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def runs(self) -> list[tuple[Path, str]]:
+        """The selected runs, (folder, display name), in overlay order."""
+        return list(self._runs)
+
+    @property
+    def colors(self) -> dict[Path, str]:
+        """Each selected run's colour, as ``#rrggbb``."""
+        return {folder: color.name() for folder, color in self._colors.items()}
+
+    @property
+    def x_mode(self) -> str:
+        """The x axis: "step", "relative" or "wall"."""
+        return self._x_mode
+
+    @property
+    def follow(self) -> bool:
+        """True while the x axes follow the newest data."""
+        return self._follow
+
+    @property
+    def x_range(self) -> tuple[float, float] | None:
+        """The shared x range, in view coordinates (log10 in log x mode)."""
+        return self._x_range
+
+    def set_runs(self, runs: list[tuple[Path, str]]) -> None:
+        """Overlay the run folders ``runs`` ((folder, display name), in this order).
+
+        Runs that stay selected keep their data and colour; others are closed on the worker.
+        """
+        runs = [(Path(folder), name) for folder, name in runs]
+        added, removed = self.model.set_runs(runs)
+        self._runs = [(folder, self.model.runs[folder].name) for folder in self.model.runs]
+        self._feeds.set_folders(self.model.runs)
+        for folder in removed:
+            self._colors.pop(folder, None)
+        for folder in added:
+            used = {c.name() for c in self._colors.values()}
+            free = [c for c in PALETTE if c not in used] or list(PALETTE)
+            self._colors[folder] = QColor(free[0])
+        self._update_legend()
+        self._schedule_structure()
+        self._tick()
+
+    def set_smoothing(self, kind: str, value: float = 0.0) -> None:
+        """Smooth the curves (the raw curves stay, faint): ``kind`` is "none", "ema" (weight
+        ``value``, 0..0.999), "ma" or "cma" (trailing or centred moving average of ``value``
+        points). Raises ValueError for a bad setting."""
+        changed = self.model.set_smoothing(kind, value)
+        self.toolbar.show_smoothing(kind, value)
+        if changed:
+            self._mark_all_dirty()
+
+    def set_x_mode(self, mode: str) -> None:
+        """X axis: "step", "relative" (time since the run started) or "wall" (clock time).
+
+        The view is reset to all the data; log x does not apply to wall time.
+        """
+        if mode not in X_MODES:
+            raise ValueError(f"unknown x mode {mode!r}; expected one of {', '.join(X_MODES)}")
+        self.toolbar.show_x_mode(mode)
+        if mode == self._x_mode:
+            return
+        self._x_mode = mode
+        if mode == "wall" and self._log_x:
+            self._log_x = False
+            self.toolbar.show_log(self._log_x, self._log_y)
+        self._reset_x_range()
+
+    def set_log_y(self, on: bool) -> None:
+        """Log scale on the y axes (points <= 0 are not drawn)."""
+        self._log_y = bool(on)
+        self.toolbar.show_log(self._log_x, self._log_y)
+        self._mark_all_dirty()
+
+    def set_log_x(self, on: bool) -> None:
+        """Log scale on the x axes (ignored for wall time; points at x <= 0 are not drawn)."""
+        on = bool(on) and self._x_mode != "wall"
+        self.toolbar.show_log(on, self._log_y)
+        if on != self._log_x:
+            self._log_x = on
+            self._reset_x_range()
+
+    def set_follow(self, on: bool) -> None:
+        """Follow the newest data (x auto-ranged to all of it), or leave the view to the user.
+
+        Zooming or panning a chart turns it off; a double click on a chart turns it on.
+        """
+        self._follow = bool(on)
+        self.toolbar.show_follow(self._follow)
+        if self._follow:
+            self._mark_all_dirty()
+
+    def export_png(self, path: Path | str, key: str | None = None) -> Path:
+        """Save the chart of ``key`` (or all charts) as a PNG, drawn with the newest data.
+
+        Raises KeyError for a key without a chart and OSError if the file cannot be written.
+        """
+        if key is not None and key not in self.plots:
+            raise KeyError(f"no chart for {key!r}")
+        self._update_structure()
+        if self._follow:
+            self._apply_follow()
+        ctx = self._context()
+        targets = [self.plots[key]] if key is not None else list(self.plots.values())
+        for plot in targets:
+            self.draw_calls += plot.redraw(ctx)
+        widget: QWidget = self.plots[key] if key is not None else self.charts
+        for plot in targets:
+            plot.set_legend_visible(True)
+            plot.show_crosshair(None)
+        try:
+            image = widget.grab()
+        finally:
+            for plot in targets:
+                plot.set_legend_visible(False)
+            self._hover_dirty = True
+        path = Path(path)
+        if not image.save(str(path), "PNG"):
+            raise OSError(f"cannot write {path}")
+        return path
+
+    def apply_batch(self, folder: Path, batch: TailBatch) -> None:
+        """Take in a batch read from ``folder``'s journal; it is drawn on the next tick.
+
+        The panel's own reads end here; tests and benchmarks may call it directly.
+        """
+        data = self.model.runs.get(Path(folder))
+        if data is None:
+            return
+        first = not data.loaded
+        changed, events = self.model.apply(Path(folder), batch)
+        for key in changed:
+            plot = self.plots.get(key)
+            if plot is None or Path(folder) not in plot.runs:
+                self._structure_dirty = True
+            else:
+                plot.dirty = True
+        if events:
+            self._mark_all_dirty()
+        if first:
+            self._structure_dirty = True
+
+    def redraw(self) -> int:
+        """Draw what changed now, as the display timer does each tick (nothing while the panel
+        is hidden or its window minimised). Returns the number of ``setData`` calls."""
+        if self._shut_down or not self.isVisible() or self.window().isMinimized():
+            return 0
+        if self._structure_dirty:
+            self._update_structure()
+        if self._follow:
+            self._apply_follow()
+        ctx = self._context()
+        calls = 0
+        for plot in self.plots.values():
+            if plot.dirty and self._is_shown(plot):
+                calls += plot.redraw(ctx)
+        if self._hover_dirty:
+            self._draw_crosshair(ctx)
+        self.draw_calls += calls
+        if calls and not self.has_drawn:
+            self.has_drawn = True
+            self.firstDataDrawn.emit()
+        return calls
+
+    def shutdown(self) -> None:
+        """Stop the timer and close every reader. Call after ``io.close()``; idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._timer.stop()
+        self._feeds.close()
+
+    # ------------------------------------------------------------------ reading
+    def _on_error(self, folder: Path, message: str) -> None:
+        self.model.set_error(folder, message)
+        self._structure_dirty = True
+
+    # ------------------------------------------------------------------ drawing
+    def _tick(self) -> None:
+        if self._shut_down:
+            return
+        self._feeds.poll()
+        self.redraw()
+
+    def _is_shown(self, plot: MetricPlot) -> bool:
+        """True when some of ``plot`` is on screen (not collapsed, not scrolled away)."""
+        if not plot.isVisible():
+            return False
+        viewport = self.scroll_area.viewport()
+        return QRect(plot.mapTo(viewport, QPoint(0, 0)), plot.size()).intersects(viewport.rect())
+
+    def _context(self) -> DrawContext:
+        return DrawContext(
+            self.model, self._colors, self._x_mode, self._log_x, self._log_y, self._follow
+        )
+
+    def _mark_all_dirty(self) -> None:
+        for plot in self.plots.values():
+            plot.dirty = True
+
+    def _schedule_structure(self) -> None:
+        self._structure_dirty = True
+        self._mark_all_dirty()
+
+    def _update_structure(self) -> None:
+        """Create and remove charts for the keys of the selected runs; show a message if none."""
+        self._structure_dirty = False
+        keys = self.model.keys()
+        for key in [k for k in self.plots if k not in keys]:
+            plot = self.plots.pop(key)
+            self.groups[group_of(key)].remove_plot(key)
+            plot.hovered.disconnect()
+            plot.setParent(None)
+            plot.deleteLater()
+        for key in keys:
+            if key not in self.plots:
+                self._add_plot(key)
+        for key, plot in self.plots.items():
+            wanted = [(f, n) for f, n in self._runs if key in self.model.runs[f].curves]
+            if wanted != plot.shown_runs:
+                plot.sync_runs(wanted, self._colors)
+        for group in self.groups.values():
+            group.setVisible(bool(group.plots))
+        self._update_messages()
+
+    def _add_plot(self, key: str) -> None:
+        plot = MetricPlot(key)
+        if self._x_range is not None:
+            plot.vb.setXRange(*self._x_range, padding=0)
+        plot.vb.sigXRangeChanged.connect(lambda _vb, _r, plot=plot: self._on_x_range(plot))
+        plot.vb.sigRangeChangedManually.connect(lambda _mask: self.set_follow(False))
+        plot.vb.sigResized.connect(lambda _vb, plot=plot: setattr(plot, "dirty", True))
+        plot.hovered.connect(self._on_hover)
+        plot.followRequested.connect(lambda: self.set_follow(True))
+        self.plots[key] = plot
+        self.groups[group_of(key)].add_plot(plot)
+        self.groups[group_of(key)].set_columns(self._columns())
+
+    def _update_messages(self) -> None:
+        errors = [f"{data.name}: {data.error}" for data in self.model.runs.values() if data.error]
+        if not self._runs:
+            self._show_message("Select one or more runs to see their charts.")
+        elif self.plots:
+            self.pages.setCurrentWidget(self.scroll_area)
+        elif errors and len(errors) == len(self._runs):
+            self._show_message("Cannot read the journal:\n\n" + "\n".join(errors))
+        elif any(not data.loaded for data in self.model.runs.values()):
+            self._show_message("Reading the journals…")
+        else:
+            self._show_message("No metrics logged yet.")
+        shown_elsewhere = self.pages.currentWidget() is self.message and errors
+        self.banner.setVisible(bool(errors) and not shown_elsewhere)
+        self.banner.setText("Cannot read the journal of " + "; ".join(errors))
+
+    def _update_legend(self) -> None:
+        entries = [
+            f"<span style='color:{self._colors[folder].name()}; font-size:14pt'>&#9632;</span>"
+            f"&nbsp;{html.escape(name)}"
+            for folder, name in self._runs
+        ]
+        self.legend.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(entries))
+        self.legend.setVisible(bool(entries))
+
+    def _show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.pages.setCurrentWidget(self.message)
+
+    # ------------------------------------------------------------------ x range
+    def _apply_follow(self) -> None:
+        bounds = self.model.x_bounds(self._x_mode, log_x=self._log_x)
+        if bounds is not None:
+            self._set_x_range(follow_range(bounds, self._x_range))
+
+    def _reset_x_range(self) -> None:
+        self._x_range = None
+        bounds = self.model.x_bounds(self._x_mode, log_x=self._log_x)
+        if bounds is not None:
+            self._set_x_range(follow_range(bounds, None))
+        self._mark_all_dirty()
+        self._hover = None
+        self._hover_dirty = True
+
+    def _set_x_range(self, x_range: tuple[float, float]) -> None:
+        if self._x_range is not None and all(
+            math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+            for a, b in zip(x_range, self._x_range, strict=True)
+        ):
+            return
+        self._x_range = x_range
+        self._syncing = True
+        try:
+            for plot in self.plots.values():
+                plot.vb.setXRange(*x_range, padding=0)
+                plot.dirty = True
+        finally:
+            self._syncing = False
+
+    def _on_x_range(self, source: MetricPlot) -> None:
+        """A chart's x range changed (the user, or pyqtgraph): give it to all the others."""
+        if self._syncing:
+            return
+        x0, x1 = source.vb.viewRange()[0]
+        self._x_range = (float(x0), float(x1))
+        source.dirty = True
+        self._syncing = True
+        try:
+            for plot in self.plots.values():
+                if plot is not source:
+                    plot.vb.setXRange(x0, x1, padding=0)
+                    plot.dirty = True
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------------ crosshair
+    def _on_hover(self, plot: MetricPlot, x: float | None) -> None:
+        self._hover = None if x is None else (plot, x)
+        self._hover_dirty = True
+
+    def _draw_crosshair(self, ctx: DrawContext) -> None:
+        self._hover_dirty = False
+        for plot in self.plots.values():
+            if self._hover is None:
+                plot.show_crosshair(None)
+            elif self._is_shown(plot):
+                source, x = self._hover
+                plot.show_crosshair(x, plot.readout_html(ctx, x) if plot is source else "")
+
+    # ------------------------------------------------------------------ layout
+    def _columns(self) -> int:
+        width = self.scroll_area.viewport().width()
+        return max(1, min(MAX_COLUMNS, width // MIN_CHART_WIDTH))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.scroll_area.viewport() and event.type() == QEvent.Type.Resize:
+            columns = self._columns()
+            for group in self.groups.values():
+                group.set_columns(columns)
+        return super().eventFilter(watched, event)

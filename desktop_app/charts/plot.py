@@ -1,0 +1,353 @@
+"""One metric's chart: a pyqtgraph plot with persistent items per run, redrawn on demand.
+
+For every selected run the plot keeps three items, created once and updated with ``setData``:
+the raw curve (faint while a smoothing applies), the smoothed curve on top and the event
+marks. :meth:`MetricPlot.redraw` asks the Qt-free :class:`~desktop_app.charts.model.Curve`
+for the points of the current view and calls ``setData`` only for items whose inputs changed.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QMouseEvent
+from PySide6.QtWidgets import QWidget
+
+from desktop_app.charts.axes import XAxis, YAxis, format_x
+from desktop_app.charts.model import EVENT_SYMBOLS, ChartsModel, RunData
+
+#: Distinct, colour-blind-friendly run colours (Tableau 10), assigned in selection order.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+RAW_ALPHA = 60  # of 255: the raw curve behind a smoothed one
+CHART_HEIGHT = 230
+Y_PADDING = 0.05  # of the y span, above and below the data while following
+_TEXT = "#111827"
+_AXIS = "#6b7280"
+_GRID = "#eff0f3"
+
+
+@dataclass(frozen=True)
+class DrawContext:
+    """What every plot needs to draw: the data and the panel's display settings."""
+
+    model: ChartsModel
+    colors: dict[Path, QColor]
+    x_mode: str = "step"
+    log_x: bool = False
+    log_y: bool = False
+    follow: bool = True  # fit the y axes to the data
+
+
+@dataclass
+class _RunItems:
+    """The persistent items of one run in one plot, and what they were last drawn from."""
+
+    raw: pg.PlotDataItem
+    smooth: pg.PlotDataItem
+    marks: pg.ScatterPlotItem
+    color: QColor
+    drawn: dict[str, Any] = field(default_factory=dict)  # item name -> inputs of its setData
+    bounds: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+
+
+def _bounds(ys: np.ndarray) -> tuple[float, float, float] | None:
+    """(lowest, highest, lowest positive) finite value of ``ys``; None if it has none."""
+    finite = ys[np.isfinite(ys)]
+    if not len(finite):
+        return None
+    positive = finite[finite > 0]
+    low_positive = float(positive.min()) if len(positive) else math.inf
+    return float(finite.min()), float(finite.max()), low_positive
+
+
+def _mark_tip(x: float, y: float, data: Any) -> str:
+    return str(data)
+
+
+class MetricPlot(pg.PlotWidget):
+    """The chart of one metric key for all selected runs."""
+
+    #: (plot, x in view coordinates) while the mouse moves over the plot area; (plot, None)
+    #: when it leaves.
+    hovered = Signal(object, object)
+    #: A double click on the plot: follow the newest data again.
+    followRequested = Signal()
+
+    def __init__(self, key: str, parent: QWidget | None = None) -> None:
+        self.axis = XAxis()
+        super().__init__(parent, background="w", axisItems={"bottom": self.axis, "left": YAxis()})
+        self.key = key
+        self.dirty = True
+        self._items: dict[Path, _RunItems] = {}
+        #: The (folder, name) of the runs drawn, in legend order.
+        self.shown_runs: list[tuple[Path, str]] = []
+        self._log = (False, False)
+        self.setMinimumHeight(CHART_HEIGHT)
+        self.setMaximumHeight(CHART_HEIGHT)
+        self.setMinimumWidth(260)
+
+        item = self.getPlotItem()
+        item.setTitle(key, color=_TEXT, size="10pt")
+        item.hideButtons()
+        item.setMenuEnabled(False, False)
+        for name in ("left", "bottom"):
+            axis = item.getAxis(name)
+            axis.setPen(pg.mkPen(_AXIS))
+            axis.setTextPen(pg.mkPen(_TEXT))
+            axis.enableAutoSIPrefix(False)
+            # An opaque grid (major and minor ticks alike): pyqtgraph's translucent one costs about
+            # 10 ms per paint of each chart (blended lines are slow in Qt's raster engine).
+            axis.setTickPen(pg.mkPen(_GRID))
+            axis.setStyle(tickAlpha=255, maxTickLevel=1)
+            axis.setGrid(255)
+            axis.setZValue(-1)  # pyqtgraph puts axes, grid included, above the curves
+        self.vb: pg.ViewBox = item.getViewBox()
+        self.vb.disableAutoRange()  # the panel sets x, _fit_y sets y
+        self._y_range: tuple[float, float] | None = None
+        self.legend = item.addLegend(
+            offset=(-6, 4), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 200),
+            pen=pg.mkPen("#e5e7eb"), verSpacing=-6, labelTextColor=_TEXT,
+        )  # fmt: skip
+        self.legend.hide()  # the panel shows one legend for all charts; exports show this one
+        self.crosshair = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen(_AXIS, width=1, style=Qt.PenStyle.DashLine)
+        )
+        self.crosshair.setZValue(10)
+        self.crosshair.hide()
+        item.addItem(self.crosshair, ignoreBounds=True)
+        # The readout lives in the view box's pixels, above the curves, next to the mouse.
+        self.readout = pg.TextItem(
+            anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 235), border=pg.mkPen("#d1d5db")
+        )
+        self.readout.setParentItem(self.vb)
+        self.readout.setZValue(1000)
+        self.readout.hide()
+        self._mouse = QPointF()
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+    # ------------------------------------------------------------------ runs
+    @property
+    def runs(self) -> list[Path]:
+        """The runs this plot has items for, in legend order."""
+        return list(self._items)
+
+    def items_of(self, folder: Path) -> tuple[pg.PlotDataItem, pg.PlotDataItem, pg.ScatterPlotItem]:
+        """The (raw, smoothed, marks) items of a run."""
+        items = self._items[folder]
+        return items.raw, items.smooth, items.marks
+
+    def sync_runs(self, runs: list[tuple[Path, str]], colors: dict[Path, QColor]) -> None:
+        """Keep items for the runs of ``runs`` that have this key, in that order."""
+        wanted = [folder for folder, _ in runs]
+        for folder in [f for f in self._items if f not in wanted]:
+            items = self._items.pop(folder)
+            for each in (items.raw, items.smooth, items.marks):
+                self.getPlotItem().removeItem(each)
+        for folder, _name in runs:
+            if folder not in self._items:
+                self._items[folder] = self._new_items(colors[folder])
+        self._items = {f: self._items[f] for f in wanted if f in self._items}
+        self.shown_runs = list(runs)
+        self.legend.clear()
+        for folder, name in runs:
+            proxy = pg.PlotDataItem(pen=pg.mkPen(colors[folder], width=1))
+            self.legend.addItem(proxy, name)
+        self.dirty = True
+
+    def _new_items(self, color: QColor) -> _RunItems:
+        raw = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        marks = pg.ScatterPlotItem(size=9, hoverable=True, tip=_mark_tip, pxMode=True)
+        for z, each in enumerate((raw, smooth, marks)):
+            each.setZValue(z)
+            self.getPlotItem().addItem(each)
+        smooth.hide()
+        return _RunItems(raw, smooth, marks, QColor(color))
+
+    # ------------------------------------------------------------------ drawing
+    def set_log(self, log_x: bool, log_y: bool) -> None:
+        """Switch the axes (and the curves) to log scale."""
+        if (log_x, log_y) != self._log:
+            self._log = (log_x, log_y)
+            self.getPlotItem().setLogMode(x=log_x, y=log_y)
+            self.vb.disableAutoRange()  # setLogMode turns pyqtgraph's auto-range back on
+            self._y_range = None  # other units: fit y again
+            self.dirty = True
+
+    def redraw(self, ctx: DrawContext) -> int:
+        """Update the items whose inputs changed; returns how many ``setData`` calls it made."""
+        self.dirty = False
+        self.axis.set_mode(ctx.x_mode)
+        self.set_log(ctx.log_x, ctx.log_y)
+        (x0, x1), _ = self.vb.viewRange()
+        width = max(int(self.vb.width()), 50)
+        smoothing = ctx.model.smoothing
+        calls = 0
+        for folder, items in self._items.items():
+            run = ctx.model.runs.get(folder)
+            curve = run.curves.get(self.key) if run is not None else None
+            if run is None or curve is None:
+                continue
+            smoothed = curve.smoothed
+            where = (ctx.x_mode, run.origin, (x0, x1), width)
+            view = (curve.version, ctx.log_x, *where)
+            raw_pen = (smoothed, items.color.name())
+            if items.drawn.get("raw-pen") != raw_pen:
+                items.drawn["raw-pen"] = raw_pen
+                faint = QColor(items.color)
+                if smoothed:
+                    faint.setAlpha(RAW_ALPHA)
+                items.raw.setPen(pg.mkPen(faint, width=1))
+            if items.drawn.get("raw") != view:
+                items.drawn["raw"] = view
+                xs, ys = curve.points(*where, smoothed=False, log_x=ctx.log_x)
+                items.raw.setData(xs, ys)
+                items.bounds["raw"] = _bounds(ys)
+                calls += 1
+            items.smooth.setVisible(smoothed)
+            if smoothed and items.drawn.get("smooth") != (view, smoothing):
+                items.drawn["smooth"] = (view, smoothing)
+                xs, ys = curve.points(*where, smoothed=True, log_x=ctx.log_x)
+                items.smooth.setData(xs, ys)
+                items.bounds["smooth"] = _bounds(ys)
+                calls += 1
+            marks = (run.events_version, curve.version, ctx.x_mode, ctx.log_x, ctx.log_y)
+            if items.drawn.get("marks") != (marks, smoothing, run.origin):
+                items.drawn["marks"] = (marks, smoothing, run.origin)
+                calls += self._draw_marks(items, run, ctx)
+        if ctx.follow or self._y_range is None:
+            self._fit_y(ctx.log_y)
+        return calls
+
+    def _fit_y(self, log_y: bool) -> None:
+        """Fit the y range to the drawn curves (they keep every extreme of the view).
+
+        Done here rather than by pyqtgraph's auto-range, which recomputes the bounds of every
+        curve on every paint.
+        """
+        lows, highs = [], []
+        for items in self._items.values():
+            for name in ("raw", "smooth") if items.smooth.isVisible() else ("raw",):
+                bounds = items.bounds.get(name)
+                if bounds is None:
+                    continue
+                low, high, low_positive = bounds
+                if log_y:
+                    if not math.isfinite(low_positive):
+                        continue
+                    low, high = math.log10(low_positive), math.log10(high)
+                lows.append(low)
+                highs.append(high)
+        if not lows:
+            return
+        low, high = min(lows), max(highs)
+        pad = (high - low) * Y_PADDING if high > low else max(abs(high) * 0.1, 0.5)
+        target = (low - pad, high + pad)
+        if self._y_range != target:
+            self._y_range = target
+            self.vb.setYRange(*target, padding=0)
+
+    def _draw_marks(self, items: _RunItems, run: RunData, ctx: DrawContext) -> int:
+        """Place the run's event marks; 1 if that took a ``setData``, 0 if nothing moved."""
+        marks = run.marks(self.key, ctx.x_mode, smoothed=True)
+        xs = np.array([m.x for m in marks], dtype=np.float64)
+        ys = np.array([m.y for m in marks], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.log_x:
+                xs = np.log10(xs)
+            if ctx.log_y:
+                ys = np.log10(ys)
+        keep = np.isfinite(xs) & np.isfinite(ys)
+        shown = [m for m, k in zip(marks, keep, strict=True) if k]
+        key = (xs[keep].tobytes(), ys[keep].tobytes(), tuple(m.text for m in shown))
+        if items.drawn.get("marks-shown") == key:
+            return 0
+        items.drawn["marks-shown"] = key
+        items.marks.setVisible(bool(shown))  # an empty scatter item still costs a paint
+        items.marks.setData(
+            x=xs[keep], y=ys[keep],
+            symbol=[EVENT_SYMBOLS[m.kind] for m in shown],
+            data=[m.text for m in shown],
+            brush=[pg.mkBrush("#dc2626" if m.kind == "error" else "w") for m in shown],
+            pen=pg.mkPen(items.color, width=1),
+        )  # fmt: skip
+        return 1
+
+    # ------------------------------------------------------------------ crosshair
+    def show_crosshair(self, x: float | None, html: str = "") -> None:
+        """Draw the vertical line at ``x`` (None hides it) and, if given, the value readout."""
+        if x is None or not math.isfinite(x):
+            self.crosshair.hide()
+            self.readout.hide()
+            return
+        self.crosshair.setPos(x)
+        self.crosshair.show()
+        if not html:
+            self.readout.hide()
+            return
+        self.readout.setHtml(html)
+        # Next to the mouse, on whichever side the readout fits inside the plot.
+        size = self.readout.textItem.boundingRect()
+        box = self.vb.boundingRect()
+        gap = 12.0
+        left = self._mouse.x() + gap
+        if left + size.width() > box.right():
+            left = max(box.left(), self._mouse.x() - gap - size.width())
+        top = self._mouse.y() + gap
+        if top + size.height() > box.bottom():
+            top = max(box.top(), self._mouse.y() - gap - size.height())
+        self.readout.setPos(QPointF(left, top))
+        self.readout.show()
+
+    def set_legend_visible(self, visible: bool) -> None:
+        """Show the plot's own legend (for exports; the panel has a shared one)."""
+        self.legend.setVisible(visible)
+
+    def readout_html(self, ctx: DrawContext, x: float) -> str:
+        """The values of every run at view x ``x``, as HTML for the readout."""
+        data_x = 10.0**x if ctx.log_x else x
+        rows = []
+        for folder in self._items:
+            run = ctx.model.runs.get(folder)
+            curve = run.curves.get(self.key) if run is not None else None
+            if run is None or curve is None:
+                continue
+            found = curve.nearest(ctx.x_mode, run.origin, data_x)
+            if found is None:
+                continue
+            _px, raw, shown = found
+            color = ctx.colors[folder].name()
+            text = f"{shown:.5g}"
+            if curve.smoothed:
+                text += f" <span style='color:{_AXIS}'>(raw {raw:.5g})</span>"
+            name = html.escape(run.name)
+            rows.append(f"<span style='color:{color}'>&#9632;</span> {name}: {text}")
+        if not rows:
+            return ""
+        head = f"<b>{format_x(data_x, ctx.x_mode)}</b>"
+        return f"<div style='color:{_TEXT}; font-size:8pt'>{head}<br>{'<br>'.join(rows)}</div>"
+
+    def _on_mouse_moved(self, pos: Any) -> None:
+        if self.vb.sceneBoundingRect().contains(pos):
+            self._mouse = self.vb.mapFromScene(pos)
+            self.hovered.emit(self, self.vb.mapSceneToView(pos).x())
+        else:
+            self.hovered.emit(self, None)
+
+    def leaveEvent(self, event: Any) -> None:
+        super().leaveEvent(event)
+        self.hovered.emit(self, None)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        super().mouseDoubleClickEvent(event)
+        self.followRequested.emit()

@@ -1,0 +1,111 @@
+"""Reading the selected runs' journals on the background worker, on a schedule.
+
+Each run has a :class:`~desktop_app.charts.feed.RunFeed`; :meth:`JournalFeeds.poll` submits
+the reads that are due (a live run every 0.25 s, a finished one every second, an unreadable one
+again after a few seconds, from the start). Results come back on the GUI thread through the
+callbacks. A feed that is dropped is closed on the worker, after any read of it in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+
+from desktop_app.background import BackgroundIO
+from desktop_app.charts.feed import RunFeed
+from trainer.journal.reader import TailBatch
+
+log = logging.getLogger(__name__)
+
+POLL_LIVE_S = 0.25  # between two reads of a run that is changing
+POLL_IDLE_S = 1.0  # of a finished run (it may still be resumed)
+RETRY_S = 3.0  # before reading an unreadable journal again
+FINAL_STATUSES = frozenset({"finished", "stopped", "failed", "crashed"})
+
+
+class JournalFeeds:
+    """The feeds of the selected runs and when each is read next."""
+
+    def __init__(
+        self,
+        io: BackgroundIO,
+        on_batch: Callable[[Path, TailBatch], None],
+        on_error: Callable[[Path, str], None],
+        on_restart: Callable[[Path], None],
+    ) -> None:
+        """``on_restart(folder)`` comes before a run is read again from its start."""
+        self._io = io
+        self._on_batch = on_batch
+        self._on_error = on_error
+        self._on_restart = on_restart
+        self._feeds: dict[Path, RunFeed | None] = {}  # None: unreadable, retried later
+        self._next: dict[Path, float] = {}
+        self._retired: set[RunFeed] = set()
+
+    def set_folders(self, folders: Iterable[Path]) -> None:
+        """Follow exactly ``folders``: new ones are read at the next poll, others dropped."""
+        wanted = list(folders)
+        for folder in [f for f in self._feeds if f not in wanted]:
+            self._retire(self._feeds.pop(folder))
+            self._next.pop(folder, None)
+        for folder in wanted:
+            if folder not in self._feeds:
+                self._feeds[folder] = RunFeed(folder)
+                self._next[folder] = 0.0
+
+    def poll(self) -> None:
+        """Submit the reads that are due (a read still in flight is not submitted again)."""
+        now = time.monotonic()
+        for folder, feed in list(self._feeds.items()):
+            if now < self._next[folder]:
+                continue
+            if feed is None:
+                feed = self._feeds[folder] = RunFeed(folder)
+                self._on_restart(folder)
+            if self._io.submit(
+                f"charts-tail-{id(feed)}",
+                feed.poll,
+                partial(self._batch, feed),
+                partial(self._error, feed),
+            ):
+                self._next[folder] = now + POLL_LIVE_S
+
+    def close(self) -> None:
+        """Close every reader now. Call after ``io.close()`` (no read is in flight then)."""
+        for feed in [*self._feeds.values(), *self._retired]:
+            if feed is not None:
+                feed.close()
+        self._feeds.clear()
+        self._retired.clear()
+
+    def _batch(self, feed: RunFeed, batch: TailBatch) -> None:
+        if self._feeds.get(feed.folder) is not feed:
+            return  # a late answer for a run no longer followed
+        if batch.run.status in FINAL_STATUSES and not batch.n_points:
+            self._next[feed.folder] = time.monotonic() + POLL_IDLE_S
+        self._on_batch(feed.folder, batch)
+
+    def _error(self, feed: RunFeed, exc: BaseException) -> None:
+        if self._feeds.get(feed.folder) is not feed:
+            return
+        log.info("cannot read %s: %s", feed.folder, exc)
+        self._retire(feed)
+        self._feeds[feed.folder] = None
+        self._next[feed.folder] = time.monotonic() + RETRY_S
+        self._on_error(feed.folder, str(exc) or type(exc).__name__)
+
+    def _retire(self, feed: RunFeed | None) -> None:
+        """Close ``feed`` on the worker, after any read of it still in flight."""
+        if feed is None:
+            return
+        self._retired.add(feed)
+
+        def done(_result: object) -> None:
+            self._retired.discard(feed)
+
+        if not self._io.submit(f"charts-close-{id(feed)}", feed.close, done, done):
+            feed.close()  # the worker is gone: nothing reads it any more
+            self._retired.discard(feed)

@@ -1,0 +1,195 @@
+"""Smoothing of a metric, always computed from the raw values, vectorised and incremental. Qt-free.
+
+* :func:`ema`: TensorBoard's debiased exponential moving average. Non-finite values pass
+  through unchanged and are left out of the average.
+* :func:`moving_average`: the mean of the finite values in a trailing or centred window.
+
+A :class:`Smoother` keeps its output in a growing array and recomputes only what a change of
+the raw values can affect: the new points (EMA, trailing average) plus the last ``window // 2``
+(centred average). A change in the middle (a resumed attempt) recomputes the EMA from the
+start, which is rare.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from desktop_app.charts.series import GrowingArray
+
+#: Smoothing kinds accepted by :func:`make_smoother` (and ``ChartsPanel.set_smoothing``).
+KINDS = ("none", "ema", "ma", "cma")
+MAX_EMA_WEIGHT = 0.999
+_CHUNK = 1 << 16  # points per cumulative sum of the moving average: bounds rounding errors
+
+
+@dataclass(frozen=True)
+class EmaState:
+    """Where an EMA stopped: the biased accumulator and how many finite values it has seen."""
+
+    accumulator: float = 0.0
+    count: int = 0
+
+
+def ema(
+    values: np.ndarray, weight: float, state: EmaState | None = None
+) -> tuple[np.ndarray, EmaState]:
+    """Debiased EMA of ``values`` continuing from ``state``; returns the output and new state.
+
+    ``acc_t = weight * acc_{t-1} + (1 - weight) * x_t`` (``acc_0 = 0``), shown as
+    ``acc_t / (1 - weight ** t)`` with ``t`` counting finite values, so the first point is
+    the first value and a constant series stays constant.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"EMA weight must be in [0, 1), got {weight}")
+    state = state or EmaState()
+    x = np.asarray(values, dtype=np.float64)
+    out = x.copy()
+    finite = np.isfinite(x)
+    all_finite = bool(finite.all())
+    xf = x if all_finite else x[finite]
+    if len(xf) == 0:
+        return out, state
+    acc = xf.copy() if weight == 0.0 else _ema_accumulate(xf, weight, state.accumulator)
+    counts = state.count + np.arange(1, len(xf) + 1, dtype=np.float64)
+    debiased = acc / -np.expm1(counts * math.log(weight)) if weight > 0.0 else acc
+    if all_finite:
+        out = debiased
+    else:
+        out[finite] = debiased
+    return out, EmaState(float(acc[-1]), state.count + len(xf))
+
+
+def _ema_accumulate(x: np.ndarray, a: float, carry: float) -> np.ndarray:
+    """acc_j = a * acc_{j-1} + (1 - a) * x_j, in blocks short enough for a**-j to stay finite."""
+    block = int(min(4096, max(1, 150 // -math.log10(a))))
+    powers = a ** np.arange(block + 1, dtype=np.float64)
+    inverse = 1.0 / powers[:-1]
+    out = np.empty_like(x)
+    for start in range(0, len(x), block):
+        chunk = x[start : start + block]
+        m = len(chunk)
+        sums = np.cumsum(chunk * inverse[:m])  # sum of a**-i * x_i
+        out[start : start + m] = powers[1 : m + 1] * carry + (1.0 - a) * powers[:m] * sums
+        carry = float(out[start + m - 1])
+    return out
+
+
+def moving_average(values: np.ndarray, window: int, *, centred: bool = False) -> np.ndarray:
+    """Mean of the finite values in a trailing (or centred) window of ``window`` points.
+
+    Near the ends the window holds fewer points; a window with no finite value gives NaN.
+    """
+    left, right = _window_sides(window, centred)
+    x = np.asarray(values, dtype=np.float64)
+    return _window_means(x, 0, len(x), left, right)
+
+
+def _window_sides(window: int, centred: bool) -> tuple[int, int]:
+    if window < 1:
+        raise ValueError(f"moving average window must be >= 1, got {window}")
+    left = window // 2 if centred else window - 1
+    return left, window - 1 - left
+
+
+def _window_means(x: np.ndarray, start: int, stop: int, left: int, right: int) -> np.ndarray:
+    """Window means for output indices ``start..stop-1`` over all of ``x``."""
+    n = len(x)
+    out = np.empty(max(stop - start, 0), dtype=np.float64)
+    for chunk in range(start, stop, _CHUNK):
+        end = min(chunk + _CHUNK, stop)
+        lo = max(chunk - left, 0)
+        hi = min(end + right, n)
+        seg = x[lo:hi]
+        finite = np.isfinite(seg)
+        sums = np.concatenate(([0.0], np.cumsum(np.where(finite, seg, 0.0))))
+        counts = np.concatenate(([0], np.cumsum(finite)))
+        idx = np.arange(chunk, end)
+        a = np.maximum(idx - left, 0) - lo
+        b = np.minimum(idx + right + 1, n) - lo
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[chunk - start : end - start] = (sums[b] - sums[a]) / (counts[b] - counts[a])
+    return out
+
+
+class Smoother:
+    """Keeps a smoothed copy of a growing series; base class: no smoothing (a copy)."""
+
+    #: How many outputs before a changed input can change too (a centred window looks ahead).
+    lookahead = 0
+
+    def __init__(self) -> None:
+        self._out = GrowingArray(np.float64)
+
+    @property
+    def values(self) -> np.ndarray:
+        """The smoothed values (a view, valid until the next update)."""
+        return self._out.view
+
+    def update(self, raw: np.ndarray, changed_from: int) -> int:
+        """Bring the output up to date after ``raw[changed_from:]`` changed (or was added).
+
+        Returns the lowest output index that changed.
+        """
+        start = max(min(changed_from, len(self._out)) - self.lookahead, 0)
+        start = self._restart(start)
+        self._out.resize(start)
+        self._out.append(self._compute(raw, start))
+        return start
+
+    def _restart(self, start: int) -> int:
+        """Where the computation can resume, at or before ``start``."""
+        return start
+
+    def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
+        return np.asarray(raw[start:], dtype=np.float64)
+
+
+class EmaSmoother(Smoother):
+    """Debiased EMA; appending costs O(new points), any other change restarts it."""
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(f"EMA weight must be in [0, 1), got {weight}")
+        self.weight = weight
+        self._state = EmaState()
+
+    def _restart(self, start: int) -> int:
+        if start < len(self._out):
+            self._state = EmaState()
+            return 0
+        return start
+
+    def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
+        out, self._state = ema(raw[start:], self.weight, self._state)
+        return out
+
+
+class MovingAverageSmoother(Smoother):
+    """Trailing or centred moving average of ``window`` points."""
+
+    def __init__(self, window: int, *, centred: bool = False) -> None:
+        super().__init__()
+        self.window = window
+        self.centred = centred
+        self._left, self._right = _window_sides(window, centred)
+        self.lookahead = self._right
+
+    def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
+        x = np.asarray(raw, dtype=np.float64)
+        return _window_means(x, start, len(x), self._left, self._right)
+
+
+def make_smoother(kind: str, value: float = 0.0) -> Smoother:
+    """A smoother for ``kind``: "none", "ema" (weight ``value``), "ma" (trailing window
+    ``value``) or "cma" (centred window ``value``)."""
+    if kind == "none":
+        return Smoother()
+    if kind == "ema":
+        return EmaSmoother(float(value))
+    if kind in ("ma", "cma"):
+        return MovingAverageSmoother(int(value), centred=kind == "cma")
+    raise ValueError(f"unknown smoothing {kind!r}; expected one of {', '.join(KINDS)}")
