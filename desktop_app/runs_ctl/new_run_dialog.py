@@ -1,0 +1,341 @@
+"""The new-run dialog: a recipe or a script, its config, a device and a name -> a LaunchSpec.
+
+Never ``exec()`` it (a nested event loop breaks qasync's tasks): call :meth:`NewRunDialog.open`
+and listen to :attr:`NewRunDialog.accepted_spec`, or ``await ask_new_run(dialog)``.
+Recipes are read through ``recipe.spec()`` only (TOML, no torch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.runs_ctl.config_form import ERROR_STYLE, ConfigForm, ScriptOverrides
+from desktop_app.runs_ctl.spec import LaunchSpec
+from trainer.config import ConfigSpec
+from trainer.errors import TrainDeskError
+from trainer.paths import validate_run_name
+from trainer.recipes import RECIPES
+from trainer.runs import default_run_name
+
+log = logging.getLogger(__name__)
+
+#: Lists the GPUs to offer as ``cuda:N`` (their names); may raise, then none are offered.
+GpuLister = Callable[[], Sequence[str]]
+
+
+class RecipeLike(Protocol):
+    """What the dialog needs of a recipe (``trainer.recipes.Recipe``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    def spec(self) -> ConfigSpec: ...
+
+
+class NewRunDialog(QDialog):
+    """Pick a recipe or script, edit its config, choose device and name, then Launch."""
+
+    #: Emitted with the :class:`LaunchSpec` when the user clicks Launch.
+    accepted_spec = Signal(object)
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        parent: QWidget | None = None,
+        *,
+        recipes: Mapping[str, RecipeLike] | None = None,
+        gpus: GpuLister | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New run")
+        self.resize(620, 640)
+        self.runs_dir = Path(runs_dir)
+        self.recipes: Mapping[str, RecipeLike] = dict(RECIPES) if recipes is None else recipes
+        self._forms: dict[str, ConfigForm] = {}
+        self._file_dialog: QFileDialog | None = None
+
+        # -- what to run
+        self.recipe_radio = QRadioButton("Built-in recipe")
+        self.script_radio = QRadioButton("Script")
+        group = QButtonGroup(self)
+        group.addButton(self.recipe_radio)
+        group.addButton(self.script_radio)
+        self.recipe_combo = QComboBox()
+        for name in self.recipes:
+            self.recipe_combo.addItem(name, name)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("color: palette(mid);")
+        self.script_edit = QLineEdit()
+        self.script_edit.setPlaceholderText("path/to/train.py")
+        self.browse_button = QPushButton("Browse…")
+        self.target_error = _error_label()
+        target_box = QGroupBox("Train")
+        grid = QGridLayout(target_box)
+        grid.addWidget(self.recipe_radio, 0, 0)
+        grid.addWidget(self.recipe_combo, 0, 1, 1, 2)
+        grid.addWidget(self.summary, 1, 1, 1, 2)
+        grid.addWidget(self.script_radio, 2, 0)
+        grid.addWidget(self.script_edit, 2, 1)
+        grid.addWidget(self.browse_button, 2, 2)
+        grid.addWidget(self.target_error, 3, 1, 1, 2)
+        grid.setColumnStretch(1, 1)
+
+        # -- its config: one form per recipe, or the script's key=value list
+        self.config_stack = QStackedWidget()
+        self.script_overrides = ScriptOverrides()
+        self.config_stack.addWidget(self.script_overrides)
+        self._pages: dict[str, QScrollArea] = {}
+        config_box = QGroupBox("Config")
+        QVBoxLayout(config_box).addWidget(self.config_stack)
+
+        # -- where and as what
+        self.device_combo = QComboBox()
+        self._fill_devices(gpus)
+        self.name_edit = QLineEdit()
+        self.name_error = _error_label()
+        run_box = QGroupBox("Run")
+        self._run_form = QFormLayout(run_box)
+        self._run_form.addRow("Device", self.device_combo)
+        self._run_form.addRow("Name", self.name_edit)
+        self._run_form.addRow("", self.name_error)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.launch_button = self.buttons.addButton(
+            "Launch", QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.launch_button.setDefault(True)
+        self.buttons.accepted.connect(self._on_launch)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(target_box)
+        layout.addWidget(config_box, 1)
+        layout.addWidget(run_box)
+        layout.addWidget(self.buttons)
+
+        self.recipe_radio.toggled.connect(self._on_kind)
+        self.recipe_combo.currentIndexChanged.connect(lambda _i: self._on_kind())
+        self.script_edit.textChanged.connect(lambda _t: self.revalidate())
+        self.browse_button.clicked.connect(self._browse)
+        self.script_overrides.changed.connect(self.revalidate)
+        self.name_edit.textChanged.connect(lambda _t: self.revalidate())
+        self.device_combo.currentIndexChanged.connect(lambda _i: self.revalidate())
+        if self.recipes:
+            self.recipe_radio.setChecked(True)
+        else:
+            self.script_radio.setChecked(True)
+            self.recipe_radio.setEnabled(False)
+        self._on_kind()
+
+    # ------------------------------------------------------------------ public
+    @property
+    def is_script(self) -> bool:
+        return self.script_radio.isChecked()
+
+    def select_recipe(self, name: str) -> None:
+        self.recipe_radio.setChecked(True)
+        self.recipe_combo.setCurrentIndex(self.recipe_combo.findData(name))
+
+    def select_script(self, path: str | Path) -> None:
+        self.script_radio.setChecked(True)
+        self.script_edit.setText(str(path))
+
+    def form(self) -> ConfigForm | None:
+        """The config form of the selected recipe (None for a script or an unreadable spec)."""
+        if self.is_script:
+            return None
+        return self._forms.get(self.recipe_combo.currentData())
+
+    def errors(self) -> dict[str, str]:
+        """Everything that keeps Launch disabled: field -> message."""
+        errors: dict[str, str] = {}
+        if self.target_error.text():
+            errors["target"] = self.target_error.text()
+        if self.name_error.text():
+            errors["name"] = self.name_error.text()
+        editor = self.script_overrides if self.is_script else self.form()
+        if editor is not None:
+            errors.update(editor.errors())
+        return errors
+
+    def launch_spec(self) -> LaunchSpec | None:
+        """The spec the dialog describes now, or None while anything is invalid."""
+        self.revalidate()
+        if self.errors():
+            return None
+        target = (
+            self.script_edit.text().strip() if self.is_script else self.recipe_combo.currentData()
+        )
+        editor = self.script_overrides if self.is_script else self.form()
+        overrides = editor.overrides() if editor is not None else []
+        name = self.name_edit.text().strip() or None
+        device = self.device_combo.currentData()
+        form = self.form()
+        default_device = form.spec.defaults.get("device", "auto") if form else "auto"
+        if not self.device_combo.isEnabled() or device == default_device:
+            device = None
+        return LaunchSpec(target, overrides, name=name, device=device, runs_dir=self.runs_dir)
+
+    def revalidate(self) -> None:
+        """Check the target and the name (the config editors check themselves)."""
+        self.target_error.setText(self._target_problem())
+        self.target_error.setVisible(bool(self.target_error.text()))
+        self.name_error.setText(self._name_problem())
+        self._run_form.setRowVisible(self.name_error, bool(self.name_error.text()))
+        self.launch_button.setEnabled(not self.errors())
+
+    # ------------------------------------------------------------------ internals
+    def _fill_devices(self, gpus: GpuLister | None) -> None:
+        self.device_combo.addItem("auto (a GPU if there is one)", "auto")
+        self.device_combo.addItem("cpu", "cpu")
+        names: Sequence[str] = []
+        if gpus is not None:
+            try:
+                names = list(gpus())
+            except Exception as exc:  # a broken driver must not break the dialog
+                log.warning("cannot list the GPUs: %s", exc)
+        if names:
+            self.device_combo.addItem("cuda (the first GPU)", "cuda")
+        for index, gpu in enumerate(names):
+            self.device_combo.addItem(f"cuda:{index} — {gpu}", f"cuda:{index}")
+
+    def _on_kind(self, *_args: object) -> None:
+        script = self.is_script
+        self.recipe_combo.setEnabled(not script)
+        self.script_edit.setEnabled(script)
+        self.browse_button.setEnabled(script)
+        if script:
+            self.config_stack.setCurrentWidget(self.script_overrides)
+            self.summary.hide()
+            self.device_combo.setEnabled(True)
+            self.name_edit.setPlaceholderText(self._auto_name(self.script_edit.text() or "run"))
+        else:
+            self._show_recipe(self.recipe_combo.currentData())
+        self.revalidate()
+
+    def _show_recipe(self, name: str) -> None:
+        recipe = self.recipes[name]
+        self.summary.setText(recipe.summary)
+        self.summary.show()
+        self.name_edit.setPlaceholderText(self._auto_name(name))
+        form = self._forms.get(name)
+        if form is None:
+            try:
+                spec = recipe.spec()
+            except TrainDeskError as exc:
+                self.summary.setText(f"cannot read the recipe's config: {exc}")
+                self.config_stack.setCurrentWidget(self.script_overrides)
+                return
+            form = ConfigForm(spec, hidden={"device"})
+            form.changed.connect(self.revalidate)
+            self._forms[name] = form
+            page = QScrollArea()
+            page.setWidgetResizable(True)
+            page.setWidget(form)
+            self._pages[name] = page
+            self.config_stack.addWidget(page)
+        self.config_stack.setCurrentWidget(self._pages[name])
+        has_device = "device" in form.spec.defaults
+        self.device_combo.setEnabled(has_device)
+        if has_device:
+            index = self.device_combo.findData(form.spec.defaults["device"])
+            self.device_combo.setCurrentIndex(max(index, 0))
+
+    def _target_problem(self) -> str:
+        if not self.is_script:
+            if self.form() is None:
+                return "this recipe's config cannot be read"
+            return ""
+        text = self.script_edit.text().strip()
+        if not text:
+            return "choose a script.py to run"
+        path = Path(text).expanduser()
+        if not path.is_file():
+            return f"{text} does not exist"
+        if path.suffix != ".py":
+            return f"{path.name} is not a Python script (.py)"
+        return ""
+
+    def _name_problem(self) -> str:
+        name = self.name_edit.text().strip()
+        if not name:
+            return ""
+        try:
+            validate_run_name(name)
+        except TrainDeskError as exc:
+            return str(exc)
+        if (self.runs_dir / name).exists():
+            return f"a run named {name!r} already exists in {self.runs_dir}"
+        return ""
+
+    @staticmethod
+    def _auto_name(target: str) -> str:
+        return f"automatic, e.g. {default_run_name(target)}"
+
+    def _browse(self) -> None:
+        if self._file_dialog is None:
+            dialog = QFileDialog(self, "Choose a training script", filter="Python scripts (*.py)")
+            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+            dialog.fileSelected.connect(self.select_script)
+            self._file_dialog = dialog
+        self._file_dialog.open()  # not exec(): no nested event loop
+
+    def _on_launch(self) -> None:
+        spec = self.launch_spec()
+        if spec is None:
+            return
+        self.accepted_spec.emit(spec)
+        self.accept()
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setStyleSheet(ERROR_STYLE)
+    label.setWordWrap(True)
+    label.hide()
+    return label
+
+
+async def ask_new_run(dialog: NewRunDialog) -> LaunchSpec | None:
+    """Open ``dialog`` and wait (without a nested event loop) for a spec, or None if cancelled."""
+    future: asyncio.Future[LaunchSpec | None] = asyncio.get_running_loop().create_future()
+
+    def done(spec: LaunchSpec | None) -> None:
+        if not future.done():
+            future.set_result(spec)
+
+    dialog.accepted_spec.connect(done)
+    dialog.rejected.connect(lambda: done(None))
+    dialog.open()
+    try:
+        return await future
+    finally:
+        dialog.accepted_spec.disconnect(done)
+        if dialog.isVisible():
+            dialog.reject()
