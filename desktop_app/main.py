@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.main_window import MainWindow
+from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.settings.model import AppSettings, load_settings
 from desktop_app.settings.theme import apply_theme
 from desktop_app.system.gpus import ENV_SIMULATED
@@ -34,6 +35,8 @@ from trainer.runs import resolve_run
 FIRST_PAINT_ENV = "TRAINDESK_FIRST_PAINT_FILE"
 #: Longest wait for the first curve before ``--screenshot`` grabs the window anyway.
 SCREENSHOT_WAIT_S = 1.5
+#: With --quit-after, the screenshot is taken this long before the app closes.
+SCREENSHOT_BEFORE_QUIT_S = 0.5
 #: Time for the axes to settle on the new data before the grab.
 SCREENSHOT_SETTLE_S = 0.2
 
@@ -53,6 +56,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quit-after", metavar="SECONDS", type=float, help="close the app after SECONDS"
     )
+    parser.add_argument(
+        "--launch", metavar="RECIPE", help="start a run of RECIPE (or a script.py) at once"
+    )
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+        help="a config value for --launch (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--name", metavar="N", help="the name of the --launch run")
     parser.add_argument(
         "--simulate-gpus", metavar="SPEC",
         help="show simulated GPUs, e.g. 2x80GiB (for demos and tests; marked 'simulated')",
@@ -106,9 +117,17 @@ async def run_app(args: argparse.Namespace) -> int:
         loop.call_soon(record_first_frame, window, Path(first_paint))
     for spec in args.open:
         open_run(window, spec)
+    if args.launch:
+        target = args.launch
+        if target.endswith(".py"):
+            target = str(Path(target).expanduser().resolve())
+        window.launch(LaunchSpec(target, list(args.overrides), name=args.name))
     shot: asyncio.Task[Any] | None = None
     if args.screenshot:
-        shot = spawn(take_screenshot(window, Path(args.screenshot)), "screenshot")
+        # With --quit-after, the picture is taken just before the app closes, so a run it
+        # launched has had time to draw its curves.
+        at = max(0.0, args.quit_after - SCREENSHOT_BEFORE_QUIT_S) if args.quit_after else None
+        shot = spawn(take_screenshot(window, Path(args.screenshot), at), "screenshot")
     if args.quit_after is not None:
         spawn(quit_after(window, args.quit_after, shot), "quit-after")
     try:
@@ -146,9 +165,12 @@ def open_run(window: MainWindow, spec: str) -> None:
     window.open_folder(folder)
 
 
-async def take_screenshot(window: MainWindow, path: Path) -> None:
-    """Save a PNG of ``window`` once its chart has drawn data (or after a short wait)."""
-    if not window.charts.has_drawn:
+async def take_screenshot(window: MainWindow, path: Path, at: float | None = None) -> None:
+    """Save a PNG of ``window`` ``at`` seconds after the start, or once its charts have drawn
+    data (or after a short wait)."""
+    if at is not None:
+        await asyncio.sleep(at)
+    elif not window.charts.has_drawn:
         drawn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_drawn() -> None:
@@ -170,11 +192,12 @@ async def take_screenshot(window: MainWindow, path: Path) -> None:
 
 
 async def quit_after(window: MainWindow, seconds: float, first: asyncio.Task[Any] | None) -> None:
-    """Close ``window`` after ``seconds`` (and after the pending screenshot, if any)."""
+    """Close ``window`` after ``seconds`` (after the pending screenshot, if any), leaving
+    runs it started training."""
     await asyncio.sleep(seconds)
     if first is not None:
         await asyncio.wait([first])
-    window.close()
+    await window.close_leaving_runs()  # runs go on without the app; it re-attaches them
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the Qt-free :class:`RunsModel` decides whether anything changed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -30,12 +31,19 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
+from desktop_app.runs_ctl.actions import RunController
+from desktop_app.runs_ctl.close_prompt import close_with_children
+from desktop_app.runs_ctl.console import LogConsole
+from desktop_app.runs_ctl.controls import Action
+from desktop_app.runs_ctl.spec import LaunchSpec
+from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel
 from desktop_app.runs_table import SORT_ROLE, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
@@ -70,6 +78,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"TrainDesk — {runs_dir}")
         self.resize(1280, 800)
         self._shut_down = False
+        self._selected: str | None = None  # the primary (first) selected run
+        self._selected_paths: list[str] = []
         self.settings = settings or AppSettings()
         self.io = BackgroundIO(self)
         self.runs = RunsModel(runs_dir)
@@ -100,6 +110,25 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table_model.modelReset.connect(self._restore_selection)
 
+        self.supervisor = Supervisor(runs_dir, self)
+        self.controller = RunController(
+            self.supervisor, self, selected=self.selected_run, io=self.io
+        )
+        self.console = LogConsole(is_piped=self.supervisor.is_running)
+        self.supervisor.output.connect(self.console.append)
+        self.supervisor.started.connect(self.console.prepare)
+        self.supervisor.started.connect(lambda _folder: self.refresh())
+        self.supervisor.finished.connect(lambda *_: self.refresh())
+        self.supervisor.failed_to_start.connect(
+            lambda name, message: self.show_error(f"{name}: {message}")
+        )
+        self.controller.message.connect(self.statusBar().showMessage)
+        self.controller.error.connect(self.show_error)
+        self.controller.launched.connect(self._on_launched)
+        self.controller.deleted.connect(self._on_deleted)
+        self._close_confirmed = False
+        self._closing: asyncio.Future[None] | None = None
+
         runs_panel = QWidget()
         runs_layout = QVBoxLayout(runs_panel)
         runs_layout.setContentsMargins(0, 0, 0, 0)
@@ -111,14 +140,15 @@ class MainWindow(QMainWindow):
             self.charts.set_smoothing(kind, self.settings.smoothing_value)
         except ValueError as exc:
             log.warning("smoothing setting ignored: %s", exc)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.charts, "Charts")
+        self.tabs.addTab(self.console, "Console")
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(runs_panel)
-        splitter.addWidget(self.charts)
+        splitter.addWidget(self.tabs)
         splitter.setSizes([240, 440])
         self.setCentralWidget(splitter)
 
-        self._selected: str | None = None  # the primary (first) selected run
-        self._selected_paths: list[str] = []
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #b91c1c;")
         self.statusBar().showMessage(f"Runs in {runs_dir}")
@@ -157,6 +187,13 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
         self.open_action = open_action
+        run_menu = self.menuBar().addMenu("&Run")
+        toolbar = self.addToolBar("Runs")
+        toolbar.setObjectName("runs-toolbar")
+        for action, qaction in self.controller.actions.items():
+            run_menu.addAction(qaction)
+            if action != Action.OPEN_FOLDER:
+                toolbar.addAction(qaction)
 
     def open_settings(self) -> SettingsDialog:
         """Show the (non-modal) settings dialog; changes apply when it is accepted."""
@@ -250,14 +287,44 @@ class MainWindow(QMainWindow):
         self.closed.emit()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.supervisor.running() and not self._close_confirmed:
+            # Runs started here are alive: ask whether to stop them or leave them running,
+            # without a nested event loop; the window closes when that is done.
+            event.ignore()
+            if self._closing is None:
+                self._closing = asyncio.ensure_future(self._close_with_children())
+            return
         self.shutdown()
         super().closeEvent(event)
+
+    async def _close_with_children(self) -> None:
+        try:
+            confirmed = await close_with_children(self, self.supervisor)
+        finally:
+            self._closing = None
+        if confirmed:
+            self._close_confirmed = True
+            self.close()
+
+    async def close_leaving_runs(self) -> None:
+        """Close without asking, leaving live runs training (they need no app)."""
+        await self.supervisor.shutdown(stop_children=False)
+        self._close_confirmed = True
+        self.close()
+
+    def launch(self, spec: LaunchSpec) -> str | None:
+        """Start a run as a child of the app and select it; returns its folder."""
+        folder = self.supervisor.start(spec)
+        if folder is not None:
+            self._on_launched(folder)
+        return folder
 
     # ------------------------------------------------------------------ internals
     def _on_runs(self, runs: list[RunSummary]) -> None:
         # A change of rows resets the table model, which restores the selection.
         self.runs.set_runs(runs)
         self.system.set_runs(runs)
+        self.controller.update()
 
     def _on_refresh_error(self, exc: BaseException) -> None:
         log.warning("cannot list the runs: %s", exc)
@@ -292,3 +359,16 @@ class MainWindow(QMainWindow):
         self._selected_paths = [r.path for r in runs]
         self.system.set_selected_run(Path(run.path), run.name)
         self.charts.set_runs([(Path(r.path), r.name) for r in runs])
+        self.console.show_run(run.path)
+        self.controller.update()
+
+    def _on_launched(self, folder: str) -> None:
+        self._selected = folder
+        self._selected_paths = [folder]
+        self.console.show_run(folder)
+        self.refresh()
+
+    def _on_deleted(self, folder: str) -> None:
+        self.console.forget(folder)
+        self._selected_paths = [p for p in self._selected_paths if p != folder]
+        self.refresh()
