@@ -282,6 +282,16 @@ class ChartsModel:
             self.runs[folder] = data
         return added, removed
 
+    def newest_wall(self) -> float | None:
+        """The wall time (unix s) of the newest point of any curve, or None."""
+        newest = [
+            float(curve.buffer.walls[-1])
+            for run in self.runs.values()
+            for curve in run.curves.values()
+            if len(curve)
+        ]
+        return max(newest, default=None)
+
     def set_smoothing(self, kind: str, value: float) -> bool:
         """Change the smoothing of every curve; True if it changed."""
         smoothing = check_smoothing(kind, value)

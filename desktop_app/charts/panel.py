@@ -33,6 +33,8 @@ class ChartsPanel(QWidget):
 
     #: Emitted once, the first time a tick draws data (``--screenshot`` waits for it).
     firstDataDrawn = Signal()
+    #: Emitted after each tick that drew something (probes and benchmarks listen).
+    drawn = Signal()
 
     def __init__(self, io: BackgroundIO, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -267,9 +269,11 @@ class ChartsPanel(QWidget):
         if self._hover_dirty:
             self._draw_crosshair(ctx)
         self.draw_calls += calls
-        if calls and not self.has_drawn:
-            self.has_drawn = True
-            self.firstDataDrawn.emit()
+        if calls:
+            self.drawn.emit()
+            if not self.has_drawn:
+                self.has_drawn = True
+                self.firstDataDrawn.emit()
         return calls
 
     def shutdown(self) -> None:
