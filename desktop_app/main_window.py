@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
         self._selected: str | None = None  # the primary (first) selected run
         self._selected_paths: list[str] = []
         self.settings = settings or AppSettings()
+        self._runs_dir_error: str | None = None
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)  # a first start: nothing there yet
+        except OSError as exc:
+            self._runs_dir_error = f"cannot create the runs folder {runs_dir}: {exc.strerror}"
         self.io = BackgroundIO(self)
         self.runs = RunsModel(runs_dir)
 
@@ -153,6 +158,8 @@ class MainWindow(QMainWindow):
         self.error_label.setStyleSheet("color: #b91c1c;")
         self.statusBar().showMessage(f"Runs in {runs_dir}")
         self.statusBar().addPermanentWidget(self.error_label)
+        if self._runs_dir_error:
+            self.show_error(self._runs_dir_error)
 
         self.system = SystemPanel(self.io, gpu_backend, interval_s=self.settings.system_poll_s)
         system_dock = QDockWidget("System", self)
@@ -321,6 +328,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ internals
     def _on_runs(self, runs: list[RunSummary]) -> None:
+        if self.error_label.text().startswith("Error: the runs folder"):
+            self.error_label.setText("")  # it is back
         # A change of rows resets the table model, which restores the selection.
         self.runs.set_runs(runs)
         self.system.set_runs(runs)
@@ -328,7 +337,10 @@ class MainWindow(QMainWindow):
 
     def _on_refresh_error(self, exc: BaseException) -> None:
         log.warning("cannot list the runs: %s", exc)
-        self.show_error(f"cannot list the runs in {self.runs.runs_dir}: {exc}")
+        if isinstance(exc, FileNotFoundError):
+            self.show_error(str(exc))  # the runs listed so far stay, as last seen
+        else:
+            self.show_error(f"cannot list the runs in {self.runs.runs_dir}: {exc}")
 
     def _restore_selection(self) -> None:
         """After the rows changed, select again what was selected (or the newest run)."""

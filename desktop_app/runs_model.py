@@ -24,8 +24,14 @@ LOSS_KEY = "train/loss"
 def fetch_runs(runs_dir: Path) -> list[RunSummary]:
     """Summaries of ``runs_dir``'s runs, newest first (unreadable ones last, by name).
 
-    Blocking (opens every journal): call it off the GUI thread.
+    Blocking (opens every journal): call it off the GUI thread. A runs directory that is
+    gone raises FileNotFoundError with the fix.
     """
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(
+            f"the runs folder {runs_dir} does not exist (any more): recreate it, or choose "
+            "another in File → Settings"
+        )
     return sort_runs(summarize_all(runs_dir))
 
 

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from desktop_app.main_window import MainWindow
+from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_table import COLUMNS, STATUS_COLUMN
 from trainer.journal.writer import JournalWriter
 
@@ -177,3 +178,28 @@ def test_open_selects_a_run_of_the_runs_dir(
     wait_for(qtbot, lambda: [r.name for r in window.selected_runs()] == ["first"])
     open_run(window, "nobody")
     assert "no run named 'nobody'" in window.error_label.text()
+
+
+def test_the_runs_dir_vanishing_or_turning_read_only(
+    qtbot: QtBot, window: MainWindow, runs_dir: Path, make_run: MakeRun, tmp_path: Path
+) -> None:
+    make_run("kept", losses=[1.0])
+    wait_for(qtbot, lambda: window.proxy.rowCount() == 1)
+    moved = tmp_path / "moved-away"
+    runs_dir.rename(moved)
+    wait_for(qtbot, lambda: "does not exist (any more)" in window.error_label.text())
+    assert window.proxy.rowCount() == 1  # what was listed stays, as last seen
+    moved.rename(runs_dir)
+    wait_for(qtbot, lambda: window.error_label.text() == "")
+
+    from tests.fsutil import read_only
+
+    with read_only(runs_dir):
+        window.refresh()
+        wait_for(qtbot, lambda: window.proxy.rowCount() == 1)  # still readable
+        folder = window.launch(LaunchSpec("spirals", [], name="cannot-write"))
+        assert folder is not None
+        qtbot.waitUntil(lambda: not window.supervisor.running(), timeout=60_000)
+        qtbot.waitUntil(lambda: window.console.line_count(folder) >= 1, timeout=10_000)
+        assert "read-only" in window.console.visible_text()
+    assert not (runs_dir / "cannot-write").exists()
