@@ -185,6 +185,8 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(self._ask_open_folder)
         file_menu.addAction(open_action)
+        self.png_menu = file_menu.addMenu("Export chart as &PNG")
+        self.png_menu.aboutToShow.connect(self._fill_png_menu)
         settings_action = QAction("&Settings…", self)
         settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
         settings_action.triggered.connect(self.open_settings)
@@ -201,6 +203,39 @@ class MainWindow(QMainWindow):
             run_menu.addAction(qaction)
             if action != Action.OPEN_FOLDER:
                 toolbar.addAction(qaction)
+
+    def _fill_png_menu(self) -> None:
+        self.png_menu.clear()
+        keys = sorted(self.charts.plots)
+        if not keys:
+            self.png_menu.addAction("(no charts yet)").setEnabled(False)
+            return
+        self.png_menu.addAction("All charts…").triggered.connect(lambda: self.ask_export_png(None))
+        self.png_menu.addSeparator()
+        for key in keys:
+            self.png_menu.addAction(f"{key}…").triggered.connect(
+                lambda _checked=False, k=key: self.ask_export_png(k)
+            )
+
+    def ask_export_png(self, key: str | None) -> QFileDialog:
+        """Ask where to save a PNG of one chart (``key``) or of all charts (non-modal)."""
+        stem = (key or "charts").replace("/", "_")
+        dialog = QFileDialog(self, "Export chart as PNG", f"{stem}.png", "PNG images (*.png)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setDefaultSuffix("png")
+        dialog.fileSelected.connect(lambda path: self.export_png(Path(path), key))
+        dialog.open()
+        return dialog
+
+    def export_png(self, path: Path, key: str | None = None) -> bool:
+        """Save a PNG of one chart or all of them; errors are shown, not raised."""
+        try:
+            saved = self.charts.export_png(path, key)
+        except (OSError, KeyError) as exc:
+            self.show_error(f"cannot export {key or 'the charts'} to {path}: {exc}")
+            return False
+        self.statusBar().showMessage(f"saved {saved}")
+        return True
 
     def open_settings(self) -> SettingsDialog:
         """Show the (non-modal) settings dialog; changes apply when it is accepted."""

@@ -203,3 +203,19 @@ def test_the_runs_dir_vanishing_or_turning_read_only(
         qtbot.waitUntil(lambda: window.console.line_count(folder) >= 1, timeout=10_000)
         assert "read-only" in window.console.visible_text()
     assert not (runs_dir / "cannot-write").exists()
+
+
+def test_export_any_chart_as_png(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun, tmp_path: Path
+) -> None:
+    make_run("pic", losses=[3.0, 2.0, 1.0])
+    wait_for(qtbot, lambda: len(drawn(window, "pic")) == 3)
+    window._fill_png_menu()
+    labels = [a.text() for a in window.png_menu.actions()]
+    assert "All charts…" in labels and "train/loss…" in labels
+    assert window.export_png(tmp_path / "one.png", "train/loss")
+    assert window.export_png(tmp_path / "all.png", None)
+    for name in ("one.png", "all.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not window.export_png(tmp_path / "nope.png", "no/such-key")
+    assert "cannot export" in window.error_label.text()
