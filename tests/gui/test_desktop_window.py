@@ -219,3 +219,23 @@ def test_export_any_chart_as_png(
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not window.export_png(tmp_path / "nope.png", "no/such-key")
     assert "cannot export" in window.error_label.text()
+
+
+def test_a_journal_of_a_newer_schema_is_listed_with_the_fix(
+    qtbot: QtBot, window: MainWindow, runs_dir: Path, make_run: MakeRun
+) -> None:
+    import sqlite3
+
+    make_run("future", losses=[1.0])
+    journal = runs_dir / "future" / "journal.sqlite"
+    conn = sqlite3.connect(journal)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    before = journal.read_bytes()
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("future") == "⚠ unreadable")
+    row = window.runs.index_of(str(runs_dir / "future"))
+    assert row is not None
+    tooltip = window.table_model.index(row, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
+    assert "upgrade TrainDesk" in tooltip
+    assert journal.read_bytes() == before  # never rewritten
