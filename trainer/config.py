@@ -233,18 +233,20 @@ def to_toml(config: Mapping[str, Scalar], *, header: str = "") -> str:
         groups.setdefault(table, []).append((leaf, value))
     for table in sorted(groups, key=lambda t: (t != "", t)):
         lines.append(f"\n[{'config' + ('.' + table if table else '')}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in groups[table])
+        lines.extend(f"{_toml_key(k)} = {toml_value(v)}" for k, v in groups[table])
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
-def _toml_value(value: Scalar) -> str:
+def toml_value(value: Scalar) -> str:
+    """``value`` as TOML (and as ``--set key=value`` reads it back)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = "".join(c if " " <= c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
     return f'"{escaped}"'

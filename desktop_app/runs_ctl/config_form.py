@@ -21,21 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from trainer import config as cfg
-from trainer.config import ConfigSpec, Constraint, Scalar
+from trainer.config import ConfigSpec, Constraint, Scalar, toml_value
 from trainer.errors import ConfigError
 
 ERROR_STYLE = "color: #dc2626;"
 INVALID_EDIT_STYLE = "border: 1px solid #dc2626; border-radius: 2px;"
-
-
-def toml_value(value: Scalar) -> str:
-    """``value`` as ``--set`` reads it back (TOML)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
 def same_value(a: Scalar, b: Scalar) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from trainer.config import toml_value
 from trainer.paths import make_private_dir, runs_dir, write_private_text
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,7 @@ class AppSettings:
     def to_toml(self) -> str:
         """The settings as a TOML file (one ``key = value`` per line)."""
         lines = ["# TrainDesk settings: edit in the app (Settings...) or here.", ""]
-        lines += [
-            f"{key} = {_toml_value(value)}" for key, value in dataclasses.asdict(self).items()
-        ]
+        lines += [f"{key} = {toml_value(value)}" for key, value in dataclasses.asdict(self).items()]
         return "\n".join(lines) + "\n"
 
 
@@ -185,7 +184,7 @@ def _did_you_mean(key: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    return _toml_value(value) if isinstance(value, bool | int | float | str) else repr(value)
+    return toml_value(value) if isinstance(value, bool | int | float | str) else repr(value)
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -225,13 +224,3 @@ def _smoothing(value: Any, kind: str) -> float:
     if kind == "none" and number < 0:
         raise SettingsError(key, "must not be negative")
     return number
-
-
-def _toml_value(value: bool | int | float | str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    escaped = "".join(c if " " <= c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
-    return f'"{escaped}"'
