@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import (
+    app_live,
     app_start,
     journal_size,
     log_cost,
@@ -22,7 +23,8 @@ from bench import (
 from bench.common import Result
 
 MODULES: dict[str, ModuleType] = {
-    m.NAME: m for m in (log_cost, journal_size, training_overhead, tail_read, app_start, redraw)
+    m.NAME: m
+    for m in (log_cost, journal_size, training_overhead, tail_read, app_start, redraw, app_live)
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

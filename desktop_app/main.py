@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.main_window import MainWindow
+from desktop_app.probe import Probe
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.settings.model import AppSettings, load_settings
 from desktop_app.settings.theme import apply_theme
@@ -97,6 +98,7 @@ async def run_app(args: argparse.Namespace) -> int:
     if isinstance(app, QApplication):
         apply_theme(app, settings)  # before any plot exists: plots take the theme's colours
     window = MainWindow(choose_runs_dir(args.runs_dir, settings), settings=settings)
+    probe = Probe.from_env(window.charts)  # None unless $TRAINDESK_PROBE_FILE (bench/)
     hooks.show = window.show_error
     for warning in warnings:
         window.show_error(warning)
@@ -133,6 +135,8 @@ async def run_app(args: argparse.Namespace) -> int:
     try:
         await closed
     finally:
+        if probe is not None:
+            probe.finish()
         window.shutdown()
         for task in tasks:
             task.cancel()
