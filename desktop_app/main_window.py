@@ -117,8 +117,9 @@ class MainWindow(QMainWindow):
 
         self.supervisor = Supervisor(runs_dir, self)
         self.controller = RunController(
-            self.supervisor, self, selected=self.selected_run, io=self.io
-        )
+            self.supervisor, self, selected=self.selected_run, io=self.io,
+            selected_many=self.selected_runs,
+        )  # fmt: skip
         self.console = LogConsole(is_piped=self.supervisor.is_running)
         self.supervisor.output.connect(self.console.append)
         self.supervisor.started.connect(self.console.prepare)

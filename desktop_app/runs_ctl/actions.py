@@ -79,13 +79,16 @@ class RunController(QObject):
         io: BackgroundIO | None = None,
         gpus: GpuLister | None = None,
         open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl,
+        selected_many: Callable[[], list[RunSummary]] | None = None,
     ) -> None:
         """``io`` runs exports off the GUI thread (synchronous without it); ``open_url``
-        opens the run folder (replaceable in tests)."""
+        opens the run folder (replaceable in tests); ``selected_many`` gives every selected
+        run, for exporting several at once."""
         super().__init__(parent)
         self.supervisor = supervisor
         self._parent = parent
         self._selected = selected
+        self._selected_many = selected_many
         self._io = io
         self._gpus = gpus
         self._open_url = open_url
@@ -186,13 +189,17 @@ class RunController(QObject):
         run = self._checked(Action.EXPORT_CSV)
         if run is None:
             return
+        chosen = self._selected_many() if self._selected_many is not None else [run]
+        target: Path | list[Path] = (
+            [Path(r.path) for r in chosen] if len(chosen) > 1 else Path(run.path)
+        )
         if path is None:
-            dialog = ExportDialog(Path(run.path), self._parent)
-            dialog.chosen.connect(lambda p, k: self._export(Path(run.path), Path(p), k))
+            dialog = ExportDialog(target, self._parent)
+            dialog.chosen.connect(lambda p, k: self._export(target, Path(p), k))
             dialog.finished.connect(dialog.deleteLater)
             self._show(dialog)
             return
-        self._export(Path(run.path), path, list(keys) if keys is not None else None)
+        self._export(target, path, list(keys) if keys is not None else None)
 
     def delete(self, *, confirmed: bool = False) -> None:
         """Delete the selected run's folder after a confirmation; refused while it is live."""
@@ -252,7 +259,7 @@ class RunController(QObject):
             self.message.emit(f"launched {Path(folder).name}")
             self.launched.emit(folder)
 
-    def _export(self, folder: Path, path: Path, keys: list[str] | None) -> None:
+    def _export(self, folder: Path | list[Path], path: Path, keys: list[str] | None) -> None:
         def done(count: int) -> None:
             self.message.emit(f"exported {count} points to {path}")
             self.exported.emit(str(path), count)

@@ -25,25 +25,29 @@ from trainer.errors import JournalError
 
 
 class ExportDialog(QDialog):
-    """Lists the run's metric keys (all checked) and asks for a ``.csv`` path."""
+    """Lists the runs' metric keys (all checked) and asks for a ``.csv`` path."""
 
     #: ``(csv_path, keys)`` when the user clicks Export.
     chosen = Signal(str, list)
 
-    def __init__(self, run_folder: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, run_folder: Path | list[Path], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Export {run_folder.name}")
+        folders = [run_folder] if isinstance(run_folder, Path) else list(run_folder)
+        run_folder = folders[0]
+        title = run_folder.name if len(folders) == 1 else f"{len(folders)} runs"
+        self.setWindowTitle(f"Export {title}")
         self.resize(420, 420)
         self.keys = QListWidget()
         self.error = QLabel()
         self.error.setStyleSheet("color: #dc2626;")
         self.note = QLabel()
         self.note.setStyleSheet("color: #d97706;")
-        try:
-            names = metric_keys(run_folder)
-        except JournalError as exc:
-            names = []
-            self.error.setText(str(exc))
+        names: list[str] = []
+        for folder in folders:
+            try:
+                names += [n for n in metric_keys(folder) if n not in names]
+            except JournalError as exc:
+                self.error.setText(str(exc))
         for name in names:
             item = QListWidgetItem(name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -52,7 +56,8 @@ class ExportDialog(QDialog):
         all_button, none_button = QPushButton("All"), QPushButton("None")
         all_button.clicked.connect(lambda: self._check_all(Qt.CheckState.Checked))
         none_button.clicked.connect(lambda: self._check_all(Qt.CheckState.Unchecked))
-        self.path_edit = QLineEdit(str(Path.home() / f"{run_folder.name}.csv"))
+        stem = run_folder.name if len(folders) == 1 else "runs"
+        self.path_edit = QLineEdit(str(Path.home() / f"{stem}.csv"))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         self._file_dialog: QFileDialog | None = None

@@ -239,3 +239,23 @@ def test_a_journal_of_a_newer_schema_is_listed_with_the_fix(
     tooltip = window.table_model.index(row, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
     assert "upgrade TrainDesk" in tooltip
     assert journal.read_bytes() == before  # never rewritten
+
+
+def test_export_csv_of_the_chosen_runs_and_keys(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun, tmp_path: Path
+) -> None:
+    import csv
+
+    make_run("r1", losses=[3.0, 2.0])
+    make_run("r2", losses=[1.0])
+    wait_for(qtbot, lambda: window.proxy.rowCount() == 2)
+    window.table.selectAll()
+    wait_for(qtbot, lambda: len(window.selected_runs()) == 2)
+    out = tmp_path / "both.csv"
+    window.controller.export(out, ["train/loss"])
+    wait_for(qtbot, lambda: out.exists())
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["run", "key", "step", "value", "wall_time", "attempt"]
+    assert sorted((r[0], r[2], r[3]) for r in rows[1:]) == [
+        ("r1", "0", "3.0"), ("r1", "1", "2.0"), ("r2", "0", "1.0"),
+    ]  # fmt: skip
