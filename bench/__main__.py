@@ -12,6 +12,7 @@ from types import ModuleType
 
 from bench import (
     app_live,
+    app_memory,
     app_start,
     journal_size,
     log_cost,
@@ -24,7 +25,16 @@ from bench.common import Result
 
 MODULES: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (log_cost, journal_size, training_overhead, tail_read, app_start, redraw, app_live)
+    for m in (
+        log_cost,
+        journal_size,
+        training_overhead,
+        tail_read,
+        app_start,
+        redraw,
+        app_live,
+        app_memory,
+    )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

@@ -6,18 +6,20 @@ spike among millions of points stays. It works on any x (uneven, with gaps, even
 
 Running it over millions of points on every frame would cost more than drawing them, so a
 :class:`PeakIndex` keeps, per block of points at several levels (4, 8, 16, ... points), the
-index of the block's lowest and highest value, updated incrementally as points arrive. For a
-view, :func:`decimate` picks the coarsest level that still has 1.5 or more blocks per pixel
-column and draws those blocks' extremes in order, which looks the same as M4: the work follows
-the pixel budget, not the number of points. M4 itself runs only where no level is fine enough
-(a few thousand points).
+index of the block's lowest and highest value, updated incrementally as points arrive. It
+stores the levels from blocks of 16 points up, each extreme as its offset in its block (a
+byte up to blocks of 256 points): about a quarter of a byte per point. For a view,
+:func:`decimate` picks the coarsest level that still has 1.5 or more blocks per pixel column
+and draws those blocks' extremes in order, which looks the same as M4: the work follows the
+pixel budget, not the number of points. M4 itself runs only where no level is fine enough (a
+few thousand points).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from desktop_app.charts.series import GrowingArray
+from desktop_app.charts.series import GrowingArray, Steps, search
 
 BASE = 4  # points per level-1 block
 FANOUT = 2  # blocks of level k per block of level k + 1
@@ -25,6 +27,16 @@ OVERSAMPLE = 1.5  # blocks per pixel column (at least) at the level chosen for a
 RAW_BUDGET = 3  # up to this many points per pixel column, draw them all
 _INDEX = np.int32  # indices into one series: 2**31 points is far beyond a chart
 _FEW = 32  # up to this many entries, a level is updated in plain Python
+#: The finest level a PeakIndex stores (blocks of 16 points): a view that needs a finer one
+#: shows fewer than 24 points per pixel column, whose extremes are quicker found than kept.
+STORED_FROM = 3
+
+
+def _offset_dtype(block: int) -> type:
+    """The smallest unsigned type that holds an offset within a block of ``block`` points."""
+    if block <= 1 << 8:
+        return np.uint8
+    return np.uint16 if block <= 1 << 16 else np.uint32
 
 
 class PeakIndex:
@@ -32,10 +44,13 @@ class PeakIndex:
 
     :meth:`update` only records what changed; a level is brought up to date when a view
     first needs it (:meth:`candidates`), so the levels coarser than any view are never built.
+    The finest levels (below :data:`STORED_FROM`) are never stored: a view that needs one
+    holds so few points that its blocks' extremes are found from the points themselves.
     """
 
     def __init__(self) -> None:
-        # _levels[k - 1] = (argmin, argmax) of the blocks of level k (BASE * FANOUT**(k-1)).
+        # _levels[k - STORED_FROM] = (argmin, argmax) of the blocks of level k (BASE *
+        # FANOUT**(k-1) points), each the offset of the extreme from its block's first point.
         self._levels: list[tuple[GrowingArray, GrowingArray]] = []
         self._stale: list[int] = []  # per level: the lowest index whose blocks are outdated
         self._size = 0
@@ -43,6 +58,10 @@ class PeakIndex:
 
     def __len__(self) -> int:
         return self._size
+
+    def nbytes(self) -> int:
+        """Bytes allocated for the levels built so far."""
+        return sum(a.nbytes + b.nbytes for a, b in self._levels)
 
     def block_size(self, level: int) -> int:
         """Points per block at ``level`` (0: the points themselves)."""
@@ -64,50 +83,67 @@ class PeakIndex:
         self._stale = [min(stale, changed_from) for stale in self._stale]
 
     def refresh(self, y: np.ndarray, level: int) -> None:
-        """Bring levels 1..``level`` up to date with ``y`` (the array given to :meth:`update`)."""
+        """Bring the stored levels up to ``level`` up to date with ``y`` (the array given to
+        :meth:`update`)."""
         n = len(y)
         if n != self._size:
             raise ValueError(f"the index holds {self._size} points, not {n}: update it first")
-        del self._levels[self._count :]
-        del self._stale[self._count :]
-        for k in range(min(level, self._count)):
-            if k == len(self._levels):
-                self._levels.append((GrowingArray(_INDEX, 64), GrowingArray(_INDEX, 64)))
+        stored = max(self._count - STORED_FROM + 1, 0)
+        del self._levels[stored:]
+        del self._stale[stored:]
+        for k in range(STORED_FROM, min(level, self._count) + 1):
+            j = k - STORED_FROM
+            block = self.block_size(k)
+            if j == len(self._levels):
+                dtype = _offset_dtype(block)
+                self._levels.append((GrowingArray(dtype, 64), GrowingArray(dtype, 64)))
                 self._stale.append(0)
-            if self._stale[k] >= n:
+            if self._stale[j] >= n:
                 continue
-            block = self.block_size(k + 1)
-            argmin, argmax = self._levels[k]
-            first = min(self._stale[k] // block, len(argmin))
-            if k == 0:
+            argmin, argmax = self._levels[j]
+            first = min(self._stale[j] // block, len(argmin))
+            if j == 0:
                 rows = _rows(y[first * block :], block)
-                lo = _pick(rows, highest=False) + first * block
-                hi = _pick(rows, highest=True) + first * block
+                lo = _pick(rows, highest=False, local=True)
+                hi = _pick(rows, highest=True, local=True)
             else:
-                below_min, below_max = self._levels[k - 1]
-                lo_idx = below_min.view[first * FANOUT :]
-                hi_idx = below_max.view[first * FANOUT :]
+                below = len(self._levels[j - 1][0])
+                lo_idx, hi_idx = self._extremes(k - 1, first * FANOUT, below)
                 if len(lo_idx) <= _FEW:  # a few new blocks: plain Python beats numpy's overhead
                     lo = _pick_few(y, lo_idx.tolist(), highest=False)
                     hi = _pick_few(y, hi_idx.tolist(), highest=True)
                 else:
                     lo = lo_idx[_pick(_rows(y[lo_idx], FANOUT), highest=False)]
                     hi = hi_idx[_pick(_rows(y[hi_idx], FANOUT), highest=True)]
+                starts = np.arange(first, first + len(lo), dtype=np.int64) * block
+                lo, hi = lo - starts, hi - starts
             argmin.put(first, lo)
             argmax.put(first, hi)
-            self._stale[k] = n
+            self._stale[j] = n
+
+    def _extremes(self, level: int, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """The indices (into the points) of the lowest and highest point of the blocks
+        ``first..last - 1`` of a stored ``level``."""
+        argmin, argmax = self._levels[level - STORED_FROM]
+        starts = np.arange(first, last, dtype=np.int64) * self.block_size(level)
+        return argmin.view[first:last] + starts, argmax.view[first:last] + starts
 
     def candidates(self, y: np.ndarray, lo: int, hi: int, level: int) -> np.ndarray:
         """Sorted indices in ``[lo, hi)``: both ends and every ``level`` block's extremes."""
         if level <= 0 or hi - lo <= 2:
             return np.arange(lo, hi, dtype=_INDEX)
-        self.refresh(y, level)
         block = self.block_size(level)
-        argmin, argmax = self._levels[level - 1]
         first, last = lo // block, (hi - 1) // block + 1
-        picks = np.concatenate(
-            ([lo, hi - 1], argmin.view[first:last], argmax.view[first:last])
-        ).astype(_INDEX, copy=False)
+        if level < STORED_FROM:
+            # The same blocks' extremes as a stored level would hold, from the points.
+            start = first * block
+            rows = _rows(y[start : min(last * block, len(y))], block)
+            lows = _pick(rows, highest=False) + start
+            highs = _pick(rows, highest=True) + start
+        else:
+            self.refresh(y, level)
+            lows, highs = self._extremes(level, first, last)
+        picks = np.concatenate(([lo, hi - 1], lows, highs)).astype(_INDEX, copy=False)
         return _sorted_unique(picks[(picks >= lo) & (picks < hi)])
 
     def level_for(self, points: int, width: int) -> int:
@@ -127,15 +163,16 @@ def _rows(values: np.ndarray, block: int) -> np.ndarray:
     m = len(values)
     rows = -(-m // block)
     if rows * block != m:
-        padded = np.empty(rows * block, dtype=np.float64)
+        padded = np.empty(rows * block, dtype=values.dtype)
         padded[:m] = values
         padded[m:] = values[m - 1] if m else np.nan
         values = padded
     return values.reshape(rows, block)
 
 
-def _pick(rows: np.ndarray, *, highest: bool) -> np.ndarray:
-    """Per row, the position (in the flattened rows) of the lowest or highest value.
+def _pick(rows: np.ndarray, *, highest: bool, local: bool = False) -> np.ndarray:
+    """Per row, the position (in the flattened rows, or in its row with ``local``) of the
+    lowest or highest value.
 
     NaN never wins over a number (it counts as the worst value).
     """
@@ -145,6 +182,8 @@ def _pick(rows: np.ndarray, *, highest: bool) -> np.ndarray:
     if nan.any():
         rows = np.where(nan, -np.inf if highest else np.inf, rows)
     chosen = rows.argmax(axis=1) if highest else rows.argmin(axis=1)
+    if local:
+        return chosen
     return chosen + np.arange(0, rows.size, rows.shape[1], dtype=_INDEX)
 
 
@@ -199,7 +238,7 @@ def m4(xs: np.ndarray, ys: np.ndarray, x0: float, x1: float, width: int) -> np.n
 
 
 def decimate(
-    x: np.ndarray,
+    x: np.ndarray | Steps,
     y: np.ndarray,
     x_range: tuple[float, float],
     width: int,
@@ -220,10 +259,10 @@ def decimate(
     x0, x1 = x_range
     lo_x, hi_x = (10.0**x0, 10.0**x1) if log_x else (x0, x1)
     if x_sorted:
-        lo = max(int(np.searchsorted(x, lo_x + offset, side="left")) - 1, 0)
-        hi = min(int(np.searchsorted(x, hi_x + offset, side="right")) + 1, n)
+        lo = max(search(x, lo_x + offset, "left") - 1, 0)
+        hi = min(search(x, hi_x + offset, "right") + 1, n)
         if log_x:
-            lo = max(lo, int(np.searchsorted(x, offset, side="right")))
+            lo = max(lo, search(x, offset, "right"))
     else:
         lo, hi = 0, n
     if hi <= lo:
@@ -236,7 +275,7 @@ def decimate(
         # pixel column: drawn, it is the same picture as M4 and costs far less.
         picked = index.candidates(y, lo, hi, level)
     else:
-        xs = x[lo:hi] - offset
+        xs = np.asarray(x[lo:hi], dtype=np.float64) - offset
         if log_x:
             with np.errstate(divide="ignore", invalid="ignore"):
                 xs = np.log10(xs)

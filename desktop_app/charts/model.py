@@ -4,6 +4,13 @@
 keeps one :class:`Curve` per (run, key). Each curve holds the raw points, a smoothed copy and
 peak indexes for both; :meth:`Curve.points` returns the few thousand points a plot of a given
 width needs for a given x range. Everything expensive is done lazily, for the curves drawn.
+
+Memory: a curve stores its points compactly (see :mod:`~desktop_app.charts.series`): about
+12 bytes a point, plus, once it has been drawn smoothed, 4 for the smoothed copy and a quarter
+of a byte for each of its two peak indexes. The smoothed copy is float32: seven significant
+digits, far more than a chart shows, except of a nearly flat stretch far from zero; there, and
+wherever a view holds few points, :meth:`Curve.values_at` computes the values drawn afresh in
+float64 from the raw values.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app.charts.downsample import PeakIndex, decimate
-from desktop_app.charts.series import SeriesBuffer
+from desktop_app.charts.series import SeriesBuffer, Steps, interp, search
 from desktop_app.charts.smoothing import KINDS, MAX_EMA_WEIGHT, Smoother, make_smoother
 from trainer.journal.reader import EventRow, TailBatch
 
@@ -29,6 +36,16 @@ EVENT_SYMBOLS = {
     "restarted": "star",
     "error": "x",
 }
+
+#: How a curve stores its smoothed copy (the smoothing itself is computed in float64).
+SMOOTHED_DTYPE = np.float32
+#: A view of up to this many points draws the smoothed values computed afresh in float64.
+EXACT_SPAN = 1 << 10
+#: ... and so does a view of up to this many points whose values drawn span fewer than
+#: FLAT_STEPS steps of float32 (a 200-pixel chart would then show the rounding).
+FLAT_SPAN = 1 << 16
+FLAT_STEPS = 4096
+_FLOAT32_STEP = 2.0**-23  # relative
 
 #: Room left right of the newest point while following, as a fraction of the data's span.
 FOLLOW_MARGIN = 0.05
@@ -76,7 +93,7 @@ class Curve:
         self.buffer = SeriesBuffer()
         self.version = 0  # bumped by every change of what the curve draws
         self._smoothing = smoothing
-        self._smoother: Smoother = make_smoother(*smoothing)
+        self._smoother: Smoother = make_smoother(*smoothing, dtype=SMOOTHED_DTYPE)
         self._raw_index = PeakIndex()
         self._smooth_index = PeakIndex()
         self._pending: int | None = None  # lowest raw index not yet smoothed / indexed
@@ -95,7 +112,7 @@ class Curve:
         if smoothing == self._smoothing:
             return
         self._smoothing = smoothing
-        self._smoother = make_smoother(*smoothing)
+        self._smoother = make_smoother(*smoothing, dtype=SMOOTHED_DTYPE)
         self._smooth_pending = 0
         self.version += 1
 
@@ -118,17 +135,55 @@ class Curve:
             start = self._smoother.update(values, smooth_from)
             self._smooth_index.update(self._smoother.values, start)
 
-    def x_base(self, mode: str) -> np.ndarray:
-        """The x the curve is stored by: steps, or wall times for the time modes."""
-        return self.buffer.steps if mode == "step" else self.buffer.walls
+    def nbytes(self) -> dict[str, int]:
+        """Bytes allocated: the points, the smoothed copy, the peak indexes."""
+        return {
+            "points": self.buffer.nbytes(),
+            "smoothed": self._smoother.nbytes(),
+            "peak indexes": self._raw_index.nbytes() + self._smooth_index.nbytes(),
+        }
+
+    def x_base(self, mode: str, origin: float = 0.0) -> tuple[np.ndarray | Steps, float]:
+        """The x the curve is stored by (steps, or wall time offsets for the time modes) and
+        the offset to subtract from it to get x in ``mode``'s view coordinates."""
+        if mode == "step":
+            return self.buffer.step_axis, 0.0
+        shift = origin if mode == "relative" else 0.0
+        return self.buffer.wall_offsets, shift - self.buffer.wall_origin
 
     def x_sorted(self, mode: str) -> bool:
         """True when :meth:`x_base` never decreases (steps do; wall times nearly always)."""
         return mode == "step" or self.buffer.walls_sorted
 
     def y(self, smoothed: bool) -> np.ndarray:
-        """Raw values, or the smoothed copy (call :meth:`sync` first)."""
+        """Raw values, or the smoothed copy (float32; call :meth:`sync` first)."""
         return self._smoother.values if smoothed and self.smoothed else self.buffer.values
+
+    def values_at(self, indices: np.ndarray, smoothed: bool) -> np.ndarray:
+        """The values to draw at ``indices`` (sorted), float64 (call :meth:`sync` first).
+
+        Raw values as logged; smoothed ones from the float32 copy, or computed afresh in
+        float64 where the copy's rounding could show (see :data:`EXACT_SPAN`).
+        """
+        y = self.y(smoothed)
+        shown = np.asarray(y[indices], dtype=np.float64)
+        if y.dtype == np.float64 or not len(indices):
+            return shown
+        first, last = int(indices[0]), int(indices[-1])
+        span = last - first + 1
+        if span > EXACT_SPAN and (span > FLAT_SPAN or not self._flat(indices, shown)):
+            return shown
+        exact = self._smoother.compute(self.buffer.values, first, last + 1)
+        return exact[np.asarray(indices) - first]
+
+    def _flat(self, indices: np.ndarray, shown: np.ndarray) -> bool:
+        """True when the raw and smoothed values at ``indices`` span so little next to their
+        size that float32's rounding of ``shown`` could be seen."""
+        both = np.concatenate((self.buffer.values[indices], shown))
+        low, high = np.fmin.reduce(both), np.fmax.reduce(both)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return False
+        return bool(high - low < FLAT_STEPS * _FLOAT32_STEP * max(abs(low), abs(high)))
 
     def points(
         self,
@@ -145,8 +200,7 @@ class Curve:
         ``origin`` is subtracted from wall times in "relative" mode (the run's start).
         """
         self.sync()
-        offset = origin if mode == "relative" else 0.0
-        base = self.x_base(mode)
+        base, offset = self.x_base(mode, origin)
         y = self.y(smoothed)
         index = self._smooth_index if smoothed and self.smoothed else self._raw_index
         picked = decimate(
@@ -159,11 +213,11 @@ class Curve:
             log_x=log_x,
             offset=offset,
         )
-        xs, ys = base[picked] - offset, y[picked]
+        xs = base[picked].astype(np.float64) - offset
+        ys = self.values_at(picked, smoothed)
         if mode != "step" and len(picked) > 1:
             # In time the line breaks between attempts: the run was not running in between.
-            attempts = self.buffer.attempts[picked]
-            breaks = np.flatnonzero(attempts[1:] != attempts[:-1]) + 1
+            breaks = self.buffer.attempt_breaks(picked)
             if len(breaks):
                 xs = np.insert(xs, breaks, np.nan)
                 ys = np.insert(ys, breaks, np.nan)
@@ -173,8 +227,7 @@ class Curve:
         """First and last x of the curve (None when empty)."""
         if not len(self.buffer):
             return None
-        base = self.x_base(mode)
-        offset = origin if mode == "relative" else 0.0
+        base, offset = self.x_base(mode, origin)
         if self.x_sorted(mode):
             return float(base[0]) - offset, float(base[-1]) - offset
         return float(base.min()) - offset, float(base.max()) - offset
@@ -185,15 +238,15 @@ class Curve:
         if not n:
             return None
         self.sync()
-        base = self.x_base(mode)
-        target = x + (origin if mode == "relative" else 0.0)
+        base, offset = self.x_base(mode, origin)
+        target = x + offset
         if self.x_sorted(mode):
-            i = int(np.searchsorted(base, target))
-            if i == n or (i > 0 and target - base[i - 1] < base[i] - target):
+            i = search(base, target)
+            if i == n or (i > 0 and target - float(base[i - 1]) < float(base[i]) - target):
                 i -= 1
-        else:
-            i = int(np.argmin(np.abs(base - target)))
-        offset = origin if mode == "relative" else 0.0
+        else:  # wall times that go back somewhere (steps never do)
+            walls = self.buffer.wall_offsets
+            i = int(np.argmin(np.abs(walls.astype(np.float64) - target)))
         return float(base[i]) - offset, float(self.buffer.values[i]), float(self.y(True)[i])
 
 
@@ -231,24 +284,23 @@ class RunData:
         if curve is None or not len(curve):
             return []
         curve.sync()
-        steps, walls = curve.buffer.steps, curve.buffer.walls
+        buffer = curve.buffer
+        steps, walls, wall0 = buffer.step_axis, buffer.wall_offsets, buffer.wall_origin
         y = curve.y(smoothed)
         marks = []
         for event in self.visible_events():
             step: float | None = event.step
-            if step is None and curve.buffer.walls_sorted:
-                step = float(np.interp(event.wall, walls, steps))
+            if step is None and buffer.walls_sorted:
+                step = interp(event.wall - wall0, walls, steps)
             if mode == "step":
                 if step is None:
                     continue
                 x = float(step)
-                value = float(np.interp(x, steps, y))
+                value = interp(x, steps, y)
             else:
                 x = event.wall - (self.origin if mode == "relative" else 0.0)
-                if curve.buffer.walls_sorted:
-                    value = float(np.interp(event.wall, walls, y))
-                else:
-                    value = float(y[-1])
+                sorted_walls = buffer.walls_sorted
+                value = interp(event.wall - wall0, walls, y) if sorted_walls else float(y[-1])
             marks.append(Mark(x, value, event.kind, _event_text(self.name, event)))
         return marks
 
@@ -285,10 +337,10 @@ class ChartsModel:
     def newest_wall(self) -> float | None:
         """The wall time (unix s) of the newest point of any curve, or None."""
         newest = [
-            float(curve.buffer.walls[-1])
+            wall
             for run in self.runs.values()
             for curve in run.curves.values()
-            if len(curve)
+            if (wall := curve.buffer.newest_wall) is not None
         ]
         return max(newest, default=None)
 
@@ -351,6 +403,29 @@ class ChartsModel:
         if run is not None:
             run.error = message
 
+    def n_points(self) -> int:
+        """Points held by all curves of the selected runs."""
+        return sum(len(c) for run in self.runs.values() for c in run.curves.values())
+
+    def holds(self, runs: int, keys: int, points: int) -> bool:
+        """True when ``runs`` runs are selected and loaded, each with ``keys`` curves of
+        ``points`` points or more (benchmarks and probes wait for it)."""
+        return len(self.runs) == runs and all(
+            run.loaded
+            and len(run.curves) == keys
+            and all(len(curve) >= points for curve in run.curves.values())
+            for run in self.runs.values()
+        )
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes allocated by the curves of the selected runs, by kind (see Curve.nbytes)."""
+        total: dict[str, int] = {}
+        for run in self.runs.values():
+            for curve in run.curves.values():
+                for kind, size in curve.nbytes().items():
+                    total[kind] = total.get(kind, 0) + size
+        return total
+
     def keys(self) -> list[str]:
         """Every key of the selected runs, sorted."""
         return sorted({key for run in self.runs.values() for key in run.curves})
@@ -408,10 +483,10 @@ def _lowest(a: int | None, b: int | None) -> int | None:
 
 
 def _first_positive(curve: Curve, mode: str, origin: float) -> float:
-    base = curve.x_base(mode)
-    offset = origin if mode == "relative" else 0.0
+    base, offset = curve.x_base(mode, origin)
     if curve.x_sorted(mode):
-        i = int(np.searchsorted(base, offset, side="right"))
+        i = search(base, offset, "right")
         return float(base[min(i, len(base) - 1)]) - offset
-    positive = base[base > offset]
-    return float(positive.min()) - offset if len(positive) else float(base.max()) - offset
+    walls = curve.buffer.wall_offsets  # not sorted: wall times (steps always are)
+    positive = walls[walls > offset]
+    return float(positive.min()) - offset if len(positive) else float(walls.max()) - offset

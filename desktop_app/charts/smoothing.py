@@ -12,6 +12,7 @@ start, which is rare.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from desktop_app.charts.series import GrowingArray
 KINDS = ("none", "ema", "ma", "cma")
 MAX_EMA_WEIGHT = 0.999
 _CHUNK = 1 << 16  # points per cumulative sum of the moving average: bounds rounding errors
+#: An EMA keeps its state every this many points (see EmaSmoother.compute).
+CHECKPOINT = 1024
 
 
 @dataclass(frozen=True)
@@ -62,11 +65,20 @@ def ema(
     return out, EmaState(float(acc[-1]), state.count + len(xf))
 
 
-def _ema_accumulate(x: np.ndarray, a: float, carry: float) -> np.ndarray:
-    """acc_j = a * acc_{j-1} + (1 - a) * x_j, in blocks short enough for a**-j to stay finite."""
+@functools.lru_cache(maxsize=16)
+def _powers(a: float) -> tuple[int, np.ndarray, np.ndarray]:
+    """The block length for weight ``a``, ``a**j`` for j in 0..block and ``a**-j`` below block
+    (kept: an update of a few points would otherwise spend most of its time on them)."""
     block = int(min(4096, max(1, 150 // -math.log10(a))))
     powers = a ** np.arange(block + 1, dtype=np.float64)
     inverse = 1.0 / powers[:-1]
+    powers.flags.writeable = inverse.flags.writeable = False
+    return block, powers, inverse
+
+
+def _ema_accumulate(x: np.ndarray, a: float, carry: float) -> np.ndarray:
+    """acc_j = a * acc_{j-1} + (1 - a) * x_j, in blocks short enough for a**-j to stay finite."""
+    block, powers, inverse = _powers(a)
     out = np.empty_like(x)
     for start in range(0, len(x), block):
         chunk = x[start : start + block]
@@ -115,18 +127,28 @@ def _window_means(x: np.ndarray, start: int, stop: int, left: int, right: int) -
 
 
 class Smoother:
-    """Keeps a smoothed copy of a growing series; base class: no smoothing (a copy)."""
+    """Keeps a smoothed copy of a growing series; base class: no smoothing (a copy).
+
+    The copy may be stored in a narrower ``dtype`` (a chart keeps float32: half the memory,
+    and seven significant digits, more than a drawing of the whole curve can show). The
+    smoothing itself is always computed in float64, and :meth:`compute` gives any range of it
+    afresh in float64, for views zoomed in far enough to show the difference.
+    """
 
     #: How many outputs before a changed input can change too (a centred window looks ahead).
     lookahead = 0
 
-    def __init__(self) -> None:
-        self._out = GrowingArray(np.float64)
+    def __init__(self, dtype: type | np.dtype = np.float64) -> None:
+        self._out = GrowingArray(dtype)
 
     @property
     def values(self) -> np.ndarray:
         """The smoothed values (a view, valid until the next update)."""
         return self._out.view
+
+    def nbytes(self) -> int:
+        """Bytes allocated for the output."""
+        return self._out.nbytes
 
     def update(self, raw: np.ndarray, changed_from: int) -> int:
         """Bring the output up to date after ``raw[changed_from:]`` changed (or was added).
@@ -139,6 +161,11 @@ class Smoother:
         self._out.append(self._compute(raw, start))
         return start
 
+    def compute(self, raw: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Outputs ``start..stop - 1`` in float64, computed from ``raw`` (the array of the last
+        :meth:`update`) in about O(stop - start) time, whatever the stored dtype."""
+        return np.asarray(raw[start:stop], dtype=np.float64)
+
     def _restart(self, start: int) -> int:
         """Where the computation can resume, at or before ``start``."""
         return start
@@ -148,48 +175,86 @@ class Smoother:
 
 
 class EmaSmoother(Smoother):
-    """Debiased EMA; appending costs O(new points), any other change restarts it."""
+    """Debiased EMA; appending costs O(new points), any other change restarts it.
 
-    def __init__(self, weight: float) -> None:
-        super().__init__()
+    The EMA's state is kept every :data:`CHECKPOINT` points, so that :meth:`compute` starts
+    from the nearest one before the range instead of from the first point.
+    """
+
+    def __init__(self, weight: float, dtype: type | np.dtype = np.float64) -> None:
+        super().__init__(dtype)
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"EMA weight must be in [0, 1), got {weight}")
         self.weight = weight
         self._state = EmaState()
+        # The state before point j * CHECKPOINT, for j = 1, 2, ... (before point 0: nothing).
+        self._accumulators = GrowingArray(np.float64, 16)
+        self._counts = GrowingArray(np.int64, 16)
+
+    def compute(self, raw: np.ndarray, start: int, stop: int) -> np.ndarray:
+        if stop <= start:
+            return np.empty(0, dtype=np.float64)
+        j = min(start // CHECKPOINT, len(self._counts))
+        state = EmaState()
+        if j:
+            state = EmaState(float(self._accumulators.view[j - 1]), int(self._counts.view[j - 1]))
+        first = j * CHECKPOINT
+        out, _ = ema(raw[first:stop], self.weight, state)
+        return out[start - first :]
 
     def _restart(self, start: int) -> int:
         if start < len(self._out):
             self._state = EmaState()
+            self._accumulators.resize(0)
+            self._counts.resize(0)
             return 0
         return start
 
     def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
-        out, self._state = ema(raw[start:], self.weight, self._state)
-        return out
+        pieces = []
+        state = self._state
+        n = len(raw)
+        while start < n:  # in pieces that end at checkpoints, to record the state there
+            stop = min((start // CHECKPOINT + 1) * CHECKPOINT, n)
+            out, state = ema(raw[start:stop], self.weight, state)
+            pieces.append(out)
+            if stop % CHECKPOINT == 0:
+                j = stop // CHECKPOINT
+                self._accumulators.put(j - 1, np.array([state.accumulator]))
+                self._counts.put(j - 1, np.array([state.count]))
+            start = stop
+        self._state = state
+        return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.float64)
 
 
 class MovingAverageSmoother(Smoother):
     """Trailing or centred moving average of ``window`` points."""
 
-    def __init__(self, window: int, *, centred: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self, window: int, *, centred: bool = False, dtype: type | np.dtype = np.float64
+    ) -> None:
+        super().__init__(dtype)
         self.window = window
         self.centred = centred
         self._left, self._right = _window_sides(window, centred)
         self.lookahead = self._right
+
+    def compute(self, raw: np.ndarray, start: int, stop: int) -> np.ndarray:
+        x = np.asarray(raw, dtype=np.float64)
+        return _window_means(x, start, max(stop, start), self._left, self._right)
 
     def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
         x = np.asarray(raw, dtype=np.float64)
         return _window_means(x, start, len(x), self._left, self._right)
 
 
-def make_smoother(kind: str, value: float = 0.0) -> Smoother:
+def make_smoother(kind: str, value: float = 0.0, dtype: type | np.dtype = np.float64) -> Smoother:
     """A smoother for ``kind``: "none", "ema" (weight ``value``), "ma" (trailing window
-    ``value``) or "cma" (centred window ``value``)."""
+    ``value``) or "cma" (centred window ``value``), storing its output as ``dtype``."""
     if kind == "none":
-        return Smoother()
+        return Smoother(dtype)
     if kind == "ema":
-        return EmaSmoother(float(value))
+        return EmaSmoother(float(value), dtype)
     if kind in ("ma", "cma"):
-        return MovingAverageSmoother(int(value), centred=kind == "cma")
+        return MovingAverageSmoother(int(value), centred=kind == "cma", dtype=dtype)
     raise ValueError(f"unknown smoothing {kind!r}; expected one of {', '.join(KINDS)}")

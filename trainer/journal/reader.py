@@ -27,6 +27,9 @@ import numpy as np
 from trainer.journal import db as jdb
 from trainer.paths import JOURNAL_NAME
 
+#: The page cache of a reader's connection, KiB.
+_CACHE_KIB = 256
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -73,14 +76,25 @@ class Series:
         """Build from (attempt, step, value, wall_ms) rows; NULL walls come from step_wall."""
         if not rows:
             return cls.empty()
-        arr = np.array(rows, dtype=np.float64)  # None becomes NaN
+        return cls._from_points(np.fromiter(rows, dtype=_ROW, count=len(rows)), created, conn)
+
+    @classmethod
+    def _from_points(
+        cls,
+        points: np.ndarray,
+        created: float,
+        conn: sqlite3.Connection | None,
+        step_walls: _StepWalls | None = None,
+    ) -> Series:
+        """Build from a :data:`_ROW` array (consumed: its walls are filled in place)."""
         if conn is not None:
-            _fill_step_walls(conn, arr)
+            _fill_step_walls(conn, points, step_walls)
+        # Own, contiguous arrays: a column view would keep all of ``points`` alive.
         return cls(
-            steps=arr[:, 1].astype(np.int64),
-            values=arr[:, 2],
-            walls=created + arr[:, 3] / 1000.0,
-            attempts=arr[:, 0].astype(np.int32),
+            steps=np.ascontiguousarray(points["step"]),
+            values=np.ascontiguousarray(points["value"]),
+            walls=created + points["wall_ms"] / 1000.0,
+            attempts=points["attempt"].astype(np.int32),
         )
 
     @classmethod
@@ -138,6 +152,10 @@ class JournalReader:
         path = Path(path)
         self.path = path / JOURNAL_NAME if path.is_dir() else path
         self._conn: sqlite3.Connection | None = jdb.connect_reader(self.path)
+        # A reader's reads are range scans and a few B-tree paths: SQLite's default page
+        # cache (2 MB, kept for the life of the connection) only holds an app that follows
+        # many runs' memory, not their speed.
+        self._conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         self._keys: dict[int, str] = {}
         self._key_pos: dict[int, tuple[int, int]] = {}
         self._start_steps: dict[int, int] = {}
@@ -188,15 +206,18 @@ class JournalReader:
             row = conn.execute("SELECT id FROM metric_key WHERE name = ?", (key,)).fetchone()
             if row is None:
                 return Series.empty()
-            rows = conn.execute(
+            points = _fetch_points(
+                conn,
                 "SELECT attempt, step, value, wall_ms FROM scalar WHERE key_id = ? "
                 "ORDER BY attempt, step",
                 (row[0],),
-            ).fetchall()
+            )
             cutoffs = {} if include_superseded else _cutoffs(self._attempt_starts(conn))
         if cutoffs:
-            rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
-        return Series.from_rows(rows, created, conn)
+            points = points[_visible(points, cutoffs)]
+        if not len(points):
+            return Series.empty()
+        return Series._from_points(points, created, conn)
 
     def events(self, since_id: int = 0) -> list[EventRow]:
         with self._read() as conn:
@@ -231,6 +252,7 @@ class JournalReader:
                     batch.new_attempts.append((attempt, start))
                 self._start_steps[attempt] = start
             cutoffs = _cutoffs(self._start_steps)
+            step_walls = _StepWalls(conn)
             for key_id, name in conn.execute(
                 "SELECT id, name FROM metric_key WHERE id > ? ORDER BY id",
                 (max(self._keys, default=0),),
@@ -238,18 +260,22 @@ class JournalReader:
                 self._keys[key_id] = name
                 self._key_pos[key_id] = (0, -(2**62))
             for key_id, (attempt, step) in self._key_pos.items():
-                rows = conn.execute(
+                points = _fetch_points(
+                    conn,
                     "SELECT attempt, step, value, wall_ms FROM scalar "
                     "WHERE key_id = ? AND (attempt, step) > (?, ?) ORDER BY attempt, step",
                     (key_id, attempt, step),
-                ).fetchall()
-                if not rows:
+                )
+                if not len(points):
                     continue
-                self._key_pos[key_id] = (rows[-1][0], rows[-1][1])
+                last = points[-1]
+                self._key_pos[key_id] = (int(last["attempt"]), int(last["step"]))
                 if cutoffs:
-                    rows = [r for r in rows if r[1] < cutoffs.get(r[0], math.inf)]
-                if rows:
-                    batch.points[self._keys[key_id]] = Series.from_rows(rows, created, conn)
+                    points = points[_visible(points, cutoffs)]
+                if len(points):
+                    batch.points[self._keys[key_id]] = Series._from_points(
+                        points, created, conn, step_walls
+                    )
             batch.events = self._events(conn, self._last_event)
             if batch.events:
                 self._last_event = batch.events[-1].id
@@ -311,31 +337,82 @@ class JournalReader:
         ]
 
 
-def _fill_step_walls(conn: sqlite3.Connection, arr: np.ndarray) -> None:
-    """Fill NaN wall_ms (column 3) in place from step_wall: one range scan, then a search."""
-    missing = np.isnan(arr[:, 3])
+#: A point as read: NULL (None) values and wall times become NaN.
+_ROW = np.dtype(
+    [("attempt", np.int64), ("step", np.int64), ("value", np.float64), ("wall_ms", np.float64)]
+)
+
+
+def _fetch_points(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> np.ndarray:
+    """The (attempt, step, value, wall_ms) rows of ``sql`` as a :data:`_ROW` array.
+
+    Filled straight from the cursor: a first read of a long run returns millions of rows, and
+    a list of tuples of them would take five times the memory (and longer to build).
+    """
+    return np.fromiter(conn.execute(sql, params), dtype=_ROW)
+
+
+def _visible(points: np.ndarray, cutoffs: dict[int, float]) -> np.ndarray:
+    """A mask of the points that no later attempt superseded (step < its attempt's cutoff)."""
+    limit = np.full(len(points), math.inf)
+    attempts = points["attempt"]
+    for attempt, cutoff in cutoffs.items():
+        limit[attempts == attempt] = cutoff
+    mask: np.ndarray = points["step"] < limit
+    return mask
+
+
+class _StepWalls:
+    """step_wall rows of one read transaction, fetched once for all the keys that need them."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        # attempt -> (first step, last step, steps, wall_ms) of the rows fetched
+        self._loaded: dict[int, tuple[int, int, np.ndarray, np.ndarray]] = {}
+
+    def lookup(self, attempt: int, steps: np.ndarray) -> np.ndarray:
+        """The wall_ms of ``steps`` (sorted) of ``attempt``; 0 where step_wall has none."""
+        lo, hi = int(steps[0]), int(steps[-1])
+        have = self._loaded.get(attempt)
+        if have is None or lo < have[0] or hi > have[1]:
+            if have is not None:
+                lo, hi = min(lo, have[0]), max(hi, have[1])
+            # Equality on attempt lets the step range use the primary key (a range on both
+            # would scan every step of the attempt).
+            table = np.fromiter(
+                self._conn.execute(
+                    "SELECT step, wall_ms FROM step_wall WHERE attempt = ? "
+                    "AND step BETWEEN ? AND ? ORDER BY step",
+                    (attempt, lo, hi),
+                ),
+                dtype=np.dtype([("step", np.int64), ("wall_ms", np.int64)]),
+            )
+            have = (lo, hi, np.ascontiguousarray(table["step"]), table["wall_ms"].copy())
+            self._loaded[attempt] = have
+        _, _, known, walls = have
+        if not len(known):
+            return np.zeros(len(steps), dtype=np.int64)
+        idx = np.minimum(np.searchsorted(known, steps), len(known) - 1)
+        return np.where(known[idx] == steps, walls[idx], 0)
+
+
+def _fill_step_walls(
+    conn: sqlite3.Connection, points: np.ndarray, step_walls: _StepWalls | None = None
+) -> None:
+    """Fill NaN wall_ms of a :data:`_ROW` array in place from step_wall: one range scan per
+    attempt (shared by the keys of one read through ``step_walls``), then a search."""
+    walls = points["wall_ms"]  # a view: assigning to it fills ``points``
+    missing = np.isnan(walls)
     if not missing.any():
         return
-    attempts = arr[missing, 0].astype(np.int64)
-    steps = arr[missing, 1].astype(np.int64)
-    found: list[tuple[int, int, int]] = []
+    step_walls = step_walls or _StepWalls(conn)
+    attempts = points["attempt"][missing]
+    steps = points["step"][missing]
+    filled = np.empty(len(steps), dtype=np.float64)
     for attempt in np.unique(attempts).tolist():
-        # Equality on attempt lets the step range use the primary key (a range on both would
-        # scan every step of the attempt).
-        in_attempt = steps[attempts == attempt]
-        found += conn.execute(
-            "SELECT attempt, step, wall_ms FROM step_wall WHERE attempt = ? "
-            "AND step BETWEEN ? AND ? ORDER BY step",
-            (attempt, int(in_attempt.min()), int(in_attempt.max())),
-        ).fetchall()
-    table = np.array(found, dtype=np.int64).reshape(-1, 3)
-    if not len(table):
-        arr[missing, 3] = 0.0
-        return
-    keys = (table[:, 0] << 40) | table[:, 1]
-    wanted = (attempts << 40) | steps
-    idx = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    arr[missing, 3] = np.where(keys[idx] == wanted, table[idx, 2], 0)
+        in_attempt = attempts == attempt
+        filled[in_attempt] = step_walls.lookup(attempt, steps[in_attempt])
+    walls[missing] = filled
 
 
 def _cutoffs(start_steps: dict[int, int]) -> dict[int, float]:
