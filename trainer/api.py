@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 import traceback
@@ -478,7 +477,3 @@ def _main_script() -> str | None:
     import __main__
 
     return getattr(__main__, "__file__", None)
-
-
-def host() -> str:
-    return socket.gethostname()

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.runs_model import RunsModel, fetch_runs, loss_text, sort_runs, step_text
@@ -105,8 +106,11 @@ def test_error_hooks_report_and_restore() -> None:
     assert "Traceback" in shown[0]
 
 
-def test_fetch_runs_of_a_missing_dir(tmp_path: Path) -> None:
-    assert fetch_runs(tmp_path / "missing") == []
+def test_fetch_runs_of_a_missing_dir_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist \\(any more\\)"):
+        fetch_runs(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    assert fetch_runs(tmp_path / "empty") == []
 
 
 def test_elapsed_and_eta_texts() -> None:

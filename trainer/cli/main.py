@@ -14,9 +14,6 @@ from collections.abc import Sequence
 
 from trainer.errors import TrainDeskError
 
-EXIT_OK = 0
-EXIT_TRAINING_ERROR = 1
-
 
 def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import commands
