@@ -5,6 +5,7 @@ Qt runs offscreen; the variable must be set before anything imports Qt.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
 
 from trainer.journal.writer import JournalWriter
 from trainer.paths import RunPaths
@@ -104,3 +107,16 @@ def _log_losses(writer: JournalWriter, start: int, losses: Sequence[float]) -> N
 def log_losses() -> Callable[[JournalWriter, int, Sequence[float]], None]:
     """``log_losses(writer, start, losses)``: log more points from step ``start``, commit."""
     return _log_losses
+
+
+@pytest.fixture
+def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
+    """A qasync loop for coroutines; errors it reports fail the test."""
+    qapp.setQuitOnLastWindowClosed(False)  # as the app does: closing a dialog must not quit
+    loop = qasync.QEventLoop(qapp)
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    yield loop
+    loop.close()
+    qapp.setQuitOnLastWindowClosed(True)
+    assert not errors, errors

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox, QWidget
@@ -273,18 +272,6 @@ def test_new_run_then_stop_then_restart(qtbot: QtBot, harness: Harness, runs_dir
 
 
 # ---------------------------------------------------------------------- the close prompt
-@pytest.fixture
-def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    qapp.setQuitOnLastWindowClosed(False)
-    loop = qasync.QEventLoop(qapp)
-    errors: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-    yield loop
-    loop.close()
-    qapp.setQuitOnLastWindowClosed(True)
-    assert not errors, errors
-
-
 def test_close_prompt_answers_through_signals(
     qtbot: QtBot, aloop: asyncio.AbstractEventLoop
 ) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import qasync
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QLineEdit
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
 from pytestqt.qtbot import QtBot
 
 from desktop_app.runs_ctl.new_run_dialog import NewRunDialog, ask_new_run
@@ -139,18 +137,6 @@ def test_bools_and_choices_get_their_own_editors(qtbot: QtBot, runs_dir: Path) -
     spec_out = dlg.launch_spec()
     assert spec_out is not None and spec_out.overrides == ["amp=true", 'optimizer="sgd"']
     assert spec_out.device is None
-
-
-@pytest.fixture
-def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    qapp.setQuitOnLastWindowClosed(False)  # as the app does: closing a dialog must not quit
-    loop = qasync.QEventLoop(qapp)
-    errors: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-    yield loop
-    loop.close()
-    qapp.setQuitOnLastWindowClosed(True)
-    assert not errors, errors
 
 
 def test_ask_new_run_awaits_the_signal(

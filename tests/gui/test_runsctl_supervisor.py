@@ -15,8 +15,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import qasync
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop_app.runs_ctl.console import LogConsole
@@ -97,17 +95,6 @@ def sup(qtbot: QtBot, runs_dir: Path) -> Iterator[tuple[Supervisor, Recorder]]:
     yield supervisor, rec
     kill_groups([p for f in supervisor.running() if (p := supervisor.pid(f))])
     qtbot.waitUntil(lambda: not supervisor.running(), timeout=10_000)
-
-
-@pytest.fixture
-def aloop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
-    """A qasync loop for coroutines; errors it reports fail the test."""
-    loop = qasync.QEventLoop(qapp)
-    errors: list[dict[str, object]] = []
-    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
-    yield loop
-    loop.close()
-    assert not errors, errors
 
 
 def kill_groups(pids: list[int]) -> None:
