@@ -8,7 +8,6 @@ follows the run's *derived* status (``trainer.journal.status``).
 
 from __future__ import annotations
 
-import csv
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from pathlib import Path
 
 from trainer import control
 from trainer.errors import JournalError
-from trainer.journal.reader import JournalReader, Series
+from trainer.export import read_series, write_csv
+from trainer.journal.reader import JournalReader
 from trainer.journal.status import LIVE
 from trainer.paths import JOURNAL_NAME, RunPaths
 from trainer.runs import summarize
@@ -158,38 +158,18 @@ def export_csv(
     does (``key, step, value, wall_time, attempt``), or of several runs with a leading ``run``
     column. Written to a temporary file, then renamed. Returns the number of points written.
     Blocking: call it off the GUI thread."""
-    many = not isinstance(folders, Path)
     runs = list(folders) if not isinstance(folders, Path) else [folders]
-    wanted_keys = None if keys is None else list(keys)
+    wanted = None if keys is None else list(keys)
+    try:
+        series = [(f.name, read_series(f, wanted, all_attempts=all_attempts)) for f in runs]
+    except JournalError as exc:
+        raise ActionRefused(str(exc)) from None
     tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
     try:
         with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            header = ["key", "step", "value", "wall_time", "attempt"]
-            writer.writerow(["run", *header] if many else header)
-            for folder in runs:
-                prefix = [folder.name] if many else []
-                for key, s in _series_of(folder, wanted_keys, all_attempts).items():
-                    rows = zip(
-                        s.steps.tolist(), s.values.tolist(), s.walls.tolist(),
-                        s.attempts.tolist(), strict=True,
-                    )  # fmt: skip
-                    for step, value, wall, attempt in rows:
-                        writer.writerow([*prefix, key, step, repr(value), f"{wall:.3f}", attempt])
-                        count += 1
+            count = write_csv(fh, series, run_column=not isinstance(folders, Path))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(path)
     return count
-
-
-def _series_of(folder: Path, keys: list[str] | None, all_attempts: bool) -> dict[str, Series]:
-    try:
-        with JournalReader(folder) as reader:
-            known = reader.keys()
-            wanted = known if keys is None else [k for k in keys if k in known]
-            return {k: reader.series(k, include_superseded=all_attempts) for k in wanted}
-    except JournalError as exc:
-        raise ActionRefused(str(exc)) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 from trainer import control, paths
 from trainer.errors import RunNotFoundError, UsageError
+from trainer.export import write_csv
 from trainer.journal.reader import JournalReader
 from trainer.journal.status import LIVE, derive_status
 from trainer.runs import RunSummary, resolve_run, summarize, summarize_all
@@ -178,12 +178,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fh = tmp.open("w", encoding="utf-8", newline="") if tmp else sys.stdout
     try:
         if args.format == "csv":
-            writer = csv.writer(fh)
-            writer.writerow(["key", "step", "value", "wall_time", "attempt"])
-            for key, s in series.items():
-                for row in zip(s.steps.tolist(), s.values.tolist(), s.walls.tolist(),
-                               s.attempts.tolist(), strict=True):  # fmt: skip
-                    writer.writerow([key, row[0], repr(row[1]), f"{row[2]:.3f}", row[3]])
+            write_csv(fh, [(info.name, series)], run_column=False)
         else:
             doc = {
                 "run": {"id": info.id, "name": info.name, "entry": info.entry,
