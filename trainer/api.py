@@ -40,6 +40,7 @@ from trainer.journal.writer import JournalWriter
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
 from trainer.runs import default_run_name, new_run_id
 from trainer.structlog import attach_run_log
+from trainer.supervision.lifecycle import PAUSED, RUNNING, STARTING, STOPPING, Lifecycle
 
 log = logging.getLogger("trainer.run")
 
@@ -93,6 +94,7 @@ class Run:
         self._old_handlers: dict[int, Any] = {}
         self._sigint_count = 0
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
+        self._life = Lifecycle(STARTING, name=self.name)
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
 
     def adopt_options(
@@ -116,8 +118,7 @@ class Run:
         self._started = True
         kind = "started" if self.attempt == 1 else "restarted"
         message = "" if self.attempt == 1 else f"attempt {self.attempt} from step {self.start_step}"
-        self._writer.event(kind, message, step=self.start_step)
-        self._writer.set_status("running", step=self.start_step)
+        self._transition(RUNNING, kind, message, step=self.start_step)
         self._writer.heartbeat(self.step)
         self._heart.start()
         log.info("run %s attempt %d started at step %d", self.name, self.attempt, self.step)
@@ -141,10 +142,7 @@ class Run:
         try:
             if self._writer.error is None:
                 self._writer.heartbeat(self.step)
-                self._writer.event(
-                    status if status != "failed" else "error", reason or "", step=self.step
-                )
-                self._writer.set_status(status, exit_reason=reason, step=self.step)
+                self._transition(status, status, reason or "", step=self.step, exit_reason=reason)
             self._writer.close()
             if self._writer.error is not None:
                 raise self._writer.failure()
@@ -181,6 +179,24 @@ class Run:
             self.finish("stopped", "interrupted")
         else:
             self.fail(exc)
+
+    def _transition(
+        self,
+        new: str,
+        kind: str,
+        message: str = "",
+        *,
+        step: int | None = None,
+        exit_reason: str | None = None,
+    ) -> bool:
+        """Move the lifecycle to ``new`` and journal it (an event and the status); an illegal
+        transition is rejected and logged, and nothing is journaled."""
+        old = self._life.state
+        if not self._life.to(new, message):
+            return False
+        self._writer.event(kind, message, step=step, data={"from": old, "to": new})
+        self._writer.set_status(new, exit_reason=exit_reason, step=step)
+        return True
 
     # ---------------------------------------------------------------- metrics
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -240,7 +256,7 @@ class Run:
         """Ask the run to stop at its next safe point."""
         if self.stop_reason is None:
             self.stop_reason = reason
-            self._writer.set_status("stopping")
+            self._transition(STOPPING, "stopping", reason, step=self.step)
             log.info("stop requested: %s", reason)
 
     def should_stop(self) -> bool:
@@ -266,8 +282,8 @@ class Run:
                 self._pause()
 
     def _pause(self) -> None:
-        self._writer.event("paused", step=self.step)
-        self._writer.set_status("paused")
+        if not self._transition(PAUSED, "paused", step=self.step):
+            return
         log.info("paused at step %d", self.step)
         while self.stop_reason is None:
             self._control_waiting.wait(0.5)
@@ -280,8 +296,7 @@ class Run:
                 break
             self._apply([m for m in messages if m.command != "pause"])
         if self.stop_reason is None:
-            self._writer.event("resumed", step=self.step)
-            self._writer.set_status("running")
+            self._transition(RUNNING, "resumed", step=self.step)
             log.info("resumed at step %d", self.step)
 
     # ---------------------------------------------------------------- signals

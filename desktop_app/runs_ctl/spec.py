@@ -7,12 +7,14 @@ frozen bundle, ``<bundle> trainer run ...``), started and watched by the supervi
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trainer.paths import runs_dir as default_runs_dir
 from trainer.runs import default_run_name
+from trainer.supervision.process import trainer_command
+
+__all__ = ["LaunchSpec", "resume_args", "run_args", "run_argv", "trainer_command"]
 
 
 def is_script_target(target: str) -> bool:
@@ -58,13 +60,6 @@ class LaunchSpec:
         if self.name is None or self.runs_dir is None:
             raise ValueError("call LaunchSpec.resolved() first: the name or runs_dir is unset")
         return Path(self.runs_dir) / self.name
-
-
-def trainer_command(*args: str) -> list[str]:
-    """``[python, -m, trainer, *args]``, or ``[bundle, trainer, *args]`` when frozen."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, "trainer", *args]
-    return [sys.executable, "-m", "trainer", *args]
 
 
 def run_args(spec: LaunchSpec) -> list[str]:

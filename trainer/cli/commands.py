@@ -23,6 +23,10 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 # ------------------------------------------------------------------------ run / resume
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.max_restarts is not None:
+        from trainer.cli.supervise import supervise_run
+
+        return supervise_run(args)
     from trainer.cli.execute import execute, prepare_target
 
     target = prepare_target(args)
@@ -50,6 +54,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"run {summary.name} finished at step {summary.step}: give --max-steps N "
             f"(N > {summary.max_steps}) to train it further"
         )
+    if args.max_restarts is not None:
+        from trainer.cli.supervise import supervise_resume
+
+        return supervise_resume(run.root, args)
     from trainer.cli.execute import execute_resume
 
     return execute_resume(run, args)

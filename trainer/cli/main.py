@@ -17,6 +17,7 @@ from trainer.errors import TrainDeskError
 
 def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import commands
+    from trainer.cli.supervise import add_options as add_supervision_options
 
     parser = argparse.ArgumentParser(
         prog="trainer",
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for a script")
     runs_dir_opt(p)
+    add_supervision_options(p)
     p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("ls", help="list runs")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, metavar="N", help="a new step budget")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     runs_dir_opt(p)
+    add_supervision_options(p)
     p.set_defaults(func=commands.cmd_resume)
 
     p = sub.add_parser("recipes", help="list the built-in recipes")

@@ -13,6 +13,7 @@ zigzags back.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sqlite3
@@ -52,6 +53,10 @@ class RunInfo:
     updated: float
     heartbeat_wall: float | None
     heartbeat_step: int | None
+    #: Unix time of the current attempt's newest step (None: no step logged yet).
+    last_step_wall: float | None = None
+    #: The median seconds per step over the attempt's last steps (None: too few to tell).
+    median_step_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -306,12 +311,14 @@ class JournalReader:
         ).fetchone()
         (rid, name, entry, kind, created, config, status, reason, pid, started, host,
          attempt, step, max_steps, updated) = row  # fmt: skip
+        last_wall, median = _step_pace(conn, attempt, created)
         return RunInfo(
             id=rid, name=name, entry=entry, kind=kind, created=created,
             config=json.loads(config), status=status, exit_reason=reason, pid=pid,
             pid_started=started, host=host, attempt=attempt, step=step, max_steps=max_steps,
             updated=updated, heartbeat_wall=hb[0] if hb else None,
-            heartbeat_step=hb[1] if hb else None,
+            heartbeat_step=hb[1] if hb else None, last_step_wall=last_wall,
+            median_step_s=median,
         )  # fmt: skip
 
     @staticmethod
@@ -443,3 +450,28 @@ def _newest_point(
         if row is not None:
             return row[0], row[1]
     return None
+
+
+#: Steps looked at for the median step time (recent pace, not the whole run's).
+PACE_WINDOW = 32
+
+
+def _step_pace(
+    conn: sqlite3.Connection, attempt: int, created: float
+) -> tuple[float | None, float | None]:
+    """The wall time of the attempt's newest step and its recent median seconds per step."""
+    rows = conn.execute(
+        "SELECT step, wall_ms FROM step_wall WHERE attempt = ? ORDER BY step DESC LIMIT ?",
+        (attempt, PACE_WINDOW + 1),
+    ).fetchall()
+    if not rows:
+        return None, None
+    last = created + rows[0][1] / 1000.0
+    paces = sorted(
+        (newer[1] - older[1]) / 1000.0 / (newer[0] - older[0])
+        for newer, older in itertools.pairwise(rows)
+        if newer[0] > older[0]
+    )
+    if len(paces) < 3:
+        return last, None
+    return last, paces[len(paces) // 2]

@@ -1,7 +1,9 @@
 """Status is derived, never trusted blindly: "running" needs a live process and a fresh heartbeat.
 
 A journal that says "running" while its process is gone (killed, crashed, the machine
-rebooted) is shown as "crashed", whoever reads it.
+rebooted) is shown as "crashed", whoever reads it. A live run whose heartbeat is stale is
+"unresponsive"; one that beats but makes no step progress for much longer than its usual
+pace is "stalled" (shown, never killed for it).
 """
 
 from __future__ import annotations
@@ -10,14 +12,20 @@ import socket
 import time
 
 from trainer.journal.reader import RunInfo
+from trainer.supervision.lifecycle import LIVE, TERMINAL
 
-LIVE = frozenset({"queued", "starting", "running", "paused", "stopping"})
-TERMINAL = frozenset({"finished", "stopped", "failed", "crashed"})
+__all__ = ["ALL", "HEALTH", "LIVE", "TERMINAL", "derive_status", "process_alive"]
+
 ALL = LIVE | TERMINAL
+#: Derived statuses that are not lifecycle states: a live run's health.
+HEALTH = frozenset({"unresponsive", "stalled"})
 
 #: Seconds without a heartbeat before a live run counts as unresponsive (or, off this host,
 #: as crashed).
 HEARTBEAT_TIMEOUT = 10.0
+#: No step for this many times the median step time (and at least STALL_MIN seconds): stalled.
+STALL_FACTOR = 10.0
+STALL_MIN = 60.0
 
 
 def process_alive(pid: int | None, started: float | None) -> bool:
@@ -35,19 +43,39 @@ def process_alive(pid: int | None, started: float | None) -> bool:
         return False
 
 
-def derive_status(info: RunInfo, *, now: float | None = None) -> str:
+def derive_status(
+    info: RunInfo,
+    *,
+    now: float | None = None,
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT,
+    stall_factor: float = STALL_FACTOR,
+    stall_min: float = STALL_MIN,
+) -> str:
     """The status to show: the journal's, corrected by the process and its heartbeat.
 
-    Returns one of the statuses in ``ALL`` or "unresponsive" (alive, heartbeat stale).
+    Returns one of the statuses in ``ALL``, "unresponsive" (alive, heartbeat stale) or
+    "stalled" (running and beating, but no new step for too long).
     """
     if info.status not in LIVE or info.status == "queued":
         return info.status
     now = time.time() if now is None else now
     last_beat = info.heartbeat_wall if info.heartbeat_wall is not None else info.updated
-    fresh = now - last_beat <= HEARTBEAT_TIMEOUT
+    fresh = now - last_beat <= heartbeat_timeout
     if info.host == socket.gethostname():
         if not process_alive(info.pid, info.pid_started):
             return "crashed"
-        return info.status if fresh else "unresponsive"
-    # Another machine's run (a copied folder, a shared disk): only the heartbeat can tell.
-    return info.status if fresh else "crashed"
+    elif not fresh:
+        # Another machine's run (a copied folder, a shared disk): only the heartbeat can tell.
+        return "crashed"
+    if not fresh:
+        return "unresponsive"
+    if info.status == "running" and is_stalled(info, now, stall_factor, stall_min):
+        return "stalled"
+    return info.status
+
+
+def is_stalled(info: RunInfo, now: float, factor: float, minimum: float) -> bool:
+    """True if the run's newest step is older than ``factor`` x its median step time."""
+    if info.last_step_wall is None or info.median_step_s is None:
+        return False
+    return now - info.last_step_wall > max(factor * info.median_step_s, minimum)

@@ -424,3 +424,59 @@ def _version() -> str:
         return version("traindesk")
     except PackageNotFoundError:
         return "dev"
+
+
+#: Statuses an outside note may overwrite: the attempt's process is gone and left it "live".
+_LIVE_STATUSES = ("starting", "running", "paused", "stopping")
+
+
+def annotate(
+    path: Path,
+    events: list[tuple[str, str, dict[str, Any] | None]],
+    *,
+    status: str | None = None,
+    exit_reason: str | None = None,
+    timeout_s: float = 2.0,
+) -> bool:
+    """Journal events, and a final status, from outside the run's process (its supervisor).
+
+    ``events`` are ``(kind, message, data)``, stamped with the run's current attempt and
+    step. ``status`` replaces only a live status (a dead attempt's "running"), never one the
+    trainer wrote at its end. One short transaction; returns False (and logs why) instead of
+    raising, since the supervisor must go on whatever the journal's state.
+    """
+    try:
+        conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+    except sqlite3.Error as exc:
+        log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
+        return False
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute("SELECT attempt, step FROM run").fetchone()
+        if row is None:
+            conn.execute("ROLLBACK")
+            return False
+        attempt, step = row
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO event (wall, attempt, step, kind, message, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(now, attempt, step, kind, message, None if data is None else json.dumps(data))
+             for kind, message, data in events],
+        )  # fmt: skip
+        if status is not None:
+            marks = ", ".join("?" * len(_LIVE_STATUSES))
+            conn.execute(
+                "UPDATE run SET status = ?, exit_reason = ?, updated = ? "
+                f"WHERE status IN ({marks})",
+                (status, exit_reason, now, *_LIVE_STATUSES),
+            )
+        conn.execute("COMMIT")
+        return True
+    except sqlite3.Error as exc:
+        log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        return False
+    finally:
+        conn.close()
