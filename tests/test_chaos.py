@@ -277,3 +277,35 @@ def test_the_run_outlives_a_killed_supervisor(runs_dir: Path) -> None:
     with JournalReader(folder) as reader:
         info = reader.run_info()
     assert (info.status, info.step) == ("finished", 150)
+
+
+def test_no_grandchild_outlives_a_killed_attempt(runs_dir: Path) -> None:
+    folder = runs_dir / "workers"
+    script = Path(__file__).parent / "scripts" / "spawner.py"
+    parent = spawn("run", str(script), "--name", "workers", "--quiet", "--max-restarts", "0")
+    pid_file = folder / "grandchild.pid"
+    wait_until(lambda: pid_file.is_file() and pid_file.read_text(), 120, "the grandchild")
+    grandchild = psutil.Process(int(pid_file.read_text()))
+    child = attempt_child(parent)
+    assert child is not None
+    child.kill()  # the trainer alone, as a crash would: its worker is left behind
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 1 and "gave up after 0 restarts" in err, err
+    wait_until(lambda: gone(grandchild), 30, "the grandchild to be killed with its group")
+
+
+def test_a_trainer_that_never_reaches_a_safe_point_exits_at_its_deadline(
+    runs_dir: Path,
+) -> None:
+    folder = runs_dir / "stuck"
+    proc = spawn("run", str(TINY), "--name", "stuck", "--quiet", "--set", "step_sleep=600",
+                 TRAINDESK_STOP_DEADLINE="1")  # fmt: skip
+    wait_until(lambda: newest_step(folder) >= 1, 120, "step 1")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    with JournalReader(folder) as reader:
+        info = reader.run_info()
+        kinds = [e.kind for e in reader.events()]
+    assert info.status == "stopped" and "no safe point within 1 s" in (info.exit_reason or "")
+    assert kinds[-1] == "stop_deadline"

@@ -45,6 +45,10 @@ from trainer.supervision.lifecycle import PAUSED, RUNNING, STARTING, STOPPING, L
 log = logging.getLogger("trainer.run")
 
 HEARTBEAT_INTERVAL = 0.5
+#: Seconds a run gets, after SIGTERM or SIGINT, to reach a safe point before it exits anyway
+#: ($TRAINDESK_STOP_DEADLINE). Supervisors wait a little longer before SIGKILL.
+STOP_DEADLINE_S = 25.0
+ENV_STOP_DEADLINE = "TRAINDESK_STOP_DEADLINE"
 SAMPLE_INTERVAL = 2.0
 
 _active: Run | None = None
@@ -93,6 +97,7 @@ class Run:
         self._halt_heart = threading.Event()
         self._old_handlers: dict[int, Any] = {}
         self._sigint_count = 0
+        self._deadline: threading.Thread | None = None
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
         self._life = Lifecycle(STARTING, name=self.name)
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -323,6 +328,26 @@ class Run:
                 os.write(2, b"\ninterrupted twice: exiting now (the journal is intact)\n")
                 os._exit(130)
         self.request_stop(f"{name} received")
+        if self._deadline is None:
+            self._deadline = threading.Thread(
+                target=self._stop_deadline, args=(name, stop_deadline()), name="stop-deadline",
+                daemon=True,  # it only ever ends the process; finish() releases it
+            )  # fmt: skip
+            self._deadline.start()
+
+    def _stop_deadline(self, cause: str, seconds: float) -> None:
+        """Exit if the training code reaches no safe point within ``seconds`` of a signal:
+        a stop that never happens would only end in SIGKILL, without a word in the journal."""
+        if self._halt_heart.wait(seconds):
+            return  # finished in time
+        reason = f"no safe point within {seconds:g} s of {cause}: exited without a checkpoint"
+        log.warning("run %s: %s", self.name, reason)
+        try:
+            self._writer.event("stop_deadline", reason, step=self.step)
+            self._writer.set_status("stopped", exit_reason=reason, step=self.step)
+            self._writer.close()
+        finally:
+            os._exit(128 + signal.SIGTERM)
 
     # ---------------------------------------------------------------- heartbeat thread
     def _heartbeat_loop(self) -> None:
@@ -492,3 +517,12 @@ def _main_script() -> str | None:
     import __main__
 
     return getattr(__main__, "__file__", None)
+
+
+def stop_deadline() -> float:
+    """Seconds from a stop signal to a forced exit (``$TRAINDESK_STOP_DEADLINE``, default 25)."""
+    try:
+        value = float(os.environ.get(ENV_STOP_DEADLINE, STOP_DEADLINE_S))
+    except ValueError:
+        return STOP_DEADLINE_S
+    return value if value > 0 else STOP_DEADLINE_S
