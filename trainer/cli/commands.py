@@ -13,7 +13,7 @@ from trainer import control, paths
 from trainer.errors import RunNotFoundError, UsageError
 from trainer.export import write_csv
 from trainer.journal.reader import JournalReader
-from trainer.journal.status import LIVE, derive_status
+from trainer.journal.status import ALIVE, derive_status
 from trainer.runs import RunSummary, resolve_run, summarize, summarize_all
 
 
@@ -42,7 +42,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         control.send(run, "resume")
         print(f"resume requested: {summary.name} continues from step {summary.step}")
         return 0
-    if summary.status in LIVE or summary.status == "unresponsive":
+    if summary.status in ALIVE:
         raise UsageError(
             f"run {summary.name} is {summary.status}: only a paused, stopped, crashed or failed "
             "run can be resumed (stop it first with `trainer stop`)"
@@ -167,7 +167,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow:
             return 0
         status = summarize(run.root, with_latest=False).status
-        if status not in LIVE and status != "unresponsive":
+        if status not in ALIVE:
             return 0
         time.sleep(0.5)
 
@@ -220,7 +220,7 @@ def _live(args: argparse.Namespace) -> tuple[paths.RunPaths, RunSummary]:
     summary = summarize(run.root, with_latest=False)
     if summary.error:
         raise RunNotFoundError(summary.error)
-    if summary.status not in LIVE and summary.status != "unresponsive":
+    if summary.status not in ALIVE:
         hint = " (use `trainer resume` to restart it)" if summary.status != "finished" else ""
         raise UsageError(f"run {summary.name} is not live (status: {summary.status}){hint}")
     return run, summary

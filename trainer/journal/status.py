@@ -14,11 +14,13 @@ import time
 from trainer.journal.reader import RunInfo
 from trainer.supervision.lifecycle import LIVE, TERMINAL
 
-__all__ = ["ALL", "HEALTH", "LIVE", "TERMINAL", "derive_status", "process_alive"]
+__all__ = ["ALIVE", "ALL", "HEALTH", "LIVE", "TERMINAL", "derive_status", "process_alive"]
 
 ALL = LIVE | TERMINAL
 #: Derived statuses that are not lifecycle states: a live run's health.
 HEALTH = frozenset({"unresponsive", "stalled"})
+#: Derived statuses of a run whose process is (as far as we can tell) still there.
+ALIVE = LIVE | HEALTH
 
 #: Seconds without a heartbeat before a live run counts as unresponsive (or, off this host,
 #: as crashed).
