@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -38,9 +38,17 @@ from trainer import control
 from trainer.errors import DiskFullError, TrainDeskError, UsageError
 from trainer.journal.writer import JournalWriter
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
+from trainer.resources.limits import Limits
 from trainer.runs import default_run_name, new_run_id
 from trainer.structlog import attach_run_log
-from trainer.supervision.lifecycle import PAUSED, RUNNING, STARTING, STOPPING, Lifecycle
+from trainer.supervision.lifecycle import (
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    STOPPING,
+    Lifecycle,
+)
 
 log = logging.getLogger("trainer.run")
 
@@ -98,6 +106,12 @@ class Run:
         self._old_handlers: dict[int, Any] = {}
         self._sigint_count = 0
         self._deadline: threading.Thread | None = None
+        #: Limits watched by the heartbeat thread (set by the CLI; "limits" messages change it).
+        self.limits = Limits()
+        # Written by the heartbeat thread, read by the training thread (one str reference:
+        # atomic under the GIL; the reader acts on it at its next safe point).
+        self._over_limit: str | None = None
+        self._disk_low: str | None = None
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
         self._life = Lifecycle(STARTING, name=self.name)
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -203,6 +217,31 @@ class Run:
         self._writer.set_status(new, exit_reason=exit_reason, step=step)
         return True
 
+    # ---------------------------------------------------------------- resources
+    def queued(self, reason: str, position: int = 0) -> None:
+        """Waiting for GPUs: status "queued" with the reason (journaled when it changes)."""
+        data = {"position": position}
+        if not self._transition(QUEUED, "queued", reason, exit_reason=reason):
+            self._writer.event("queued", reason, data=data)
+            self._writer.set_status(QUEUED, exit_reason=reason)
+        log.info("queued: %s", reason)
+
+    def granted(self, gpus: list[int], limits: str) -> None:
+        """Resources leased: journal which GPUs and limits the run got."""
+        message = (f"GPU {', '.join(map(str, gpus))}" if gpus else "no GPU") + f"; {limits}"
+        if self._life.state == QUEUED:
+            self._transition(STARTING, "resources", message)
+        else:
+            self._writer.event("resources", message, data={"gpus": gpus})
+        log.info("resources: %s", message)
+
+    def poll_control(self) -> bool:
+        """Apply pending control messages outside the training loop (e.g. while queued);
+        True if the run is to stop."""
+        if control.pending(self.paths):
+            self._apply([m for m in control.receive(self.paths) if m.command != "pause"])
+        return self.stop_reason is not None
+
     # ---------------------------------------------------------------- metrics
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record scalars at ``step`` (default: the step after the newest). Costs microseconds."""
@@ -269,7 +308,17 @@ class Run:
         if self._control_waiting.is_set():
             self._control_waiting.clear()
             self._apply(control.receive(self.paths))
+        self._check_limits()
         return self.stop_reason is not None
+
+    def _check_limits(self) -> None:
+        """Act on what the heartbeat thread's watchdog found (here, on the training thread)."""
+        if self._over_limit is not None and self.stop_reason is None:
+            self._writer.event("limit_exceeded", self._over_limit, step=self.step)
+            log.warning("run %s: %s", self.name, self._over_limit)
+            self.request_stop(self._over_limit)
+        if self._disk_low is not None and self.stop_reason is None:
+            self._pause(self._disk_low, until=lambda: self._disk_low is None)
 
     def _apply(self, messages: list[control.ControlMessage]) -> None:
         for msg in messages:
@@ -285,13 +334,22 @@ class Run:
                     self._writer.event("extended", f"+{steps} steps", step=self.step)
             elif msg.command == "pause" and self.stop_reason is None:
                 self._pause()
+            elif msg.command == "limits":
+                self.limits = self.limits.updated(msg.args)
+                self._writer.event("limits", self.limits.describe(), step=self.step,
+                                   data=self.limits.to_json())  # fmt: skip
 
-    def _pause(self) -> None:
-        if not self._transition(PAUSED, "paused", step=self.step):
+    def _pause(self, reason: str = "", until: Callable[[], bool] | None = None) -> None:
+        """Block at this safe point until resumed (or ``until()`` is true), or stopped."""
+        if not self._transition(
+            PAUSED, "paused", reason, step=self.step, exit_reason=reason or None
+        ):
             return
-        log.info("paused at step %d", self.step)
+        log.info("paused at step %d%s", self.step, f": {reason}" if reason else "")
         while self.stop_reason is None:
             self._control_waiting.wait(0.5)
+            if until is not None and until():
+                break
             if not self._control_waiting.is_set():
                 continue
             self._control_waiting.clear()
@@ -350,6 +408,30 @@ class Run:
             os._exit(128 + signal.SIGTERM)
 
     # ---------------------------------------------------------------- heartbeat thread
+    def _watch_limits(self) -> None:
+        """The watchdog (heartbeat thread): flag what the training thread must act on."""
+        from trainer.resources.limits import disk_free, tree_rss
+        from trainer.resources.sizes import format_size
+
+        limits = self.limits
+        if limits.max_rss and self._over_limit is None:
+            rss = tree_rss()
+            if rss is not None and rss > limits.max_rss:
+                self._over_limit = (
+                    f"memory limit: RSS {format_size(rss)} exceeds the limit of "
+                    f"{format_size(limits.max_rss)} (--max-rss); stopped with a checkpoint"
+                )
+                self._control_waiting.set()
+        free = disk_free(self.paths.root) if limits.disk_floor else None
+        if free is not None and free < limits.disk_floor:
+            self._disk_low = (
+                f"disk space low: {format_size(free)} free under the floor of "
+                f"{format_size(limits.disk_floor)} (--disk-floor); resumes when there is room"
+            )
+            self._control_waiting.set()
+        else:
+            self._disk_low = None
+
     def _heartbeat_loop(self) -> None:
         from trainer.sysmon import SystemSampler
 
@@ -369,6 +451,7 @@ class Run:
                     self._writer.system_sample(*sampler.sample())
                 except TrainDeskError:
                     return
+                self._watch_limits()
             if self._halt_heart.wait(HEARTBEAT_INTERVAL):
                 return
 

@@ -1,4 +1,4 @@
-"""The control channel: messages to a live run (stop, pause, resume, checkpoint, extend).
+"""The control channel: messages to a live run (stop, pause, resume, checkpoint, extend, limits).
 
 Each message is a small JSON file written atomically into the run folder's ``control/``
 folder by whoever sends it (the desktop app, ``trainer stop``, ...). The trainer, which is the
@@ -19,7 +19,7 @@ from typing import Any
 from trainer.errors import UsageError
 from trainer.paths import RunPaths, make_private_dir, write_private_text
 
-COMMANDS = frozenset({"stop", "pause", "resume", "checkpoint", "extend"})
+COMMANDS = frozenset({"stop", "pause", "resume", "checkpoint", "extend", "limits"})
 
 
 @dataclass(frozen=True)

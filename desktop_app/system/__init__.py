@@ -3,7 +3,9 @@
 Importing this package imports no Qt; ``desktop_app.system.panel`` does.
 """
 
-from desktop_app.system.gpus import (
+from desktop_app.system.host import HostProbe, HostReading
+from desktop_app.system.sampler import SystemSampler, SystemSnapshot
+from trainer.resources.gpus import (
     ENV_SIMULATED,
     GpuBackend,
     GpuReading,
@@ -13,8 +15,6 @@ from desktop_app.system.gpus import (
     backend_from_env,
     parse_simulated_spec,
 )
-from desktop_app.system.host import HostProbe, HostReading
-from desktop_app.system.sampler import SystemSampler, SystemSnapshot
 
 __all__ = [
     "ENV_SIMULATED",

@@ -17,7 +17,7 @@ from desktop_app.system.formatting import (
     fmt_used_total,
     fraction,
 )
-from desktop_app.system.gpus import GpuReading
+from trainer.resources.gpus import GpuReading
 
 #: Fill colours by level: calm, getting full, nearly full.
 LEVELS = ((0.75, "#3b82f6"), (0.9, "#f59e0b"), (1.01, "#ef4444"))

@@ -29,11 +29,11 @@ from desktop_app.background import BackgroundIO
 from desktop_app.settings.theme import DARK, LIGHT, Theme, palette_is_dark, style_plot
 from desktop_app.system.formatting import fmt_used_total, fraction
 from desktop_app.system.gauges import Gauge, GpuCard
-from desktop_app.system.gpus import ENV_SIMULATED, GpuBackend, GpuReading, backend_from_env
 from desktop_app.system.host import HostReading
 from desktop_app.system.run_samples import SampleBatch, SampleFeed, SampleHistory, read_run_pids
 from desktop_app.system.run_view import RunSystemView
 from desktop_app.system.sampler import MIN_INTERVAL_S, SystemSampler, SystemSnapshot
+from trainer.resources.gpus import ENV_SIMULATED, GpuBackend, GpuReading, backend_from_env
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import psutil
 
-from desktop_app.system.gpus import GpuBackend, GpuReading
 from desktop_app.system.host import HostProbe, HostReading
+from trainer.resources.gpus import GpuBackend, GpuReading
 
 log = logging.getLogger(__name__)
 

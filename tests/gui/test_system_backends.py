@@ -20,17 +20,6 @@ import pynvml
 import pytest
 
 from desktop_app.system import host as host_module
-from desktop_app.system.gpus import (
-    ENV_SIMULATED,
-    NO_DRIVER,
-    GiB,
-    GpuReading,
-    NvmlBackend,
-    SimulatedBackend,
-    UnavailableBackend,
-    backend_from_env,
-    parse_simulated_spec,
-)
 from desktop_app.system.host import HostProbe
 from desktop_app.system.run_samples import (
     SampleFeed,
@@ -48,6 +37,17 @@ from desktop_app.system.sampler import (
 )
 from trainer.journal.reader import SampleRow
 from trainer.journal.writer import JournalWriter
+from trainer.resources.gpus import (
+    ENV_SIMULATED,
+    NO_DRIVER,
+    GiB,
+    GpuReading,
+    NvmlBackend,
+    SimulatedBackend,
+    UnavailableBackend,
+    backend_from_env,
+    parse_simulated_spec,
+)
 
 MakeRun = Callable[..., JournalWriter]
 WAIT_S = 10.0
@@ -200,13 +200,13 @@ def test_every_call_failing_gives_na_figures_and_never_raises(
     backend = FailingNvml(count=2, handles=handles)
     backend.init()
     assert backend.unavailable_reason is None
-    with caplog.at_level(logging.INFO, logger="desktop_app.system.gpus"):
+    with caplog.at_level(logging.INFO, logger="trainer.resources.gpus"):
         readings = [backend.devices() for _ in range(3)][-1]
     assert readings == [GpuReading(0), GpuReading(1)]  # every figure None ("n/a")
     assert all(r.processes is None and r.name is None for r in readings)
     # Logged once per function and error, not once per call (without a handle, nothing else
     # is asked).
-    logged = [r for r in caplog.records if r.name == "desktop_app.system.gpus"]
+    logged = [r for r in caplog.records if r.name == "trainer.resources.gpus"]
     assert len(logged) == failing_functions
     backend.shutdown()
     assert backend.calls[-1] == "nvmlShutdown"

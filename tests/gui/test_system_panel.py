@@ -16,10 +16,10 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.background import BackgroundIO
 from desktop_app.runs_model import fetch_runs
-from desktop_app.system.gpus import ENV_SIMULATED, GiB, GpuBackend, NvmlBackend, SimulatedBackend
 from desktop_app.system.panel import SystemPanel
 from desktop_app.system.sampler import THREAD_NAME
 from trainer.journal.writer import JournalWriter
+from trainer.resources.gpus import ENV_SIMULATED, GiB, GpuBackend, NvmlBackend, SimulatedBackend
 
 pytestmark = pytest.mark.gui
 

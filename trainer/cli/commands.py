@@ -23,6 +23,7 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 # ------------------------------------------------------------------------ run / resume
 def cmd_run(args: argparse.Namespace) -> int:
+    _set_thread_env(args.cpu_threads)
     if args.max_restarts is not None:
         from trainer.cli.supervise import supervise_run
 
@@ -54,6 +55,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"run {summary.name} finished at step {summary.step}: give --max-steps N "
             f"(N > {summary.max_steps}) to train it further"
         )
+    from trainer.resources.limits import Resources
+
+    _set_thread_env(args.cpu_threads or Resources.load(run.root).limits.cpu_threads)
     if args.max_restarts is not None:
         from trainer.cli.supervise import supervise_resume
 
@@ -61,6 +65,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from trainer.cli.execute import execute_resume
 
     return execute_resume(run, args)
+
+
+def _set_thread_env(cpu_threads: int | None) -> None:
+    """Thread-pool sizes must be in the environment before torch is imported."""
+    import os
+
+    from trainer.resources.limits import thread_environment
+
+    os.environ.update(thread_environment(cpu_threads))
 
 
 # ------------------------------------------------------------------------ inspection
@@ -265,3 +278,21 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for recipe in recipes.RECIPES.values():
         print(f"{recipe.name:<{width}}  {recipe.summary}")
     return 0
+
+
+def cmd_gpus(args: argparse.Namespace) -> int:
+    from trainer.cli.resources_cmd import cmd_gpus as run
+
+    return run(args)
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from trainer.cli.resources_cmd import cmd_queue as run
+
+    return run(args)
+
+
+def cmd_limits(args: argparse.Namespace) -> int:
+    from trainer.cli.resources_cmd import cmd_limits as run
+
+    return run(args)

@@ -17,8 +17,20 @@ from trainer import config as cfg
 from trainer import paths, recipes
 from trainer.api import Run, create_run, resume_run, set_active
 from trainer.cli.console import ConsoleCapture, Progress
+from trainer.cli.resource_options import resources_from_args
 from trainer.errors import ConfigError, ScriptError, TrainDeskError, UsageError
 from trainer.journal.reader import JournalReader
+from trainer.resources.acquire import (
+    acquire,
+    cuda_environment,
+    decide_request,
+    read_inventory,
+    release,
+    validate,
+)
+from trainer.resources.limits import Limits, Resources
+from trainer.resources.store import GpuRequest
+from trainer.resources.tmpdirs import run_tmpdir
 
 log = logging.getLogger("trainer.cli")
 
@@ -89,13 +101,29 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def plan_gpus(resources: Resources, config: dict[str, Any]) -> GpuRequest:
+    """The GPU request to make, refused now (before anything is written) if this machine
+    can never satisfy it."""
+    inventory = read_inventory()
+    request = decide_request(
+        resources.gpus, str(config.get("device", "auto")), inventory,
+        mem_budget=resources.limits.gpu_mem, share=resources.share, policy=resources.policy,
+    )  # fmt: skip
+    validate(request, inventory)
+    if not request.wants_gpu:
+        check_device(config)
+    return request
+
+
 def execute(target: Target, args: argparse.Namespace) -> int:
-    check_device(target.config)
+    resources = resources_from_args(args)
+    request = plan_gpus(resources, target.config)
     run = create_run(
         entry=target.entry, kind=target.kind, config=target.config, name=args.name,
         runs_root=paths.runs_dir(args.runs_dir), **_run_options(target.config),
     )  # fmt: skip
-    return _drive(run, target, quiet=args.quiet)
+    resources.save(run.paths.root)
+    return _drive(run, target, quiet=args.quiet, resources=resources, request=request)
 
 
 def execute_resume(run_paths: paths.RunPaths, args: argparse.Namespace) -> int:
@@ -114,21 +142,80 @@ def execute_resume(run_paths: paths.RunPaths, args: argparse.Namespace) -> int:
         if not Path(info.entry).is_file():
             raise ScriptError(f"script {info.entry} of run {info.name} no longer exists")
         target = Target(info.kind, info.entry, config)
-    check_device(config)
+    resources = resources_from_args(args, Resources.load(run_paths.root))
+    request = plan_gpus(resources, config)
     run = resume_run(run_paths, config=config, **_run_options(config))
+    resources.save(run.paths.root)
     if args.max_steps is not None:
         run._writer.set_fields(max_steps=args.max_steps)
     print(f"resuming {run.name} from step {run.start_step} as attempt {run.attempt}")
-    return _drive(run, target, quiet=args.quiet)
+    return _drive(run, target, quiet=args.quiet, resources=resources, request=request)
 
 
-def _drive(run: Run, target: Target, *, quiet: bool) -> int:
+def _hold_resources(run: Run, request: GpuRequest, resources: Resources) -> list[int] | None:
+    """Lease the run's GPUs (waiting, queued, while they are busy) and apply its limits.
+
+    Returns the leased GPU indexes, or None if the run was stopped while it waited.
+    """
+    run.limits = resources.limits
+    gpus: list[int] = []
+    if request.wants_gpu:
+        leases = acquire(
+            run.paths.root, request, resources, on_queued=run.queued,
+            should_stop=run.poll_control,
+        )  # fmt: skip
+        if leases is None:
+            return None
+        os.environ.update(cuda_environment(leases))
+        gpus = sorted({lease.gpu for lease in leases})
+        device = str(run.config.get("device", "auto"))
+        if device.startswith("cuda:"):
+            run.config["device"] = "cuda"  # the leased GPU is the process's cuda:0
+        check_device(run.config)
+    apply_torch_limits(resources.limits)
+    run.granted(gpus, resources.limits.describe())
+    return gpus
+
+
+def apply_torch_limits(limits: Limits) -> None:
+    """CPU threads and the GPU memory cap, in torch (imported here, after CUDA_VISIBLE_DEVICES)."""
+    if not limits.cpu_threads and not limits.gpu_mem:
+        return
+    import torch
+
+    if limits.cpu_threads:
+        torch.set_num_threads(limits.cpu_threads)
+    if limits.gpu_mem and torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            total = torch.cuda.get_device_properties(index).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, limits.gpu_mem / total), index)
+
+
+def _drive(
+    run: Run,
+    target: Target,
+    *,
+    quiet: bool,
+    resources: Resources | None = None,
+    request: GpuRequest | None = None,
+) -> int:
     """Run the target inside the run: console captured, signals handled, status journaled."""
+    resources = resources or Resources()
+    request = request or GpuRequest()
     run.install_signal_handlers()
     os.environ[paths.ENV_RUN_DIR] = str(run.paths.root)
-    with ConsoleCapture(run.paths.stdout_log, run.paths.stderr_log) as console:
+    with (
+        ConsoleCapture(run.paths.stdout_log, run.paths.stderr_log) as console,
+        run_tmpdir(run.id),
+    ):
         print(f"run {run.name} ({run.id}) in {run.paths.root}", flush=True)
         try:
+            gpus = _hold_resources(run, request, resources)
+            if gpus is None:
+                reason = run.stop_reason or "cancelled: taken out of the queue"
+                run.finish("stopped", f"stopped while queued ({reason})")
+                print(f"run {run.name} stopped while queued", flush=True)
+                return 0
             with Progress(run, terminal=console.terminal, enabled=not quiet):
                 run.start()
                 _call(run, target)
@@ -148,6 +235,9 @@ def _drive(run: Run, target: Target, *, quiet: bool) -> int:
                 file=console.terminal if console.terminal is not None else sys.stdout,
             )
             return EXIT_TRAINING_ERROR
+        finally:
+            if request.wants_gpu:
+                release(run.paths.root)
         run.finish()
         status = "stopped" if run.stop_reason else "finished"
         print(f"run {run.name} {status} at step {run.step}" +

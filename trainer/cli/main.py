@@ -17,6 +17,7 @@ from trainer.errors import TrainDeskError
 
 def build_parser() -> argparse.ArgumentParser:
     from trainer.cli import commands
+    from trainer.cli.resource_options import add_options as add_resource_options
     from trainer.cli.supervise import add_options as add_supervision_options
 
     parser = argparse.ArgumentParser(
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for a script")
     runs_dir_opt(p)
+    add_resource_options(p)
     add_supervision_options(p)
     p.set_defaults(func=commands.cmd_run)
 
@@ -107,8 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, metavar="N", help="a new step budget")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     runs_dir_opt(p)
+    add_resource_options(p)
     add_supervision_options(p)
     p.set_defaults(func=commands.cmd_resume)
+
+    p = sub.add_parser("gpus", help="list the GPUs, their memory and which runs lease them")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=commands.cmd_gpus)
+
+    p = sub.add_parser("queue", help="list the runs waiting for GPUs; cancel or reorder them")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["cancel", "move", "priority"],
+        help="cancel ID, move ID POSITION, or priority ID P",
+    )
+    p.add_argument("ids", nargs="*", type=int, metavar="N", help="queue entry id (and value)")
+    p.set_defaults(func=commands.cmd_queue)
+
+    p = sub.add_parser("limits", help="change a live run's RSS limit or disk floor")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--max-rss", metavar="SIZE", help="the new RSS limit (e.g. 8GiB)")
+    p.add_argument("--disk-floor", metavar="SIZE", help="the new free-disk floor (e.g. 1GiB)")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_limits)
 
     p = sub.add_parser("recipes", help="list the built-in recipes")
     p.add_argument("--config", metavar="RECIPE", help="print a recipe's default config")

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from trainer import paths
+from trainer.cli.resource_options import forward
 from trainer.errors import UsageError
 from trainer.runs import default_run_name
 from trainer.supervision.core import Decision, Supervision
@@ -113,7 +114,7 @@ def child_run_args(args: argparse.Namespace, name: str, runs_dir: Path) -> list[
                         ("--device", args.device), ("--seed", args.seed)):  # fmt: skip
         if value is not None:
             out.append(f"{flag}={value}")
-    out += [f"--name={name}", f"--runs-dir={runs_dir}"]
+    out += [f"--name={name}", f"--runs-dir={runs_dir}", *forward(args)]
     if args.quiet:
         out.append("--quiet")
     if args.script_args:
@@ -149,7 +150,7 @@ def supervise_run(args: argparse.Namespace) -> int:
 def supervise_resume(folder: Path, args: argparse.Namespace) -> int:
     """``trainer resume RUN --max-restarts N``."""
     restart, health = policies(args)
-    first = child_resume_args(folder, args.quiet, args.max_steps)
+    first = [*child_resume_args(folder, args.quiet, args.max_steps), *forward(args)]
     return CliSupervisor(folder, first, restart, health, quiet=args.quiet).run()
 
 

@@ -14,7 +14,16 @@ import time
 from trainer.journal.reader import RunInfo
 from trainer.supervision.lifecycle import LIVE, TERMINAL
 
-__all__ = ["ALIVE", "ALL", "HEALTH", "LIVE", "TERMINAL", "derive_status", "process_alive"]
+__all__ = [
+    "ALIVE",
+    "ALL",
+    "HEALTH",
+    "LIVE",
+    "TERMINAL",
+    "derive_status",
+    "process_alive",
+    "process_start_time",
+]
 
 ALL = LIVE | TERMINAL
 #: Derived statuses that are not lifecycle states: a live run's health.
@@ -28,6 +37,16 @@ HEARTBEAT_TIMEOUT = 10.0
 #: No step for this many times the median step time (and at least STALL_MIN seconds): stalled.
 STALL_FACTOR = 10.0
 STALL_MIN = 60.0
+
+
+def process_start_time(pid: int | None = None) -> float | None:
+    """When ``pid`` (default: this process) started, as psutil tells it; None if unknown."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
 
 
 def process_alive(pid: int | None, started: float | None) -> bool:
@@ -58,8 +77,11 @@ def derive_status(
     Returns one of the statuses in ``ALL``, "unresponsive" (alive, heartbeat stale) or
     "stalled" (running and beating, but no new step for too long).
     """
-    if info.status not in LIVE or info.status == "queued":
+    if info.status not in LIVE:
         return info.status
+    if info.status == "queued":  # waiting for GPUs: no heartbeat yet, but a live process
+        local = info.host == socket.gethostname()
+        return "crashed" if local and not process_alive(info.pid, info.pid_started) else "queued"
     now = time.time() if now is None else now
     last_beat = info.heartbeat_wall if info.heartbeat_wall is not None else info.updated
     fresh = now - last_beat <= heartbeat_timeout

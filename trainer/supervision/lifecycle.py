@@ -26,8 +26,8 @@ STATES = LIVE | TERMINAL
 
 _ENDS = TERMINAL
 TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({STARTING, STOPPED}),  # a queued run cancelled never ran: stopped
-    STARTING: frozenset({RUNNING, STOPPING}) | _ENDS,
+    QUEUED: frozenset({STARTING, STOPPING, STOPPED}),  # a queued run cancelled: stopped
+    STARTING: frozenset({RUNNING, STOPPING, QUEUED}) | _ENDS,  # queued: waiting for GPUs
     RUNNING: frozenset({PAUSED, STOPPING}) | _ENDS,
     PAUSED: frozenset({RUNNING, STOPPING, STARTING}) | _ENDS,  # starting: after a full disk
     STOPPING: _ENDS,

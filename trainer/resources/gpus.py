@@ -1,7 +1,8 @@
-"""GPU readings behind one small interface: NVML for real devices, a simulation for tests and demos.
+"""GPU readings behind one small interface: NVML for real devices, a simulation for tests.
 
-Qt-free. Every NVML call is wrapped: an error on one figure makes that figure None (shown as
-"n/a") and nothing else. A missing driver is not an error but a state: :meth:`init` sets
+Shared by the app (gauges) and the trainer (leases, ``trainer gpus``): Qt-free, torch-free.
+Every NVML call is wrapped: an error on one figure makes that figure None (shown as "n/a")
+and nothing else. A missing driver is not an error but a state: :meth:`init` sets
 ``unavailable_reason`` and the backend reports no devices. No method here raises.
 
 Set ``TRAINDESK_SIMULATED_GPUS=2x80GiB`` to get two simulated 80 GiB GPUs instead of NVML

@@ -1,0 +1,1 @@
+"""Machine resources for runs: GPUs (real or simulated), leases, the queue, limits."""
