@@ -19,6 +19,7 @@ DEFAULTS = {
     "step_sleep": 0.0,
     "fail_at": -1,
     "keys": 2,
+    "leak_mb": 0,
 }
 
 with trainer.init(config=DEFAULTS) as run:
@@ -31,6 +32,7 @@ with trainer.init(config=DEFAULTS) as run:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
     step = run.start_step
+    leak = []  # a bug that keeps memory every step (leak_mb > 0)
     while step < (run.max_steps or 0):
         step += 1
         gen = torch.Generator().manual_seed(1000 + step)
@@ -46,6 +48,8 @@ with trainer.init(config=DEFAULTS) as run:
         for k in range(2, int(cfg["keys"])):
             metrics[f"extra/k{k}"] = loss.item() * k
         run.log(metrics, step=step)
+        if int(cfg["leak_mb"]) > 0:
+            leak.append(bytearray(int(cfg["leak_mb"]) * 2**20))
         if float(cfg["step_sleep"]) > 0:
             time.sleep(float(cfg["step_sleep"]))  # simulated compute, not synchronisation
         snapshot = {"model": model.state_dict(), "opt": opt.state_dict()}

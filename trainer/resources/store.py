@@ -277,6 +277,7 @@ class LeaseStore:
             if queue_id is not None:
                 ahead = self._ahead_of(conn, queue_id)
                 if ahead is not None:
+                    conn.execute("UPDATE queue SET reason = ? WHERE id = ?", (ahead, queue_id))
                     return Grant(reason=ahead)
             held = conn.execute("SELECT gpu, run, mem_budget, shared, pid FROM lease").fetchall()
             picked, reason = choose(request, devices, held, simulated=simulated)
@@ -358,11 +359,11 @@ class LeaseStore:
 
     def _ahead_of(self, conn: sqlite3.Connection, queue_id: int) -> str | None:
         entries = self._queue(conn)
-        for entry in entries:
-            if entry.id == queue_id:
-                return None
-            return f"waiting behind run {Path(entry.run).name} in the queue"
-        return "cancelled: taken out of the queue"
+        if all(entry.id != queue_id for entry in entries):
+            return "cancelled: taken out of the queue"
+        if entries[0].id == queue_id:
+            return None
+        return f"waiting behind run {Path(entries[0].run).name} in the queue"
 
     def grant_log(self) -> list[tuple[int, str, int, float, float | None]]:
         """Every grant ever made: (gpu, run, pid, granted, released)."""
