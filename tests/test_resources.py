@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -167,7 +168,7 @@ def test_two_processes_racing_for_the_last_gpu_never_both_get_it(lease_store: Pa
             stdout=subprocess.PIPE,
             text=True,
             env=trainer_env(),
-        )  # fmt: skip
+        )
         for name in ("left", "right")
     ]
     wins = [int(p.communicate(timeout=300)[0]) for p in procs]
@@ -177,7 +178,7 @@ def test_two_processes_racing_for_the_last_gpu_never_both_get_it(lease_store: Pa
     assert len(log) == sum(wins) and sum(wins) > 0
     spans = sorted((granted, released) for _, _, _, granted, released in log)
     assert all(released is not None for _, released in spans)
-    doubles = sum(1 for (_, end), (start, _) in zip(spans, spans[1:], strict=False) if start < end)
+    doubles = sum(1 for (_, end), (start, _) in itertools.pairwise(spans) if start < end)
     assert doubles == 0
 
 
