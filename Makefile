@@ -28,8 +28,9 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# -X dev: asyncio debug mode, ResourceWarnings shown, faulthandler on (see pyproject).
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -X dev -m pytest -q
 
 bench: venv
 	$(BIN)/python -m bench

@@ -229,3 +229,25 @@ def test_logs_follow_prints_until_the_run_ends(runs_dir: Path) -> None:
     assert followed.returncode == 0
     assert "tiny_train done at step 150" in followed.stdout
     assert followed.stdout.count("run follow (") == 1  # printed once, not repeated
+
+
+def test_console_capture_closes_its_tees_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tee that the capture closed stays closed: collecting it later must not flush its
+    closed log file (an error that -X dev shows and a plain run hides)."""
+    import gc
+    import sys
+
+    from trainer.cli.console import ConsoleCapture
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with ConsoleCapture(tmp_path / "out.log", tmp_path / "err.log"):
+        tees = [sys.stdout, sys.stderr]
+        print("captured")
+    assert all(tee.closed for tee in tees)
+    del tees
+    gc.collect()
+    assert unraisable == []
+    assert (tmp_path / "out.log").read_text(encoding="utf-8") == "captured\n"

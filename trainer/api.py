@@ -114,6 +114,7 @@ class Run:
         self._disk_low: str | None = None
         self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
         self._life = Lifecycle(STARTING, name=self.name)
+        # A daemon: finish() joins it; a script that never finishes the run must still exit.
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
 
     def adopt_options(

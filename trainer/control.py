@@ -18,8 +18,12 @@ from typing import Any
 
 from trainer.errors import UsageError
 from trainer.paths import RunPaths, make_private_dir, write_private_text
+from trainer.retry import transient
 
 COMMANDS = frozenset({"stop", "pause", "resume", "checkpoint", "extend", "limits"})
+#: What a file that another process (a virus scanner, a sync client) holds open for a moment
+#: gives on Windows and on Windows shares: the rename of a just-written message can fail so.
+_FILE_BUSY = (PermissionError, BlockingIOError)
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,16 @@ def send(run: RunPaths, command: str, **args: Any) -> Path:
     make_private_dir(run.control)
     now = time.time()
     path = run.control / f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
-    write_private_text(path, json.dumps({"command": command, "args": args, "sent": now}))
+    text = json.dumps({"command": command, "args": args, "sent": now})
+    # Short waits: the app sends from its GUI thread.
+    retrying = transient(
+        f"sending {command!r} to {run.root.name}",
+        attempts=3,
+        first_wait=0.02,
+        max_wait=0.1,
+        retry_on=_FILE_BUSY,
+    )
+    retrying(write_private_text, path, text)
     return path
 
 
@@ -53,7 +66,10 @@ def receive(run: RunPaths) -> list[ControlMessage]:
             data = json.loads(path.read_text(encoding="utf-8"))
             path.unlink()
         except (OSError, ValueError):
-            continue  # a message being written, or garbage: never fatal
+            # A message being written, held open (Windows), or garbage: never fatal. One we
+            # could not read or delete stays, and the heartbeat flags it for the next safe
+            # point: that is its retry, without holding up the training thread here.
+            continue
         if isinstance(data, dict) and data.get("command") in COMMANDS:
             messages.append(
                 ControlMessage(data["command"], dict(data.get("args") or {}), data.get("sent", 0))

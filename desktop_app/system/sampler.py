@@ -75,6 +75,8 @@ class SystemSampler:
         """Start the worker thread (once)."""
         if self._thread is not None:
             return
+        # A daemon: stop() joins it, but an NVML call can hang in the driver, and the app must
+        # exit all the same (stop() then gives up after its timeout and says so).
         self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
         self._thread.start()
 

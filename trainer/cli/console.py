@@ -37,13 +37,19 @@ class Tee(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
 
     def isatty(self) -> bool:
         return bool(self._console is not None and self._console.isatty())
 
-    def close_file(self) -> None:
+    def close(self) -> None:
+        """Close the log file (the console stream is not ours to close).
+
+        Marks the stream closed too: IOBase's finalizer would otherwise flush it again.
+        """
         self._file.close()
+        super().close()
 
 
 class ConsoleCapture:
@@ -69,8 +75,7 @@ class ConsoleCapture:
         assert self._saved is not None
         for tee in (sys.stdout, sys.stderr):
             if isinstance(tee, Tee):
-                tee.flush()
-                tee.close_file()
+                tee.close()
         sys.stdout, sys.stderr = self._saved
 
 
@@ -119,6 +124,8 @@ class Progress:
         if self.enabled:
             tty = self.terminal.isatty()
             target = self._rich_loop if tty else self._plain_loop
+            # A daemon: __exit__ joins it; a terminal that blocks a write must not keep the
+            # process alive.
             self._thread = threading.Thread(target=target, name="progress", daemon=True)
             self._thread.start()
         return self

@@ -16,9 +16,13 @@ import peewee as pw
 
 from trainer.errors import JournalError
 from trainer.journal import schema
+from trainer.retry import sqlite_busy, sqlite_transient
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000
+#: A reader waits this long inside SQLite for a lock, then its transient retry (logged, with
+#: backoff) tries again: about 6 s in all before it gives up, instead of one silent wait.
+READER_BUSY_TIMEOUT_MS = 1_000
 WRITER_PRAGMAS = {
     "journal_mode": "wal",
     # NORMAL loses nothing on a process crash in WAL mode; only power loss may drop the
@@ -54,6 +58,8 @@ def schema_version(conn: sqlite3.Connection, path: Path) -> int:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError as exc:
+        if sqlite_busy(exc):
+            raise  # not damage: the caller's retry tries again
         raise damaged(path, exc) from exc
     if row is None:
         raise JournalError(f"{path} has no schema version: it is not a TrainDesk journal")
@@ -74,18 +80,39 @@ def damaged(path: Path, exc: BaseException) -> JournalError:
     )
 
 
+def locked(path: Path, exc: BaseException) -> JournalError:
+    """The JournalError for a journal that another program kept locked through every retry."""
+    return JournalError(
+        f"{path} stayed locked by another program ({exc}): try again once it lets go; "
+        "nothing was changed"
+    )
+
+
 def connect_reader(path: Path) -> sqlite3.Connection:
-    """A read-only connection in autocommit mode: each statement is its own short read."""
+    """A read-only connection in autocommit mode: each statement is its own short read.
+
+    "database is locked" while opening (another program holds the file in exclusive mode, or
+    recovers its WAL) is tried again with backoff, then raised as a JournalError.
+    """
     check_sqlite_file(path)
+    try:
+        return sqlite_transient(f"opening the journal {path}")(_open_reader, path)
+    except sqlite3.OperationalError as exc:
+        raise locked(path, exc) from exc
+
+
+def _open_reader(path: Path) -> sqlite3.Connection:
     uri = path.resolve().as_uri()
     conn = sqlite3.connect(
         f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
     )
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {READER_BUSY_TIMEOUT_MS}")
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.OperationalError as exc:
         conn.close()
+        if sqlite_busy(exc):
+            raise
         # A WAL journal in a folder we cannot write (no -shm to create) cannot be opened for
         # shared reads; immutable=1 reads it as the frozen file it then is.
         if "unable to open" not in str(exc) and "readonly" not in str(exc):
@@ -98,7 +125,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
         raise damaged(path, exc) from exc
     try:
         schema_version(conn, path)
-    except JournalError:
+    except (JournalError, sqlite3.OperationalError):
         conn.close()
         raise
     return conn
@@ -135,18 +162,25 @@ def open_writer(path: Path, *, create: bool = False) -> pw.SqliteDatabase:
             raise JournalError(
                 f"{path} is read-only: give yourself write access (chmod u+w) to resume the run"
             )
+    retrying = sqlite_transient(
+        f"opening the journal {path} to write", errors=(pw.OperationalError,)
+    )
+    try:
+        return retrying(_open_writer, path)
+    except (sqlite3.DatabaseError, pw.DatabaseError) as exc:
+        raise (locked if sqlite_busy(exc) else damaged)(path, exc) from exc
+
+
+def _open_writer(path: Path) -> pw.SqliteDatabase:
     db = pw.SqliteDatabase(str(path), pragmas=WRITER_PRAGMAS, check_same_thread=False)
     try:
         db.connect()
         version = schema_version(db.connection(), path)
         if version < schema.SCHEMA_VERSION:
             schema.migrate(db, version)
-    except JournalError:
+    except BaseException:
         db.close()
         raise
-    except (sqlite3.DatabaseError, pw.DatabaseError) as exc:
-        db.close()
-        raise damaged(path, exc) from exc
     return db
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from trainer.journal import db as jdb
 from trainer.paths import JOURNAL_NAME
+from trainer.retry import sqlite_busy, sqlite_transient
 
 #: The page cache of a reader's connection, KiB.
 _CACHE_KIB = 256
@@ -187,9 +188,13 @@ class JournalReader:
             raise ValueError("the reader is closed")
         conn = self._conn
         try:
-            conn.execute("BEGIN")
+            # Taking the snapshot is the one step that can meet "database is locked"; once
+            # taken, the transaction's reads never wait. So only that step is tried again.
+            sqlite_transient(f"reading the journal {self.path}")(_begin_snapshot, conn)
             yield conn
         except sqlite3.DatabaseError as exc:
+            if sqlite_busy(exc):
+                raise jdb.locked(self.path, exc) from exc
             raise jdb.damaged(self.path, exc) from exc
         finally:
             if conn.in_transaction:
@@ -342,6 +347,16 @@ class JournalReader:
                 (since_id,),
             ).fetchall()
         ]
+
+
+def _begin_snapshot(conn: sqlite3.Connection) -> None:
+    """BEGIN a read transaction and take its snapshot now (a deferred BEGIN takes none)."""
+    conn.execute("BEGIN")
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 #: A point as read: NULL (None) values and wall times become NaN.

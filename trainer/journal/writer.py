@@ -28,6 +28,7 @@ import peewee as pw
 
 from trainer.errors import DiskFullError, JournalError
 from trainer.journal import db as jdb
+from trainer.retry import sqlite_busy, sqlite_transient
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class JournalWriter:
         row = self._conn.execute("SELECT created, attempt FROM run").fetchone()
         self.created: float = row[0] if row else time.time()
         self.attempt: int = row[1] if row else 1
+        # A daemon: close() joins it, and a script that ends without closing the run still
+        # exits (its run then reads "crashed", as after a kill).
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
@@ -313,13 +316,17 @@ class JournalWriter:
             if self._queue:
                 try:
                     self._commit_batch()
-                except (sqlite3.DatabaseError, pw.DatabaseError) as exc:
+                except Exception as exc:  # any error: the training thread must hear of it
                     self._error = exc
-                    log.error("journal write failed: %s", exc)
+                    unexpected = not isinstance(exc, sqlite3.DatabaseError | pw.DatabaseError)
+                    log.error("journal write failed: %s", exc, exc_info=unexpected)
                     return
             elif time.monotonic() - last_checkpoint > 30:
                 # A quiet moment: keep the WAL from growing (PASSIVE never blocks readers).
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                try:
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.DatabaseError as exc:  # not fatal: the next one tries again
+                    log.warning("WAL checkpoint failed: %s", exc)
                 last_checkpoint = time.monotonic()
             if closing and not self._queue:
                 return
@@ -334,7 +341,16 @@ class JournalWriter:
         attempt = self.attempt
         created_ms = self.created * 1000.0
         key_ids = self._key_ids
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not sqlite_busy(exc):
+                raise
+            # Another program (an sqlite3 shell, a backup tool) held the write lock past the
+            # busy timeout. Nothing is taken off the queue yet: trying again loses nothing.
+            sqlite_transient(f"locking the journal {self.path} to write", attempts=3)(
+                conn.execute, "BEGIN IMMEDIATE"
+            )
         try:
             while queue and count < 200_000:
                 item = queue.popleft()

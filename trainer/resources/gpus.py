@@ -2,7 +2,8 @@
 
 Shared by the app (gauges) and the trainer (leases, ``trainer gpus``): Qt-free, torch-free.
 Every NVML call is wrapped: an error on one figure makes that figure None (shown as "n/a")
-and nothing else. A missing driver is not an error but a state: :meth:`init` sets
+and nothing else; a transient NVML error (a timeout, "unknown", "not ready") is tried again a
+couple of times first. A missing driver is not an error but a state: :meth:`init` sets
 ``unavailable_reason`` and the backend reports no devices. No method here raises.
 
 Set ``TRAINDESK_SIMULATED_GPUS=2x80GiB`` to get two simulated 80 GiB GPUs instead of NVML
@@ -19,6 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tenacity import Retrying
+
+from trainer.retry import transient
+
 log = logging.getLogger(__name__)
 
 ENV_SIMULATED = "TRAINDESK_SIMULATED_GPUS"
@@ -29,6 +34,12 @@ GiB = 1024**3
 _UNITS = {"tib": 1024**4, "tb": 10**12, "gib": GiB, "gb": 10**9, "mib": 1024**2, "mb": 10**6}
 _SPEC_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$", re.IGNORECASE)
 MAX_SIMULATED = 64
+#: NVML error codes worth another try: the driver was slow or busy, not a missing feature or
+#: a lost GPU (NVML_ERROR_GPU_IS_LOST and the like stay "n/a" at once).
+TRANSIENT_NVML_ERRORS = ("NVML_ERROR_TIMEOUT", "NVML_ERROR_UNKNOWN", "NVML_ERROR_NOT_READY")
+#: Tries of one NVML call that fails transiently. Readings come about once a second, so the
+#: waits between them stay short (50 ms, then 100 ms).
+NVML_ATTEMPTS = 3
 
 Process = tuple[int, int | None]  # (pid, GPU memory in bytes or None)
 
@@ -86,6 +97,10 @@ class NvmlBackend:
         self._count: int | None = None
         self._handles: dict[int, Any] = {}
         self._noted: set[str] = set()
+        # Calls (function and arguments) whose transient errors outlasted the retries: tried
+        # once per reading until one works, so a GPU that keeps timing out cannot slow every
+        # reading down.
+        self._flaky: set[tuple[str, ...]] = set()
         self.unavailable_reason: str | None = None
 
     def init(self) -> None:
@@ -99,7 +114,7 @@ class NvmlBackend:
                 return
             self._nvml = pynvml
         try:
-            self._raw("nvmlInit")
+            self._retrying("nvmlInit", ("nvmlInit",))(self._raw, "nvmlInit")
         except Exception as exc:
             self.unavailable_reason = _init_failure(self._nvml, exc)
             log.info("GPU readings unavailable: %s (%s)", self.unavailable_reason, exc)
@@ -128,17 +143,40 @@ class NvmlBackend:
         """Call one NVML function (may raise ``NVMLError``)."""
         return getattr(self._nvml, function)(*args)
 
+    def _retrying(self, function: str, call: tuple[str, ...]) -> Retrying:
+        """The retrier for one NVML call: transient errors only, a short backoff."""
+        return transient(
+            f"NVML {function}",
+            attempts=1 if call in self._flaky else NVML_ATTEMPTS,
+            max_wait=0.1,
+            retry_on=_nvml_error(self._nvml),
+            when=self._transient,
+            logger=log,
+        )
+
+    def _transient(self, exc: BaseException) -> bool:
+        codes = {getattr(self._nvml, name, None) for name in TRANSIENT_NVML_ERRORS} - {None}
+        return getattr(exc, "value", None) in codes
+
     def _call(self, function: str, *args: Any) -> Any:
-        """Call one NVML function; None (logged once per function and error) if it fails."""
+        """Call one NVML function; None (logged once per function and error) if it fails.
+
+        A transient error is tried again first (:data:`NVML_ATTEMPTS` tries in all).
+        """
+        call = (function, *map(repr, args))  # handles are cached: their repr is stable
         try:
-            return self._raw(function, *args)
+            result = self._retrying(function, call)(self._raw, function, *args)
         except Exception as exc:
+            if self._transient(exc):
+                self._flaky.add(call)
             note = f"{function}: {type(exc).__name__}"
             if note not in self._noted:
                 self._noted.add(note)
                 expected = isinstance(exc, _nvml_error(self._nvml))
                 log.log(logging.INFO if expected else logging.WARNING, "NVML %s (%s)", note, exc)
             return None
+        self._flaky.discard(call)
+        return result
 
     def _read(self, index: int) -> GpuReading:
         handle = self._handles.get(index)
