@@ -7,7 +7,9 @@ import signal
 from pathlib import Path
 
 from tests.helpers import TINY, cli, spawn, wait_until
+from trainer import control
 from trainer.journal import JournalReader
+from trainer.paths import RunPaths
 from trainer.runs import summarize
 
 
@@ -113,3 +115,13 @@ def test_control_commands_refuse_runs_that_are_not_live(runs_dir: Path) -> None:
     more = cli("resume", "done", "--max-steps", "9", "--quiet")
     assert more.returncode == 0, more.stderr
     assert summarize(runs_dir / "done").step == 9
+
+
+def test_a_garbage_message_is_set_aside_not_read_again(tmp_path: Path) -> None:
+    run = RunPaths(tmp_path / "r")
+    run.create()
+    control.send(run, "stop")
+    (run.control / "00000000000000000001-bad.json").write_text("{not json")
+    assert [m.command for m in control.receive(run)] == ["stop"]
+    assert not control.pending(run)
+    assert (run.control / "00000000000000000001-bad.json.bad").exists()

@@ -352,3 +352,25 @@ def _status(folder: Path) -> str | None:
 
 def test_tempdir_base_is_outside_any_run() -> None:
     assert str(base_dir()).startswith(tempfile.gettempdir())
+
+
+def test_console_logs_rotate_by_size(runs_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "chatty.py"
+    script.write_text(
+        "import trainer\n"
+        "with trainer.init(config={'max_steps': 1}) as run:\n"
+        "    for i in range(400):\n"
+        "        print(f'line {i:04d} ' + 'x' * 90)\n"
+        "    run.log({'x': 1.0}, step=1)\n"
+    )
+    done = cli("run", str(script), "--name", "chatty", "--quiet",
+               TRAINDESK_LOG_MAX_BYTES="10000")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    logs = runs_dir / "chatty" / "logs"
+    names = sorted(p.name for p in logs.glob("stdout.log*"))
+    assert names == ["stdout.log", "stdout.log.1", "stdout.log.2", "stdout.log.3"]
+    assert all(p.stat().st_size <= 10000 for p in logs.glob("stdout.log*"))
+    newest = (logs / "stdout.log").read_text()
+    assert "line 0399" in newest or "finished" in newest
+    older = (logs / "stdout.log.1").read_text()
+    assert "line 03" in older and "line 0000" not in older  # the oldest were dropped

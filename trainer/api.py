@@ -443,16 +443,19 @@ class Run:
                 self._writer.heartbeat(self.step)
             except TrainDeskError:
                 return  # the writer failed: the training thread reports it on its next log()
-            if control.pending(self.paths):
-                self._control_waiting.set()
             now = time.monotonic()
-            if now >= next_sample:
-                next_sample = now + SAMPLE_INTERVAL
-                try:
+            try:
+                if control.pending(self.paths):
+                    self._control_waiting.set()
+                if now >= next_sample:
+                    next_sample = now + SAMPLE_INTERVAL
                     self._writer.system_sample(*sampler.sample())
-                except TrainDeskError:
-                    return
-                self._watch_limits()
+                    self._watch_limits()
+            except TrainDeskError:
+                return  # the writer failed: as above
+            except Exception:
+                # The beat must go on: a supervisor kills a silent run as hung.
+                log.exception("run %s: the heartbeat thread's checks failed", self.name)
             if self._halt_heart.wait(HEARTBEAT_INTERVAL):
                 return
 

@@ -8,6 +8,7 @@ It works the same for runs started by the app and by the CLI, and across app res
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -65,7 +66,13 @@ def receive(run: RunPaths) -> list[ControlMessage]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             path.unlink()
-        except (OSError, ValueError):
+        except ValueError:
+            # Messages are renamed into place whole, so this is garbage, not a half-written
+            # message: set it aside (kept for a look) rather than read it at every safe point.
+            with contextlib.suppress(OSError):
+                path.replace(path.with_name(name + ".bad"))
+            continue
+        except OSError:
             # A message being written, held open (Windows), or garbage: never fatal. One we
             # could not read or delete stays, and the heartbeat flags it for the next safe
             # point: that is its retry, without holding up the training thread here.

@@ -7,7 +7,9 @@ files keep everything.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import sys
 import threading
 import time
@@ -18,16 +20,60 @@ if TYPE_CHECKING:
     from trainer.api import Run
 
 
+#: A console log is rotated past this many bytes ($TRAINDESK_LOG_MAX_BYTES), keeping LOG_BACKUPS.
+LOG_MAX_BYTES = 50 * 1024 * 1024
+LOG_BACKUPS = 3
+ENV_LOG_MAX_BYTES = "TRAINDESK_LOG_MAX_BYTES"
+
+
+def log_max_bytes() -> int:
+    try:
+        return max(0, int(os.environ.get(ENV_LOG_MAX_BYTES, LOG_MAX_BYTES)))
+    except ValueError:
+        return LOG_MAX_BYTES
+
+
 class Tee(io.TextIOBase):
     """A text stream that writes to a console stream (while it works) and a log file."""
 
-    def __init__(self, console: IO[str] | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        console: IO[str] | None,
+        log_path: Path,
+        *,
+        max_bytes: int | None = None,
+        backups: int = LOG_BACKUPS,
+    ) -> None:
         self._console = console
-        self._file = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        log_path.chmod(0o600)
+        self._path = log_path
+        self._max_bytes = max_bytes if max_bytes is not None else log_max_bytes()
+        self._backups = backups
+        self._file = self._open()
+
+    def _open(self) -> IO[str]:
+        file = open(self._path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._path.chmod(0o600)
+        self._size = file.tell()
+        return file
+
+    def _rotate(self) -> None:
+        """stdout.log -> stdout.log.1 -> ... -> .N (the oldest dropped), then a fresh file."""
+        self._file.close()
+        for n in range(self._backups - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{n}")
+            if older.exists():
+                older.replace(self._path.with_name(f"{self._path.name}.{n + 1}"))
+        self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+        self._file = self._open()
 
     def write(self, text: str) -> int:
+        if self._max_bytes and self._size + len(text) > self._max_bytes and self._size:
+            with contextlib.suppress(OSError):  # rather one big file than lost output
+                self._rotate()
+            if self._file.closed:
+                self._file = self._open()
         self._file.write(text)
+        self._size += len(text)
         if self._console is not None:
             try:
                 self._console.write(text)
