@@ -23,7 +23,9 @@ REQUIRED = [
     "max_steps", "seed", "device", "batch_size", "lr", "log_every", "eval_every",
     "checkpoint_every", "keep_checkpoints", "threads",
 ]  # fmt: skip
-COMMON_METRICS = {"train/loss", "train/lr", "perf/step_time", "perf/rss_mb"}
+COMMON_METRICS = {"train/loss", "train/lr", "perf/step_time", "perf/rss_mb", "perf/eval_s"} | {
+    f"perf/{phase}_s" for phase in ("data", "forward", "backward", "optimizer", "logging")
+}
 METRICS = {
     "spirals": COMMON_METRICS | {"train/acc", "val/loss", "val/acc", "perf/samples_per_s"},
     "charlm": COMMON_METRICS | {"val/loss", "perf/tokens_per_s"},
@@ -153,6 +155,11 @@ def test_loss_falls(name: str, tmp_path: Path) -> None:
     loss = series["train/loss"][1]
     assert loss[-1] < loss[0] - 0.3, loss
     assert np.all(series["perf/step_time"][1] > 0)
+    # The phases account for the step: their sum is the step time, give or take the clock.
+    phases = sum(series[f"perf/{p}_s"][1] for p in ("data", "forward", "backward", "optimizer",
+                                                    "logging"))  # fmt: skip
+    np.testing.assert_allclose(phases, series["perf/step_time"][1], rtol=0.35)
+    assert np.all(series["perf/backward_s"][1] > 0) and np.all(series["perf/data_s"][1] > 0)
     lr = series["train/lr"][1]
     assert np.all(lr > 0) and lr.max() <= cfg["lr"] * (1 + 1e-9)
 

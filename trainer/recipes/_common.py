@@ -15,6 +15,7 @@ Exact resume on the CPU rests on three rules that every recipe follows:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import ConfigError
+from trainer.perf import PhaseTimer
 
 if TYPE_CHECKING:
     from trainer.api import Run
@@ -114,6 +116,21 @@ def classification_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> d
     return {"loss": float(loss.item()), "acc": float(acc.item())}
 
 
+def gpu_metrics(device: torch.device) -> dict[str, float]:
+    """GPU memory and utilisation of the run's device, where it is a GPU."""
+    if device.type != "cuda":
+        return {}
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    out = {
+        "perf/gpu_mem_allocated_gb": torch.cuda.memory_allocated(index) / 2**30,
+        "perf/gpu_mem_reserved_gb": torch.cuda.memory_reserved(index) / 2**30,
+    }
+    # No NVML in this torch build: utilisation is "n/a", not an error.
+    with contextlib.suppress(Exception):
+        out["perf/gpu_util"] = float(torch.cuda.utilization(index))
+    return out
+
+
 def rss_mb() -> float:
     """This process's resident memory in MiB (about 20 µs)."""
     import psutil
@@ -195,7 +212,7 @@ class Window:
 
 
 # -------------------------------------------------------------------- the loop
-StepFn = Callable[[int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+StepFn = Callable[[int, PhaseTimer], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[], dict[str, float]]
 
 
@@ -214,10 +231,12 @@ def train_loop(
 ) -> int:
     """Train from the run's checkpoint (if any) to ``run.max_steps``; return the last step.
 
-    ``loss_fn(step)`` computes the step's loss on its batch and extra metrics (detached
-    tensors, averaged into ``train/<name>``); ``evaluate()`` returns ``val/<name>`` values
-    (called in eval mode without gradients). Call this after seeding torch and building the
-    model, so that the restored RNG state is the one the first resumed step draws from.
+    ``loss_fn(step, timer)`` computes the step's loss on its batch and extra metrics (detached
+    tensors, averaged into ``train/<name>``), timing the making of its batch as
+    ``timer.phase("data")`` (the rest counts as forward); ``evaluate()`` returns
+    ``val/<name>`` values (called in eval mode without gradients). Call this after seeding
+    torch and building the model, so that the restored RNG state is the one the first resumed
+    step draws from.
     """
     config = run.config
     max_steps_default = int(config["max_steps"])
@@ -256,31 +275,42 @@ def train_loop(
     t_window = time.perf_counter()
     window_steps = 0
     eval_seconds = 0.0
+    sync = torch.cuda.synchronize if device.type == "cuda" and config.get("perf_sync") else None
+    timer = PhaseTimer(sync)
+    clock = time.perf_counter
     for step in itertools.count(start + 1):
         max_steps = run.max_steps if run.max_steps is not None else max_steps_default
         if step > max_steps:
             step -= 1
             break
         lr = optimizer.param_groups[0]["lr"]
-        loss, extras = loss_fn(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        scheduler.step()
+        t0, data0 = clock(), timer.totals.get("data", 0.0)
+        loss, extras = loss_fn(step, timer)
+        timer.add("forward", clock() - t0 - (timer.totals.get("data", 0.0) - data0))
+        with timer.phase("backward"):
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with timer.phase("optimizer"):
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            scheduler.step()
+        t_log = clock()
         window.add({"loss": loss, **extras})
         window_steps += 1
 
         last = step == max_steps
         metrics: dict[str, float] = {}
+        this_eval = 0.0
         if step % eval_every == 0 or last:
             t_eval = time.perf_counter()
             model.eval()
             with torch.no_grad():
                 metrics.update({f"val/{k}": v for k, v in evaluate().items()})
             model.train()
-            eval_seconds += time.perf_counter() - t_eval
+            this_eval = time.perf_counter() - t_eval
+            eval_seconds += this_eval
+            metrics["perf/eval_s"] = this_eval
         if step % log_every == 0 or last:
             metrics.update({f"train/{k}": v for k, v in window.means().items()})
             metrics["train/lr"] = float(lr)
@@ -289,6 +319,9 @@ def train_loop(
             metrics["perf/step_time"] = step_time
             metrics[rate_key] = items_per_step / step_time if step_time > 0 else 0.0
             metrics["perf/rss_mb"] = rss_mb()
+            metrics.update(timer.metrics(window_steps))
+            metrics.update(gpu_metrics(device))
+            timer.reset()
             if step % log_every == 0:  # an off-grid last step keeps its window for a resume
                 window.reset()
             t_window = time.perf_counter()
@@ -296,6 +329,7 @@ def train_loop(
             eval_seconds = 0.0
         if metrics:
             run.log(metrics, step=step)
+        timer.add("logging", clock() - t_log - this_eval)
 
         due = run.should_checkpoint(step) or bool(
             run.checkpoint_every is None and checkpoint_every and step % checkpoint_every == 0

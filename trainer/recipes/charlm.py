@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import ConfigError
+from trainer.perf import PhaseTimer
 from trainer.recipes._common import (
     Block,
     make_scheduler,
@@ -133,11 +134,13 @@ def train(run: Run) -> None:
         logits = model(windows[:, :-1])
         return F.cross_entropy(logits.reshape(-1, VOCAB), windows[:, 1:].reshape(-1))
 
-    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        starts = torch.randint(
-            len(train_text) - block - 1, (batch_size,), generator=step_generator(seed, step)
-        )
-        return lm_loss(train_text[starts[:, None] + span].long()), {}
+    def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with timer.phase("data"):
+            starts = torch.randint(
+                len(train_text) - block - 1, (batch_size,), generator=step_generator(seed, step)
+            )
+            windows = train_text[starts[:, None] + span].long().to(device)
+        return lm_loss(windows), {}
 
     def evaluate() -> dict[str, float]:
         total = torch.zeros((), device=device)

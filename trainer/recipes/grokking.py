@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import ConfigError
+from trainer.perf import PhaseTimer
 from trainer.recipes._common import (
     Block,
     classification_eval,
@@ -102,13 +103,14 @@ def train(run: Run) -> None:
     )  # fmt: skip
     scheduler = make_scheduler(optimizer, cfg)
 
-    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if full_batch:
-            x, y = x_train, y_train
-        else:
-            idx = torch.randperm(n_train, generator=step_generator(seed, step))[:batch_size]
-            idx = idx.to(device)
-            x, y = x_train[idx], y_train[idx]
+    def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with timer.phase("data"):
+            if full_batch:
+                x, y = x_train, y_train
+            else:
+                idx = torch.randperm(n_train, generator=step_generator(seed, step))[:batch_size]
+                idx = idx.to(device)
+                x, y = x_train[idx], y_train[idx]
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         return loss, {"acc": (logits.argmax(1) == y).float().mean()}

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.perf import PhaseTimer
 from trainer.recipes._common import (
     classification_eval,
     data_generator,
@@ -74,11 +75,12 @@ def train(run: Run) -> None:
     )
     scheduler = make_scheduler(optimizer, cfg)
 
-    def loss_fn(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        idx = torch.randint(len(x_train), (batch_size,), generator=step_generator(seed, step))
-        idx = idx.to(device)
-        logits = model(x_train[idx])
-        target = y_train[idx]
+    def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with timer.phase("data"):
+            idx = torch.randint(len(x_train), (batch_size,), generator=step_generator(seed, step))
+            idx = idx.to(device)
+            inputs, target = x_train[idx], y_train[idx]
+        logits = model(inputs)
         loss = F.cross_entropy(logits, target)
         acc = (logits.argmax(1) == target).float().mean()
         return loss, {"acc": acc}
