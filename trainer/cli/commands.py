@@ -296,3 +296,9 @@ def cmd_limits(args: argparse.Namespace) -> int:
     from trainer.cli.resources_cmd import cmd_limits as run
 
     return run(args)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from trainer.diagnostics.command import cmd_doctor as run
+
+    return run(args)

@@ -135,6 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir_opt(p)
     p.set_defaults(func=commands.cmd_limits)
 
+    p = sub.add_parser(
+        "doctor",
+        help="check this machine for TrainDesk; --bundle writes a zip for a bug report",
+        description="Check Python, torch, NVML, PySide6, SQLite WAL, the runs directory, the "
+        "disk, the display and the lease store: one line each, PASS, WARN or FAIL with a fix. "
+        "Exit code 0 when nothing fails, 1 when a check fails, 2 when --bundle FILE exists.",
+    )
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument(
+        "--bundle", metavar="FILE.zip",
+        help="also write a diagnostics zip (report, versions, recent runs' configs and log "
+        "tails; secrets scrubbed)",
+    )  # fmt: skip
+    p.add_argument("--force", action="store_true", help="overwrite FILE.zip if it exists")
+    p.add_argument(
+        "--runs", type=int, default=5, metavar="N", dest="recent",
+        help="the N most recently active runs go in the bundle (default: 5)",
+    )  # fmt: skip
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_doctor)
+
     p = sub.add_parser("recipes", help="list the built-in recipes")
     p.add_argument("--config", metavar="RECIPE", help="print a recipe's default config")
     p.set_defaults(func=commands.cmd_recipes)
