@@ -302,3 +302,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from trainer.diagnostics.command import cmd_doctor as run
 
     return run(args)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from trainer.imports.to_run import import_run
+
+    paths_, points, keys = import_run(
+        Path(args.source).expanduser(), _runs_dir(args), fmt=args.format, name=args.name,
+        run=args.run,
+    )  # fmt: skip
+    print(f"imported {points} points of {keys} keys into run {paths_.name} ({paths_.root})")
+    return 0

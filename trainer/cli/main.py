@@ -113,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_supervision_options(p)
     p.set_defaults(func=commands.cmd_resume)
 
+    p = sub.add_parser("import", help="import TensorBoard logs, a CSV or a JSON file as a run")
+    p.add_argument("source", metavar="SOURCE", help="a TensorBoard log dir, a .csv or a .json")
+    p.add_argument(
+        "--format",
+        choices=["auto", "csv", "json", "tensorboard"],
+        default="auto",
+        help="the source's format (default: from the name)",
+    )
+    p.add_argument("--name", metavar="N", help="the new run's name (default: source and time)")
+    p.add_argument("--run", metavar="NAME", help="from a CSV of several runs, this one")
+    runs_dir_opt(p)
+    p.set_defaults(func=commands.cmd_import)
+
     p = sub.add_parser("gpus", help="list the GPUs, their memory and which runs lease them")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=commands.cmd_gpus)

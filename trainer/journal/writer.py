@@ -107,10 +107,12 @@ class JournalWriter:
         kind: str,
         config: Mapping[str, Any],
         max_steps: int | None = None,
+        created: float | None = None,
         **kwargs: Any,
     ) -> JournalWriter:
-        """Create a new journal with its run row, attempt 1, status "starting"."""
-        now = time.time()
+        """Create a new journal with its run row, attempt 1, status "starting" (``created``:
+        the run's start time, default now; an import gives its first point's)."""
+        now = time.time() if created is None else created
 
         def init(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -177,11 +179,14 @@ class JournalWriter:
         return cls(path, database, **kwargs)
 
     # ---------------------------------------------------------------- hot path
-    def log_scalars(self, values: Mapping[str, float], step: int) -> None:
-        """Queue one step's scalars. Never blocks on disk; raises if the writer has failed."""
+    def log_scalars(
+        self, values: Mapping[str, float], step: int, wall: float | None = None
+    ) -> None:
+        """Queue one step's scalars (``wall``: when they were measured, default now). Never
+        blocks on disk; raises if the writer has failed."""
         if self._error is not None:
             raise self.failure()
-        self._queue.append((_SCALARS, step, time.time(), values))
+        self._queue.append((_SCALARS, step, time.time() if wall is None else wall, values))
         if len(self._queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 
