@@ -3,12 +3,18 @@
 One asyncio loop runs on the Qt event loop (qasync). The app ends in a fixed order: the window
 closes, its timers stop, the worker thread finishes and the journal readers close, then our
 tasks are cancelled and awaited, and only then does the loop end.
+
+SIGTERM, SIGINT and SIGHUP (and a logout's commitDataRequest) close the window the same way,
+without asking: the live runs it started are stopped with a checkpoint or left running, as the
+"on quit" setting says; a second signal kills them at once. If Qt quits under us anyway
+(``aboutToQuit`` with the loop already gone), the runs are asked to stop (or not) and let go.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import multiprocessing
 import os
@@ -19,18 +25,22 @@ from pathlib import Path
 from typing import Any
 
 import qasync
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from desktop_app.error_hooks import ErrorHooks
 from desktop_app.main_window import MainWindow
 from desktop_app.probe import Probe
+from desktop_app.quit_signals import QuitSignals
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.settings.model import AppSettings, load_settings
 from desktop_app.settings.theme import apply_theme
-from desktop_app.system.gpus import ENV_SIMULATED
 from trainer.errors import TrainDeskError
 from trainer.paths import ENV_HOME, runs_dir
+from trainer.resources.gpus import ENV_SIMULATED
 from trainer.runs import resolve_run
+
+log = logging.getLogger("desktop_app")
 
 #: Set to a file path to have the app write the time of its first paint there (bench/).
 FIRST_PAINT_ENV = "TRAINDESK_FIRST_PAINT_FILE"
@@ -58,13 +68,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quit-after", metavar="SECONDS", type=float, help="close the app after SECONDS"
     )
     parser.add_argument(
-        "--launch", metavar="RECIPE", help="start a run of RECIPE (or a script.py) at once"
-    )
+        "--launch", metavar="RECIPE", action="append", default=[],
+        help="start a run of RECIPE (or a script.py) at once; repeatable",
+    )  # fmt: skip
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
-        help="a config value for --launch (repeatable)",
+        help="a config value for the --launch runs (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--name", metavar="N", help="the name of the --launch run")
+    parser.add_argument(
+        "--name", metavar="N", action="append", default=[],
+        help="the name of the --launch run (repeatable: the n-th names the n-th run)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dump-state", metavar="FILE",
+        help="when the app ends, write what its window showed (the runs, the status bar) as JSON",
+    )  # fmt: skip
     parser.add_argument(
         "--simulate-gpus", metavar="SPEC",
         help="show simulated GPUs, e.g. 2x80GiB (for demos and tests; marked 'simulated')",
@@ -113,17 +131,32 @@ async def run_app(args: argparse.Namespace) -> int:
         hooks.watch(task)
         return task
 
+    signals_seen: list[str] = []
+
+    def on_quit_signal(name: str) -> None:
+        signals_seen.append(name)
+        if len(signals_seen) == 1:
+            spawn(window.close_unattended(f"{name} received"), "close-on-signal")
+        else:  # asked again: do not wait for safe points
+            log.warning("%s received again: killing the live runs now", name)
+            window.supervisor.kill_all()
+
+    quit_signals = QuitSignals(loop, on_quit_signal)
+    if isinstance(app, QGuiApplication):
+        app.commitDataRequest.connect(lambda _manager: on_quit_signal("logout"))
+        app.aboutToQuit.connect(lambda: quit_under_us(window))
+
     window.show()
     first_paint = os.environ.get(FIRST_PAINT_ENV)
     if first_paint:
         loop.call_soon(record_first_frame, window, Path(first_paint))
     for spec in args.open:
         open_run(window, spec)
-    if args.launch:
-        target = args.launch
+    for i, target in enumerate(args.launch):
         if target.endswith(".py"):
             target = str(Path(target).expanduser().resolve())
-        window.launch(LaunchSpec(target, list(args.overrides), name=args.name))
+        name = args.name[i] if i < len(args.name) else None
+        window.launch(LaunchSpec(target, list(args.overrides), name=name))
     shot: asyncio.Task[Any] | None = None
     if args.screenshot:
         # With --quit-after, the picture is taken just before the app closes, so a run it
@@ -135,8 +168,11 @@ async def run_app(args: argparse.Namespace) -> int:
     try:
         await closed
     finally:
+        quit_signals.remove()
         if probe is not None:
             probe.finish()
+        if args.dump_state:
+            dump_state(window, Path(args.dump_state))
         window.shutdown()
         for task in tasks:
             task.cancel()
@@ -144,6 +180,34 @@ async def run_app(args: argparse.Namespace) -> int:
         hooks.uninstall()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1
+
+
+def quit_under_us(window: MainWindow) -> None:
+    """``aboutToQuit``: the loop is gone (a logout that did not wait, a ``quit()`` from Qt),
+    or the app ended normally (nothing left to do). Synchronous: ask the live runs to stop,
+    unless the setting leaves them running, then let them go; stop the window's work."""
+    window.supervisor.abandon(stop_children=window.settings.on_quit != "leave")
+    window.shutdown()
+
+
+def dump_state(window: MainWindow, path: Path) -> None:
+    """Write the runs the window lists (as shown) and its status bar to ``path`` as JSON."""
+    model = window.table_model
+    runs = []
+    for row in range(model.rowCount()):
+        run = model.run_at(row)
+        if run is not None:
+            runs.append({"name": run.name, "path": run.path, "status": run.status,
+                         "shown": model.status_text(run), "step": run.step,
+                         "attempt": run.attempt})  # fmt: skip
+    state = {
+        "runs": runs,
+        "status_bar": window.statusBar().currentMessage(),
+        "error": window.error_label.toolTip(),
+        "live_children": window.supervisor.running(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=1), encoding="utf-8")
 
 
 def choose_runs_dir(override: str | None, settings: AppSettings) -> Path:

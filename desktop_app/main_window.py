@@ -9,7 +9,9 @@ the Qt-free :class:`RunsModel` decides whether anything changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -39,23 +41,34 @@ from PySide6.QtWidgets import (
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
 from desktop_app.runs_ctl.actions import RunController
-from desktop_app.runs_ctl.close_prompt import close_with_children
+from desktop_app.runs_ctl.close_prompt import CloseChoice, close_with_children
 from desktop_app.runs_ctl.console import LogConsole
 from desktop_app.runs_ctl.controls import Action
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel
-from desktop_app.runs_table import SORT_ROLE, RunsTableModel
+from desktop_app.runs_table import SORT_ROLE, RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
 from desktop_app.settings.model import AppSettings
-from desktop_app.system.gpus import GpuBackend
 from desktop_app.system.panel import SystemPanel
+from trainer.resources.gpus import GpuBackend
 from trainer.runs import RunSummary
 
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 1000
 _REFRESH_TAG = "runs-refresh"
+#: Seconds live children get to checkpoint and stop when the app closes, before SIGTERM.
+STOP_TIMEOUT_S = 30.0
+_SUPERVISION_KEYS = frozenset({"max_restarts", "restart_delay_s", "heartbeat_timeout_s",
+                               "hang_grace_s"})  # fmt: skip
+
+
+_HEALTH_TEXT = {
+    "unresponsive": "run {name} is unresponsive: no heartbeat; it is killed and restarted if "
+    "it stays so",
+    "stalled": "run {name} is stalled: it beats, but no new step for much longer than usual",
+}
 
 
 class MainWindow(QMainWindow):
@@ -115,7 +128,10 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table_model.modelReset.connect(self._restore_selection)
 
-        self.supervisor = Supervisor(runs_dir, self)
+        self.supervisor = Supervisor(
+            runs_dir, self, restart=self.settings.restart_policy(),
+            health=self.settings.health_policy(),
+        )  # fmt: skip
         self.controller = RunController(
             self.supervisor, self, selected=self.selected_run, io=self.io,
             selected_many=self.selected_runs,
@@ -128,12 +144,17 @@ class MainWindow(QMainWindow):
         self.supervisor.failed_to_start.connect(
             lambda name, message: self.show_error(f"{name}: {message}")
         )
+        self.supervisor.health_changed.connect(self._on_health)
+        self.supervisor.restarting.connect(self._on_restarting)
+        self.supervisor.ended.connect(self._on_ended)
+        self.supervisor.started.connect(lambda folder: self.table_model.set_note(folder, None))
         self.controller.message.connect(self.statusBar().showMessage)
         self.controller.error.connect(self.show_error)
         self.controller.launched.connect(self._on_launched)
         self.controller.deleted.connect(self._on_deleted)
         self._close_confirmed = False
         self._closing: asyncio.Future[None] | None = None
+        self._quitting = False
 
         runs_panel = QWidget()
         runs_layout = QVBoxLayout(runs_panel)
@@ -176,6 +197,7 @@ class MainWindow(QMainWindow):
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setInterval(self.settings.refresh_ms or REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self.refresh)
+        self._refresh_timer.timeout.connect(self.table_model.tick)  # restart countdowns
         self._refresh_timer.start()
         self.refresh()
 
@@ -258,6 +280,8 @@ class MainWindow(QMainWindow):
             self.system.set_interval(settings.system_poll_s)
         if "runs_dir" in changed:
             self.statusBar().showMessage("The new runs folder is used from the next start.")
+        if _SUPERVISION_KEYS & set(changed):
+            self.supervisor.set_policies(settings.restart_policy(), settings.health_policy())
         self.settingsChanged.emit(settings)
 
     def _ask_open_folder(self) -> None:
@@ -323,6 +347,7 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self._refresh_timer.stop()
+        self.supervisor.cancel_restarts("restart cancelled: the app is closing")
         self.io.close()
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.charts.shutdown()
@@ -341,13 +366,37 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     async def _close_with_children(self) -> None:
+        choice = None if self.settings.on_quit == "ask" else CloseChoice(self.settings.on_quit)
         try:
-            confirmed = await close_with_children(self, self.supervisor)
+            confirmed = await close_with_children(
+                self, self.supervisor, timeout=STOP_TIMEOUT_S, choice=choice
+            )
         finally:
             self._closing = None
         if confirmed:
             self._close_confirmed = True
             self.close()
+
+    async def close_unattended(self, reason: str) -> None:
+        """Close without asking anyone (a signal, a logout): live runs started here are
+        stopped, each with a checkpoint (SIGTERM, then SIGKILL of its group after a deadline),
+        or left running if the "on quit" setting says so ("ask" stops them: nobody is there
+        to answer). A close prompt already open is withdrawn."""
+        if self._quitting:
+            return
+        self._quitting = True
+        leave = self.settings.on_quit == "leave"
+        live = len(self.supervisor.running())
+        what = "leaving" if leave else "stopping"
+        log.warning("%s: closing, %s %d live run(s)", reason, what, live)
+        self.statusBar().showMessage(f"{reason}: closing, {what} {live} live run(s)…")
+        if self._closing is not None:
+            self._closing.cancel()  # the prompt goes; its stop (if it began) is taken over
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._closing
+        await self.supervisor.shutdown(stop_children=not leave, timeout=STOP_TIMEOUT_S)
+        self._close_confirmed = True
+        self.close()
 
     async def close_leaving_runs(self) -> None:
         """Close without asking, leaving live runs training (they need no app)."""
@@ -361,6 +410,34 @@ class MainWindow(QMainWindow):
         if folder is not None:
             self._on_launched(folder)
         return folder
+
+    # ------------------------------------------------------------------ supervision
+    def _on_health(self, folder: str, health: str, message: str) -> None:
+        name = Path(folder).name
+        if health in ("unresponsive", "stalled"):
+            text = message or _HEALTH_TEXT[health].format(name=name)
+            self.table_model.set_note(folder, RowNote(status=health, message=text))
+            self.statusBar().showMessage(text)
+        else:
+            self.table_model.set_note(folder, None)
+        if message:  # killed as hung
+            self.show_error(f"run {name} {message}")
+
+    def _on_restarting(self, folder: str, delay: float, message: str) -> None:
+        due = None if delay < 0 else time.monotonic() + delay
+        note = RowNote(restart_at=due, waiting_for_space=delay < 0, message=message)
+        self.table_model.set_note(folder, note)
+        self.statusBar().showMessage(message)
+        self.refresh()
+
+    def _on_ended(self, folder: str, state: str, message: str) -> None:
+        self.table_model.set_note(folder, None)
+        if state in ("failed", "crashed"):
+            self.show_error(message)
+        elif message:
+            self.statusBar().showMessage(message)
+        self.controller.update()
+        self.refresh()
 
     # ------------------------------------------------------------------ internals
     def _on_runs(self, runs: list[RunSummary]) -> None:

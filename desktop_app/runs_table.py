@@ -1,7 +1,14 @@
-"""A Qt table model that shows a :class:`RunsModel`: one row per run, status in colour."""
+"""A Qt table model that shows a :class:`RunsModel`: one row per run, status in colour.
+
+The supervisor knows things the journals cannot say yet (a child's health under the app's own
+heartbeat timeout, a restart pending in a few seconds): :meth:`RunsTableModel.set_note` lays
+them over a row's status.
+"""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
@@ -17,6 +24,7 @@ from desktop_app.runs_model import (
     loss_text,
     step_text,
 )
+from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
 COLUMNS = ("Name", "Status", "Step", "Elapsed", "ETA", LOSS_KEY, "Attempt", "Entry")
@@ -28,8 +36,8 @@ _NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
 #: A symbol per status, so status does not rest on colour alone.
 STATUS_ICONS: dict[str, str] = {
     "queued": "⧖", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
-    "unresponsive": "⚠", "finished": "✔", "stopped": "⏹", "failed": "✖", "crashed": "✖",
-    "unreadable": "⚠",
+    "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "⏹", "failed": "✖",
+    "crashed": "✖", "unreadable": "⚠",
 }  # fmt: skip
 
 STATUS_COLORS: dict[str, str] = {
@@ -38,7 +46,8 @@ STATUS_COLORS: dict[str, str] = {
     "running": "#2563eb",
     "paused": "#b45309",
     "stopping": "#b45309",
-    "unresponsive": "#d97706",
+    "unresponsive": "#c2410c",
+    "stalled": "#a16207",
     "finished": "#15803d",
     "stopped": "#6b7280",
     "failed": "#dc2626",
@@ -46,7 +55,33 @@ STATUS_COLORS: dict[str, str] = {
     "unreadable": "#991b1b",
 }
 
+#: A tint behind the status of runs that need a look (their text colour alone is easy to miss).
+STATUS_BACKGROUNDS: dict[str, str] = {
+    "unresponsive": "#fed7aa",
+    "stalled": "#fef08a",
+    "unreadable": "#fecaca",
+}
+#: What a status means, for the status cell's tooltip.
+STATUS_TIPS: dict[str, str] = {
+    "unresponsive": "No heartbeat for too long: the process may be hung. A run started here "
+    "is killed and restarted from its last checkpoint if it stays so (see Settings).",
+    "stalled": "The process is alive and beating, but no new step for much longer than its "
+    "usual pace (a stuck data loader, a deadlock in user code?). It is not killed for it.",
+    "crashed": "The process died without finishing (killed, or the machine went down).",
+}
+
 _Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class RowNote:
+    """What the supervisor adds to a row: a live child's health (``status``, shown instead of
+    the journal's), or a pending restart (``restart_at``, monotonic; ``waiting_for_space``)."""
+
+    status: str | None = None
+    restart_at: float | None = None
+    waiting_for_space: bool = False
+    message: str = ""
 
 
 class RunsTableModel(QAbstractTableModel):
@@ -56,7 +91,44 @@ class RunsTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._model = runs
         self._rows: list[RunSummary] = runs.runs
+        self._notes: dict[str, RowNote] = {}
         runs.add_listener(self._on_runs_changed)
+
+    def set_note(self, path: str, note: RowNote | None) -> None:
+        """Lay ``note`` over the run at ``path`` (None: remove it); repaints its status."""
+        if note is None:
+            if self._notes.pop(path, None) is None:
+                return
+        else:
+            self._notes[path] = note
+        self._repaint_status([path])
+
+    def note(self, path: str) -> RowNote | None:
+        return self._notes.get(path)
+
+    def tick(self) -> None:
+        """Repaint the countdowns of pending restarts (call about once a second)."""
+        self._repaint_status([p for p, n in self._notes.items() if n.restart_at is not None])
+
+    def status_text(self, run: RunSummary) -> str:
+        """The status cell: icon and status, with the supervisor's note if any."""
+        note = self._notes.get(run.path)
+        status = _shown_status(run, note)
+        text = f"{STATUS_ICONS.get(status, '?')} {status}"
+        if note is None:
+            return text
+        if note.waiting_for_space:
+            return f"{text} — waiting for disk space"
+        if note.restart_at is not None:
+            left = max(0, round(note.restart_at - time.monotonic()))
+            return f"{text} — restart in {left} s" if left else f"{text} — restarting"
+        return text
+
+    def _repaint_status(self, paths: list[str]) -> None:
+        for row, run in enumerate(self._rows):
+            if run.path in paths:
+                index = self.index(row, STATUS_COLUMN)
+                self.dataChanged.emit(index, index)
 
     def detach(self) -> None:
         """Stop following the runs model (call before the widget goes away)."""
@@ -83,15 +155,26 @@ class RunsTableModel(QAbstractTableModel):
         if run is None or not index.isValid():
             return None
         column = index.column()
+        if column == STATUS_COLUMN:
+            status = _shown_status(run, self._notes.get(run.path))
+            if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
+                text = self.status_text(run)
+                return text if role == Qt.ItemDataRole.DisplayRole else text.lower()
+            if role in (
+                Qt.ItemDataRole.ForegroundRole,
+                Qt.ItemDataRole.DecorationRole,  # a swatch, still visible on a selected row
+            ):
+                return QColor(STATUS_COLORS.get(status, "#374151"))
+            if role == Qt.ItemDataRole.BackgroundRole and status in STATUS_BACKGROUNDS:
+                return QColor(STATUS_BACKGROUNDS[status])
+            if role == Qt.ItemDataRole.ToolTipRole:
+                note = self._notes.get(run.path)
+                tips = [STATUS_TIPS.get(status, ""), note.message if note else ""]
+                return "\n\n".join(t for t in tips if t) or run.error or run.path
         if role == Qt.ItemDataRole.DisplayRole:
             return _cell_text(run, column)
         if role == SORT_ROLE:
             return _sort_key(run, column)
-        if column == STATUS_COLUMN and role in (
-            Qt.ItemDataRole.ForegroundRole,
-            Qt.ItemDataRole.DecorationRole,  # a swatch, still visible on a selected row
-        ):
-            return QColor(STATUS_COLORS.get(run.status, "#374151"))
         if role == Qt.ItemDataRole.ToolTipRole:
             return run.error if run.error else run.path
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[column] in _NUMERIC:
@@ -110,6 +193,14 @@ class RunsTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = new
         self.endResetModel()
+
+
+def _shown_status(run: RunSummary, note: RowNote | None) -> str:
+    """The journal's derived status, or a live child's health as the supervisor saw it last
+    (it may use a shorter heartbeat timeout than the listing's)."""
+    if note is not None and note.status and (run.status in LIVE or run.status in HEALTH):
+        return note.status
+    return run.status
 
 
 def _cell_text(run: RunSummary, column: int) -> str:

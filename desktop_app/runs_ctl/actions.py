@@ -110,6 +110,8 @@ class RunController(QObject):
             self.actions[action].triggered.connect(lambda _checked=False, h=handler: h())
         supervisor.started.connect(lambda _f: self.update())
         supervisor.finished.connect(lambda _f, _c, _x: self.update())
+        supervisor.restarting.connect(lambda _f, _d, _m: self.update())
+        supervisor.ended.connect(lambda _f, _s, _m: self.update())
         self.update()
 
     # ------------------------------------------------------------------ state
@@ -118,7 +120,7 @@ class RunController(QObject):
         run = self._selected()
         if run is None:
             return enabled_actions(None)
-        return enabled_actions(run.status, child=self.supervisor.is_running(run.path))
+        return enabled_actions(run.status, child=self.supervisor.is_supervised(run.path))
 
     def update(self) -> None:
         """Enable exactly the actions that apply to the selected run."""
@@ -139,6 +141,10 @@ class RunController(QObject):
         """Stop gracefully (a checkpoint is saved): our child through the supervisor."""
         run = self._checked(Action.STOP)
         if run is None:
+            return
+        if self.supervisor.is_pending(run.path):
+            self.supervisor.stop(run.path)
+            self.message.emit(f"{run.name} will not be restarted")
             return
         if self.supervisor.is_running(run.path):
             self.supervisor.stop(run.path)
@@ -232,7 +238,7 @@ class RunController(QObject):
     def _checked(self, action: Action) -> RunSummary | None:
         run = self._selected()
         status = None if run is None else run.status
-        child = run is not None and self.supervisor.is_running(run.path)
+        child = run is not None and self.supervisor.is_supervised(run.path)
         try:
             check(action, status, child=child)
         except ActionRefused as exc:

@@ -86,14 +86,21 @@ async def ask_close(parent: QWidget, running: int) -> CloseChoice:
 
 
 async def close_with_children(
-    parent: QWidget, supervisor: Supervisor, *, timeout: float = 30.0
+    parent: QWidget,
+    supervisor: Supervisor,
+    *,
+    timeout: float = 30.0,
+    choice: CloseChoice | None = None,
 ) -> bool:
-    """Before the window closes: if runs are live children, ask, then stop them (waiting up to
-    ``timeout`` s before terminating) or detach them. False if the user cancelled."""
+    """Before the window closes: if runs are live children, ask (unless ``choice`` is given:
+    the "on quit" setting), then stop them (waiting up to ``timeout`` s before terminating)
+    or detach them. Runs waiting to restart are not restarted. False if the user cancelled."""
     running = len(supervisor.running())
     if not running:
+        supervisor.cancel_restarts("restart cancelled: the app is closing")
         return True
-    choice = await ask_close(parent, running)
+    if choice is None:
+        choice = await ask_close(parent, running)
     if choice == CloseChoice.CANCEL:
         return False
     await supervisor.shutdown(stop_children=choice == CloseChoice.STOP, timeout=timeout)

@@ -29,8 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.settings.model import (
+    HANG_GRACE_S_RANGE,
+    HEARTBEAT_TIMEOUT_S_RANGE,
+    MAX_RESTARTS_RANGE,
     MOVING_WINDOW_RANGE,
     REFRESH_MS_RANGE,
+    RESTART_DELAY_S_RANGE,
     SYSTEM_POLL_S_RANGE,
     AppSettings,
     SettingsError,
@@ -47,8 +51,14 @@ _FIELD_LABELS = {
     "theme": "Theme",
     "confirm_delete": "Ask before deleting",
     "system_poll_s": "GPU/CPU readings",
+    "max_restarts": "Max restarts",
+    "restart_delay_s": "First restart delay",
+    "heartbeat_timeout_s": "Heartbeat timeout",
+    "hang_grace_s": "Hang grace",
+    "on_quit": "On quit with live runs",
 }
 _THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+_QUIT_LABELS = {"ask": "Ask", "stop": "Stop them", "leave": "Leave them running"}
 
 
 class SettingsDialog(QDialog):
@@ -88,6 +98,11 @@ class SettingsDialog(QDialog):
         self.theme.setCurrentIndex(self.theme.findData(settings.theme))
         self.confirm_delete.setChecked(settings.confirm_delete)
         self.system_poll_s.setValue(settings.system_poll_s)
+        self.max_restarts.setValue(settings.max_restarts)
+        self.restart_delay_s.setValue(settings.restart_delay_s)
+        self.heartbeat_timeout_s.setValue(settings.heartbeat_timeout_s)
+        self.hang_grace_s.setValue(settings.hang_grace_s)
+        self.on_quit.setCurrentIndex(self.on_quit.findData(settings.on_quit))
         self.validate()
 
     def values(self) -> dict[str, Any]:
@@ -100,6 +115,11 @@ class SettingsDialog(QDialog):
             "theme": self.theme.currentData(),
             "confirm_delete": self.confirm_delete.isChecked(),
             "system_poll_s": self.system_poll_s.value(),
+            "max_restarts": self.max_restarts.value(),
+            "restart_delay_s": self.restart_delay_s.value(),
+            "heartbeat_timeout_s": self.heartbeat_timeout_s.value(),
+            "hang_grace_s": self.hang_grace_s.value(),
+            "on_quit": self.on_quit.currentData(),
         }
 
     def validate(self) -> AppSettings | None:
@@ -156,6 +176,26 @@ class SettingsDialog(QDialog):
         self.system_poll_s.setDecimals(1)
         self.system_poll_s.setSuffix(" s")
 
+        self.max_restarts = QSpinBox()
+        self.max_restarts.setRange(*MAX_RESTARTS_RANGE)
+        self.max_restarts.setToolTip(
+            "Restarts in a row of a crashed or failed run, from its last checkpoint (0: never)"
+        )
+        self.restart_delay_s = _seconds(RESTART_DELAY_S_RANGE, "doubles with each restart in a row")
+        self.heartbeat_timeout_s = _seconds(
+            HEARTBEAT_TIMEOUT_S_RANGE, "no heartbeat for this long: the run is unresponsive"
+        )
+        self.hang_grace_s = _seconds(
+            HANG_GRACE_S_RANGE, "unresponsive this much longer: killed as hung and restarted"
+        )
+        self.on_quit = QComboBox()
+        for choice, label in _QUIT_LABELS.items():
+            self.on_quit.addItem(label, choice)
+        self.on_quit.setToolTip(
+            "Runs started here that are still training when TrainDesk quits. A signal or a "
+            "logout cannot ask: Ask then stops them (each saves a checkpoint)."
+        )
+
         form = QFormLayout()
         form.addRow(_FIELD_LABELS["runs_dir"], runs_row)
         form.addRow("Refresh every", self.refresh_ms)
@@ -164,6 +204,11 @@ class SettingsDialog(QDialog):
         form.addRow(_FIELD_LABELS["theme"], self.theme)
         form.addRow("GPU/CPU readings every", self.system_poll_s)
         form.addRow("", self.confirm_delete)
+        form.addRow(_FIELD_LABELS["max_restarts"], self.max_restarts)
+        form.addRow(_FIELD_LABELS["restart_delay_s"], self.restart_delay_s)
+        form.addRow(_FIELD_LABELS["heartbeat_timeout_s"], self.heartbeat_timeout_s)
+        form.addRow(_FIELD_LABELS["hang_grace_s"], self.hang_grace_s)
+        form.addRow(_FIELD_LABELS["on_quit"], self.on_quit)
 
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -186,7 +231,9 @@ class SettingsDialog(QDialog):
 
         self.runs_dir.textChanged.connect(lambda _text: self.validate())
         self.smoothing_kind.currentIndexChanged.connect(lambda _index: self._on_kind_changed())
-        for spin in (self.refresh_ms, self.smoothing_value, self.system_poll_s):
+        spins = (self.refresh_ms, self.smoothing_value, self.system_poll_s, self.max_restarts,
+                 self.restart_delay_s, self.heartbeat_timeout_s, self.hang_grace_s)  # fmt: skip
+        for spin in spins:
             spin.valueChanged.connect(lambda _value: self.validate())
 
     def _on_kind_changed(self) -> None:
@@ -222,6 +269,15 @@ class SettingsDialog(QDialog):
         self.error_label.setVisible(bool(text))
         save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
         save.setEnabled(not text or text.startswith("cannot save"))
+
+
+def _seconds(limits: tuple[float, float], tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(*limits)
+    spin.setDecimals(1)
+    spin.setSuffix(" s")
+    spin.setToolTip(tip)
+    return spin
 
 
 def changed_keys(old: AppSettings, new: AppSettings) -> list[str]:

@@ -19,19 +19,31 @@ from typing import Any, Literal, cast, get_args
 
 from trainer.config import toml_value
 from trainer.paths import make_private_dir, runs_dir, write_private_text
+from trainer.supervision.policy import HealthPolicy, RestartPolicy
 
 log = logging.getLogger(__name__)
 
 SETTINGS_NAME = "settings.toml"
 SmoothingKind = Literal["ema", "moving", "none"]
 ThemeChoice = Literal["system", "light", "dark"]
+QuitChoice = Literal["ask", "stop", "leave"]
 SMOOTHING_KINDS: tuple[str, ...] = get_args(SmoothingKind)
 THEMES: tuple[str, ...] = get_args(ThemeChoice)
+QUIT_CHOICES: tuple[str, ...] = get_args(QuitChoice)
 
 REFRESH_MS_RANGE = (200, 60_000)
 MOVING_WINDOW_RANGE = (1, 10_000)
 SYSTEM_POLL_S_RANGE = (1.0, 60.0)
+MAX_RESTARTS_RANGE = (0, 100)
+RESTART_DELAY_S_RANGE = (0.0, 3600.0)
+HEARTBEAT_TIMEOUT_S_RANGE = (1.0, 3600.0)
+HANG_GRACE_S_RANGE = (0.0, 3600.0)
 _SMOOTHING_DEFAULTS: dict[str, float] = {"ema": 0.6, "moving": 20.0, "none": 0.0}
+_SECONDS_RANGES: dict[str, tuple[float, float]] = {
+    "restart_delay_s": RESTART_DELAY_S_RANGE,
+    "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S_RANGE,
+    "hang_grace_s": HANG_GRACE_S_RANGE,
+}
 
 
 class SettingsError(ValueError):
@@ -61,6 +73,17 @@ class AppSettings:
     confirm_delete: bool = True
     #: Seconds between two GPU/CPU readings of the system panel (1 s at the fastest).
     system_poll_s: float = 1.0
+    #: Restarts of a crashed or failed run in a row (from its last checkpoint); 0: never.
+    max_restarts: int = 3
+    #: Seconds before the first restart; each further one in a row waits twice as long.
+    restart_delay_s: float = 2.0
+    #: Seconds without a heartbeat before a live run counts as unresponsive.
+    heartbeat_timeout_s: float = 10.0
+    #: Seconds an unresponsive run gets before it is killed as hung (and restarted).
+    hang_grace_s: float = 20.0
+    #: Closing the app with runs it started still live: ask, stop them, or leave them running.
+    #: A signal (SIGTERM, SIGINT, SIGHUP) or a logout cannot ask: "ask" then stops them.
+    on_quit: QuitChoice = "ask"
 
     def replace(self, **changes: Any) -> AppSettings:
         """A copy with ``changes``, every value checked; SettingsError names the first bad one."""
@@ -72,6 +95,20 @@ class AppSettings:
         for key in field_names():
             values[key] = check_value(key, values[key], values)
         return AppSettings(**values)
+
+    def restart_policy(self) -> RestartPolicy:
+        """How the app restarts a crashed or failed run it supervises."""
+        return RestartPolicy(
+            max_restarts=self.max_restarts,
+            backoff_initial=self.restart_delay_s,
+            backoff_max=max(RestartPolicy.backoff_max, self.restart_delay_s),
+        )
+
+    def health_policy(self) -> HealthPolicy:
+        """When a run the app supervises is unresponsive, and when it is killed as hung."""
+        return HealthPolicy(
+            heartbeat_timeout=self.heartbeat_timeout_s, kill_grace=self.hang_grace_s
+        )
 
     def resolved_runs_dir(self, override: str | None = None) -> Path:
         """``override`` (``--runs-dir``), else this setting, else trainer's default rules."""
@@ -117,6 +154,12 @@ def check_value(key: str, value: Any, context: dict[str, Any] | None = None) -> 
         return value
     if key == "system_poll_s":
         return _in_range(key, _number(key, value), *SYSTEM_POLL_S_RANGE, unit=" s")
+    if key == "max_restarts":
+        return _in_range(key, _whole(key, value), *MAX_RESTARTS_RANGE)
+    if key in _SECONDS_RANGES:
+        return _in_range(key, _number(key, value), *_SECONDS_RANGES[key], unit=" s")
+    if key == "on_quit":
+        return _choice(key, value, QUIT_CHOICES)
     raise SettingsError(key, f"unknown setting{_did_you_mean(key)}")
 
 

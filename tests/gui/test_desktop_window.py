@@ -254,7 +254,8 @@ def test_export_csv_of_the_chosen_runs_and_keys(
     out = tmp_path / "both.csv"
     window.controller.export(out, ["train/loss"])
     wait_for(qtbot, lambda: out.exists())
-    rows = list(csv.reader(out.open()))
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
     assert rows[0] == ["run", "key", "step", "value", "wall_time", "attempt"]
     assert sorted((r[0], r[2], r[3]) for r in rows[1:]) == [
         ("r1", "0", "3.0"), ("r1", "1", "2.0"), ("r2", "0", "1.0"),

@@ -99,7 +99,8 @@ def test_export_csv_writes_the_chosen_keys(
     writer.close()
     out = tmp_path / "out.csv"
     assert export_csv(runs_dir / "done", out, ["val/acc", "nope"]) == 5
-    rows = list(csv.reader(out.open()))
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
     assert rows[0] == ["key", "step", "value", "wall_time", "attempt"]
     assert {r[0] for r in rows[1:]} == {"val/acc"}
     assert [r[1] for r in rows[1:]] == ["0", "1", "2", "3", "4"]

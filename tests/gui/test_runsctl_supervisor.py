@@ -1,4 +1,5 @@
-"""The supervisor with real child trainer processes: output, stop, crash, shutdown, detach."""
+"""The supervisor with real child trainer processes: output, stop, crash, shutdown, detach,
+restarts by the policy and their cancellation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -25,12 +25,18 @@ from desktop_app.runs_ctl.spec import (
     trainer_command,
 )
 from desktop_app.runs_ctl.supervisor import Supervisor
+from tests.gui.supervisor_recorder import Recorder, end_supervision, record
+from trainer.journal.reader import JournalReader
 from trainer.runs import summarize
+from trainer.supervision.policy import HealthPolicy, RestartPolicy
 
 pytestmark = pytest.mark.gui
 
 TINY = Path(__file__).resolve().parents[1] / "scripts" / "tiny_train.py"
 START_MS = 60_000  # a child imports torch first: allow for a slow, shared machine
+#: Restarts for the tests that want them: quick, no jitter.
+FAST_RESTART = RestartPolicy(max_restarts=2, backoff_initial=0.2, jitter=0.0)
+NO_RESTART = RestartPolicy(max_restarts=0)
 
 
 # ---------------------------------------------------------------------- argv (no Qt needed)
@@ -69,32 +75,23 @@ def test_resolved_spec_gets_a_free_name(runs_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------- fixtures
-@dataclass
-class Recorder:
-    """Everything a supervisor emitted."""
-
-    lines: list[tuple[str, str, str]] = field(default_factory=list)
-    started: list[str] = field(default_factory=list)
-    finished: dict[str, tuple[int, bool]] = field(default_factory=dict)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    def text(self, folder: str, stream: str | None = None) -> str:
-        return "\n".join(ln for f, ln, s in self.lines if f == folder and stream in (None, s))
+@pytest.fixture
+def sup(qtbot: QtBot, runs_dir: Path) -> Iterator[tuple[Supervisor, Recorder]]:
+    """A supervisor that never restarts (see ``fast_sup`` for one that does)."""
+    supervisor = Supervisor(runs_dir, restart=NO_RESTART)
+    rec = record(supervisor)
+    yield supervisor, rec
+    end_supervision(qtbot, supervisor)
 
 
 @pytest.fixture
-def sup(qtbot: QtBot, runs_dir: Path) -> Iterator[tuple[Supervisor, Recorder]]:
-    supervisor = Supervisor(runs_dir)
-    rec = Recorder()
-    supervisor.output.connect(lambda f, line, s: rec.lines.append((f, line, s)))
-    supervisor.started.connect(rec.started.append)
-    supervisor.finished.connect(
-        lambda f, code, crashed: rec.finished.__setitem__(f, (code, crashed))
-    )
-    supervisor.failed_to_start.connect(lambda n, m: rec.failed.append((n, m)))
+def fast_sup(qtbot: QtBot, runs_dir: Path) -> Iterator[tuple[Supervisor, Recorder]]:
+    """A supervisor with quick restarts and a short heartbeat timeout and grace."""
+    health = HealthPolicy(heartbeat_timeout=2.0, kill_grace=1.0)
+    supervisor = Supervisor(runs_dir, restart=FAST_RESTART, health=health)
+    rec = record(supervisor)
     yield supervisor, rec
-    kill_groups([p for f in supervisor.running() if (p := supervisor.pid(f))])
-    qtbot.waitUntil(lambda: not supervisor.running(), timeout=10_000)
+    end_supervision(qtbot, supervisor)
 
 
 def kill_groups(pids: list[int]) -> None:
@@ -176,6 +173,10 @@ def test_kill_9_of_the_group_is_a_crash(qtbot: QtBot, sup: tuple[Supervisor, Rec
     qtbot.waitUntil(lambda: folder in rec.finished, timeout=START_MS)
     assert rec.finished[folder] == (-signal.SIGKILL, True)
     assert summarize(Path(folder)).status == "crashed"
+    # No restarts allowed: supervision ends with the policy's word on it.
+    assert rec.restarting == []
+    assert [(f, st) for f, st, _ in rec.ended] == [(folder, "crashed")]
+    assert "gave up after 0 restarts" in rec.ended[0][2]
 
 
 def test_kill_all_is_a_requested_kill(qtbot: QtBot, sup: tuple[Supervisor, Recorder]) -> None:
@@ -367,3 +368,55 @@ def test_children_left_running_outlive_the_app(qtbot: QtBot, runs_dir: Path) -> 
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- restarts
+def test_a_failing_run_is_restarted_then_given_up(
+    qtbot: QtBot, fast_sup: tuple[Supervisor, Recorder]
+) -> None:
+    supervisor, rec = fast_sup
+    # It fails at step 5 in every attempt: restarted twice, then the policy gives up.
+    folder = supervisor.start(tiny(50, "fails", fail_at=5, checkpoint_every=2))
+    assert folder is not None
+    qtbot.waitUntil(lambda: bool(rec.ended), timeout=3 * START_MS)
+    assert [d for _, d, _ in rec.restarting] == [0.2, 0.4]  # the backoff doubles
+    assert "attempt 1 failed" in rec.restarting[0][2]
+    assert "restart 1 of 2" in rec.restarting[0][2]
+    assert [(f, st) for f, st, _ in rec.ended] == [(folder, "failed")]
+    assert "gave up after 2 restarts" in rec.ended[0][2]
+    assert rec.started == [folder] * 3
+    summary = summarize(Path(folder), with_latest=False)
+    assert (summary.status, summary.attempt, summary.step) == ("failed", 3, 4)
+    assert not supervisor.is_supervised(folder) and supervisor.supervision(folder) is None
+
+
+def test_stop_and_shutdown_cancel_pending_restarts(
+    qtbot: QtBot,
+    fast_sup: tuple[Supervisor, Recorder],
+    aloop: asyncio.AbstractEventLoop,
+) -> None:
+    supervisor, rec = fast_sup
+    slow = RestartPolicy(max_restarts=3, backoff_initial=60.0, jitter=0.0)
+    supervisor.set_policies(slow, supervisor.health_policy)
+    a = supervisor.start(tiny(50, "cancel-a", fail_at=3))
+    b = supervisor.start(tiny(50, "cancel-b", fail_at=3))
+    assert a is not None and b is not None
+    sup_a = supervisor.supervision(a)
+    assert sup_a is not None and sup_a.restart_policy is slow
+    qtbot.waitUntil(lambda: len(rec.restarting) == 2, timeout=START_MS)
+    assert supervisor.pending() == [a, b] or supervisor.pending() == [b, a]
+    left = supervisor.restart_in(a)
+    assert left is not None and 50 < left <= 60
+    assert supervisor.is_supervised(a) and not supervisor.is_running(a)
+    assert supervisor.stop(a)  # waiting to restart: the restart is cancelled
+    assert not supervisor.is_pending(a) and supervisor.is_pending(b)
+    assert rec.ended == [(a, "failed", "run cancel-a: restart cancelled by the user")]
+    aloop.run_until_complete(supervisor.shutdown(stop_children=True, timeout=5))
+    assert not supervisor.pending()
+    assert rec.ended[1] == (b, "failed", "run cancel-b: restart cancelled: the app is closing")
+    assert not supervisor.stop(a)
+    for folder in (a, b):
+        with JournalReader(Path(folder)) as reader:
+            kinds = [e.kind for e in reader.events()]
+        assert kinds.count("restart_scheduled") == 1 and "restart_cancelled" in kinds
+    assert rec.started == [a, b] or rec.started == [b, a]  # neither restarted
