@@ -32,7 +32,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from trainer import control
 from trainer.errors import DiskFullError, TrainDeskError, UsageError
@@ -569,6 +569,12 @@ def init(
     """
     global _active
     defaults = dict(config or {})
+    if _active is None:
+        from trainer.capture.api_run import from_environment
+
+        captured = from_environment(defaults)
+        if captured is not None:  # a command under `trainer run -- CMD`: its parent journals
+            return cast("Run", captured)
     if _active is not None:
         merged = {**defaults, **_active.config}
         _active.config.clear()

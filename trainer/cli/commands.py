@@ -28,6 +28,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from trainer.cli.supervise import supervise_run
 
         return supervise_run(args)
+    if getattr(args, "command_mode", False):
+        from trainer.cli.command_run import execute_command
+
+        return execute_command(args)
+    if args.capture:
+        raise UsageError(
+            "--capture is for commands: `trainer run [options] -- python train.py ARGS`"
+        )
     from trainer.cli.execute import execute, prepare_target
 
     target = prepare_target(args)

@@ -49,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", metavar="auto|cpu|cuda[:i]", help="where to train")
     p.add_argument("--seed", type=int, metavar="S", help="random seed")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("script_args", nargs="*", metavar="-- ARGS", help="arguments for a script")
+    p.add_argument("script_args", nargs="*", metavar="-- ARGS",
+                   help="arguments for a script; or `trainer run [options] -- CMD ARGS` to "
+                   "run any command as a run")  # fmt: skip
+    p.add_argument("--capture", action="append", default=[],
+                   metavar="wandb|tensorboard[=DIR]|print:kv|print:dict|print:REGEX",
+                   help="with -- CMD: where the command's metrics come from besides "
+                   "trainer.init (repeatable)")  # fmt: skip
     runs_dir_opt(p)
     add_resource_options(p)
     add_supervision_options(p)
@@ -180,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.command == "run":
+        from trainer.cli.command_run import command_mode
+
+        args.command_mode = command_mode(args_list, args.target)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)  # INFO goes to the run's structured log only

@@ -106,7 +106,9 @@ def policies(args: argparse.Namespace) -> tuple[RestartPolicy, HealthPolicy]:
 
 def child_run_args(args: argparse.Namespace, name: str, runs_dir: Path) -> list[str]:
     """``trainer run`` arguments for the first attempt: the user's, with a fixed name."""
-    out = ["run", args.target]
+    command = bool(getattr(args, "command_mode", False))
+    out = ["run"] if command else ["run", args.target]
+    out += [f"--capture={spec}" for spec in getattr(args, "capture", [])]
     if args.config:
         out += ["--config", args.config]
     out += [f"--set={item}" for item in args.overrides]
@@ -117,6 +119,8 @@ def child_run_args(args: argparse.Namespace, name: str, runs_dir: Path) -> list[
     out += [f"--name={name}", f"--runs-dir={runs_dir}", *forward(args)]
     if args.quiet:
         out.append("--quiet")
+    if command:
+        return [*out, "--", args.target, *args.script_args]
     if args.script_args:
         out += ["--", *args.script_args]
     return out
@@ -142,7 +146,10 @@ def supervise_run(args: argparse.Namespace) -> int:
     """``trainer run ... --max-restarts N``."""
     restart, health = policies(args)
     runs_dir = paths.runs_dir(args.runs_dir)
-    name = args.name or free_name(args.target, runs_dir)
+    label = args.target
+    if getattr(args, "command_mode", False):  # name it after the script, not "python"
+        label = Path(next((a for a in args.script_args if a.endswith(".py")), args.target)).name
+    name = args.name or free_name(label, runs_dir)
     first = child_run_args(args, name, runs_dir)
     return CliSupervisor(runs_dir / name, first, restart, health, quiet=args.quiet).run()
 

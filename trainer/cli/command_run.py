@@ -1,0 +1,336 @@
+"""``trainer run [options] -- CMD ARGS``: any command as a run, its metrics captured.
+
+The trainer process owns the run (folder, journal, heartbeat, leases, limits) and runs the
+command as its child, in its own process group, so a supervisor's group kill reaches both.
+It copies the child's output to the console and the run's logs, and journals the metrics it
+captures (see :mod:`trainer.capture`). Control messages reach the child as signals:
+stop is SIGTERM (SIGKILL after the stop deadline), pause and resume are SIGSTOP and SIGCONT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from trainer import config as cfg
+from trainer import control, paths
+from trainer.api import Run, create_run, resume_run, stop_deadline
+from trainer.capture.api_run import ENV_COMMAND_CONFIG
+from trainer.capture.printed import Parser, parser_for
+from trainer.capture.records import ENV_CAPTURE_FILE, CaptureTail
+from trainer.cli.console import ConsoleCapture, Progress
+from trainer.cli.resource_options import resources_from_args
+from trainer.errors import UsageError
+from trainer.imports.tfevents import EventFileReader, event_files
+from trainer.resources.limits import Resources
+from trainer.resources.tmpdirs import run_tmpdir
+from trainer.runs import default_run_name
+from trainer.supervision.exits import signal_name
+
+#: Seconds between looks at the capture sources and the control channel.
+POLL_S = 0.2
+SHIM_DIR = Path(__file__).resolve().parent.parent / "capture" / "shim"
+
+
+@dataclass
+class Captures:
+    """What to capture from the command, from its ``--capture`` options."""
+
+    wandb: bool = False
+    tensorboard: list[Path] = field(default_factory=list)
+    printed: list[Parser] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
+
+
+def parse_captures(specs: list[str], cwd: Path) -> Captures:
+    out = Captures(specs=list(specs))
+    for spec in specs:
+        kind, _, arg = spec.partition("=") if not spec.startswith("print:") else ("print", "", "")
+        if spec == "wandb":
+            out.wandb = True
+        elif kind == "tensorboard":
+            out.tensorboard.append((cwd / (arg or "runs")).resolve())
+        elif spec.startswith("print:"):
+            out.printed.append(parser_for(spec.removeprefix("print:")))
+        else:
+            raise UsageError(
+                f"--capture {spec!r} is unknown: use wandb, tensorboard[=DIR], print:kv, "
+                "print:dict or print:REGEX"
+            )
+    return out
+
+
+def command_mode(argv: list[str], target: str | None) -> bool:
+    """True when ``trainer run`` was given ``-- CMD``: the target came after ``--``."""
+    if target is None or "--" not in argv:
+        return False
+    cut = argv.index("--")
+    return target in argv[cut + 1 :] and target not in argv[:cut]
+
+
+def find_command(cmd: list[str]) -> None:
+    if not cmd:
+        raise UsageError("trainer run --: give the command to run after --")
+    if shutil.which(cmd[0]) is None and not (Path(cmd[0]).is_file() and os.access(cmd[0], os.X_OK)):
+        raise UsageError(f"command {cmd[0]!r} not found: check your PATH or give its full path")
+
+
+def execute_command(args: argparse.Namespace) -> int:
+    """``trainer run [options] -- CMD ARGS``."""
+    from trainer.cli.execute import plan_gpus
+
+    cmd = [args.target, *args.script_args]
+    find_command(cmd)
+    captures = parse_captures(args.capture, Path.cwd())
+    spec = cfg.ConfigSpec.open()
+    file = Path(args.config) if args.config else None
+    config = cfg.resolve(spec, file=file, env=args.env, overrides=list(args.overrides))
+    resources = resources_from_args(args)
+    request = plan_gpus(resources, config)
+    script = next((a for a in cmd[1:] if a.endswith(".py")), cmd[0])
+    run = create_run(
+        entry=shlex.join(cmd), kind="command", config=config,
+        name=args.name or default_run_name(Path(script).name),
+        runs_root=paths.runs_dir(args.runs_dir),
+    )  # fmt: skip
+    resources.save(run.paths.root)
+    (run.paths.root / "capture.json").write_text(json.dumps(captures.specs), encoding="utf-8")
+    return drive_command(run, cmd, captures, quiet=args.quiet, resources=resources,
+                         request=request)  # fmt: skip
+
+
+def resume_command(run_paths: paths.RunPaths, args: argparse.Namespace, entry: str,
+                   config: dict[str, Any]) -> int:  # fmt: skip
+    """``trainer resume`` of a command run: the same command again, as a new attempt."""
+    from trainer.cli.execute import plan_gpus
+
+    cmd = shlex.split(entry)
+    find_command(cmd)
+    try:
+        specs = json.loads((run_paths.root / "capture.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        specs = []
+    captures = parse_captures(list(specs), Path.cwd())
+    resources = resources_from_args(args, Resources.load(run_paths.root))
+    request = plan_gpus(resources, config)
+    run = resume_run(run_paths, config=config)
+    print(f"resuming {run.name} as attempt {run.attempt}: {entry}")
+    return drive_command(run, cmd, captures, quiet=args.quiet, resources=resources,
+                         request=request)  # fmt: skip
+
+
+def drive_command(
+    run: Run,
+    cmd: list[str],
+    captures: Captures,
+    *,
+    quiet: bool,
+    resources: Resources,
+    request: Any,
+) -> int:
+    from trainer.cli.execute import _hold_resources
+    from trainer.resources.acquire import release
+
+    run.install_signal_handlers()
+    with ConsoleCapture(run.paths.stdout_log, run.paths.stderr_log) as console, run_tmpdir(run.id):
+        print(f"run {run.name} ({run.id}) in {run.paths.root}: {shlex.join(cmd)}", flush=True)
+        try:
+            gpus = _hold_resources(run, request, resources)
+            if gpus is None:
+                run.finish("stopped", f"stopped while queued ({run.stop_reason or 'cancelled'})")
+                return 0
+            with Progress(run, terminal=console.terminal, enabled=not quiet):
+                run.start()
+                code = CommandDriver(run, cmd, captures).run()
+        finally:
+            if request.wants_gpu:
+                release(run.paths.root)
+        if code == 0 or run.stop_reason:
+            run.finish()
+            status = "stopped" if run.stop_reason else "finished"
+            print(f"run {run.name} {status} at step {run.step}", flush=True)
+            return 0
+        why = f"killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        run.fail(RuntimeError(f"the command {why}"))
+        print(f"error: the run {run.name} failed: the command {why}",
+              file=console.terminal if console.terminal is not None else sys.stdout)  # fmt: skip
+        return 1
+
+
+class CommandDriver:
+    """Runs the child, pumps its output, journals what it captures, relays control."""
+
+    def __init__(self, run: Run, cmd: list[str], captures: Captures) -> None:
+        self.run_ = run
+        self.cmd = cmd
+        self.captures = captures
+        self.metrics: queue.Queue[tuple[int | None, dict[str, float]]] = queue.Queue()
+        self.capture_file = run.paths.root / "capture" / f"attempt-{run.attempt}.jsonl"
+        self.tail = CaptureTail(self.capture_file)
+        self.tb_readers: dict[Path, EventFileReader] = {}
+        self.started = time.time()
+        self.auto_step = run.start_step
+        self.paused = False
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            paths.ENV_RUN_DIR: str(self.run_.paths.root), ENV_CAPTURE_FILE: str(self.capture_file),
+            ENV_COMMAND_CONFIG: json.dumps(self.run_.config), "PYTHONUNBUFFERED": "1",
+            "TRAINDESK_RUN_NAME": self.run_.name,
+        })  # fmt: skip
+        if self.captures.wandb:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(SHIM_DIR), env.get("PYTHONPATH", "")) if p
+            )
+        return env
+
+    def run(self) -> int:
+        self.capture_file.parent.mkdir(parents=True, exist_ok=True)
+        self.capture_file.touch()
+        proc = subprocess.Popen(
+            self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self._env(),
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            threading.Thread(target=self._pump, args=(proc.stdout, "stdout"), name="cmd-stdout"),
+            threading.Thread(target=self._pump, args=(proc.stderr, "stderr"), name="cmd-stderr"),
+        ]
+        for pump in pumps:
+            pump.start()
+        stop_sent: float | None = None
+        deadline = stop_deadline()
+        try:
+            while proc.poll() is None:
+                self._collect()
+                self._control(proc)
+                if self.run_.stop_reason and stop_sent is None:
+                    if self.paused:
+                        proc.send_signal(signal.SIGCONT)
+                    proc.send_signal(signal.SIGTERM)
+                    stop_sent = time.monotonic()
+                elif stop_sent is not None and time.monotonic() - stop_sent > deadline:
+                    proc.kill()
+                time.sleep(POLL_S)  # pacing the poll of the sources, not synchronisation
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pump in pumps:
+                pump.join(30)
+        self._collect()
+        return int(proc.returncode)
+
+    # ------------------------------------------------------------------ sources
+    def _pump(self, stream: IO[bytes], name: str) -> None:
+        """Copy one output stream line by line to our console, parsing it on the way."""
+        out = sys.stdout if name == "stdout" else sys.stderr
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            out.write(line)
+            for parse in self.captures.printed:
+                found = parse(line)
+                if found is not None:
+                    self.metrics.put(found)
+        stream.close()
+
+    def _collect(self) -> None:
+        run = self.run_
+        while True:
+            try:
+                step, metrics = self.metrics.get_nowait()
+            except queue.Empty:
+                break
+            if step is None:
+                self.auto_step += 1
+                step = self.auto_step
+            else:
+                self.auto_step = max(self.auto_step, step)
+            run.log(metrics, step=step)
+        for record in self.tail.read_new():
+            self._record(record)
+        for log_dir in self.captures.tensorboard:
+            self._tensorboard(log_dir)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        run = self.run_
+        kind = record.get("kind")
+        if kind == "log" and isinstance(record.get("metrics"), dict):
+            metrics = {k: float(v) for k, v in record["metrics"].items()
+                       if isinstance(v, int | float)}  # fmt: skip
+            step = record.get("step")
+            if metrics:
+                run.log(metrics, step=int(step) if step is not None else run.step + 1)
+        elif kind == "event":
+            run.event(str(record.get("event") or "event"), str(record.get("message") or ""),
+                      **(record.get("data") or {}))  # fmt: skip
+        elif kind == "config" and isinstance(record.get("config"), dict):
+            run.event("config", "the command's config", **record["config"])
+
+    def _tensorboard(self, log_dir: Path) -> None:
+        for path in event_files(log_dir) if log_dir.is_dir() else []:
+            reader = self.tb_readers.get(path)
+            if reader is None:
+                try:
+                    if path.stat().st_mtime < self.started - 1:
+                        continue  # an older run's log in the same folder
+                except OSError:
+                    continue
+                reader = self.tb_readers[path] = EventFileReader(path)
+            prefix = path.parent.relative_to(log_dir).as_posix()
+            by_step: dict[int, dict[str, float]] = {}
+            for event in reader.read_new():
+                tag = event.tag if prefix == "." else f"{prefix}/{event.tag}"
+                by_step.setdefault(event.step, {})[tag] = event.value
+            for step in sorted(by_step):
+                self.run_.log(by_step[step], step=step)
+
+    # ------------------------------------------------------------------ control
+    def _control(self, proc: subprocess.Popen[bytes]) -> None:
+        run = self.run_
+        if control.pending(run.paths):
+            for msg in control.receive(run.paths):
+                if msg.command == "stop":
+                    run.request_stop(str(msg.args.get("reason") or "stopped by user"))
+                elif msg.command == "pause" and not self.paused:
+                    self._pause(proc, "paused by user")
+                elif msg.command == "resume" and self.paused:
+                    self._resume(proc)
+                elif msg.command == "limits":
+                    run.limits = run.limits.updated(msg.args)
+                else:
+                    run.event("ignored", f"{msg.command}: a command run cannot do it")
+        if run._over_limit is not None and run.stop_reason is None:
+            run.event("limit_exceeded", run._over_limit)
+            run.request_stop(run._over_limit)
+        if run._disk_low is not None and not self.paused:
+            self._pause(proc, run._disk_low)
+        elif run._disk_low is None and self.paused and self._disk_paused:
+            self._resume(proc)
+
+    _disk_paused = False
+
+    def _pause(self, proc: subprocess.Popen[bytes], reason: str) -> None:
+        proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+        self._disk_paused = reason.startswith("disk space low")
+        self.run_._transition("paused", "paused", reason, step=self.run_.step,
+                              exit_reason=reason)  # fmt: skip
+
+    def _resume(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGCONT)
+        self.paused = self._disk_paused = False
+        self.run_._transition("running", "resumed", step=self.run_.step)
