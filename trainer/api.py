@@ -339,6 +339,17 @@ class Run:
                 self.limits = self.limits.updated(msg.args)
                 self._writer.event("limits", self.limits.describe(), step=self.step,
                                    data=self.limits.to_json())  # fmt: skip
+                self._save_limits()
+
+    def _save_limits(self) -> None:
+        """Keep changed limits in resources.json, so that a resume keeps them too."""
+        from dataclasses import replace
+
+        from trainer.resources.limits import RESOURCES_FILE, Resources
+
+        if (self.paths.root / RESOURCES_FILE).exists():
+            saved = Resources.load(self.paths.root)
+            replace(saved, limits=self.limits).save(self.paths.root)
 
     def _pause(self, reason: str = "", until: Callable[[], bool] | None = None) -> None:
         """Block at this safe point until resumed (or ``until()`` is true), or stopped."""
@@ -533,11 +544,19 @@ def resume_run(
     paths.ensure_subdirs()
     with JournalReader(paths.root) as reader:
         info = reader.run_info()
+    if info.kind == "import":
+        raise UsageError(
+            f"run {info.name} was imported from {info.entry}: there is no training to resume"
+        )
+    stale = control.receive(paths)  # sent to an attempt that is gone: not for this one
     # The step comes from the checkpoint that actually loads (a damaged or foreign newest file
     # is skipped), so the state restored and the attempt's start always agree.
     payload = checkpoint.load_latest(paths.checkpoints)
     resume_step = int(payload["step"]) if payload is not None else 0
     writer = JournalWriter.open_next_attempt(paths.journal, resume_step=resume_step)
+    if stale:
+        writer.event("ignored", "control messages left by the previous attempt: "
+                     + ", ".join(m.command for m in stale))  # fmt: skip
     return Run(
         paths, writer, run_id=info.id, config=config, start_step=resume_step,
         max_steps=max_steps if max_steps is not None else info.max_steps,
@@ -584,7 +603,9 @@ def init(
     from trainer import paths as paths_mod
 
     env_folder = os.environ.get(ENV_RUN_DIR)
-    entry = os.path.basename(os.environ.get("TRAINDESK_ENTRY", "") or _main_script() or "api")
+    # The full path, so that `trainer resume` (or the app) can find the script from anywhere.
+    script = os.environ.get("TRAINDESK_ENTRY", "") or _main_script()
+    entry = os.path.abspath(script) if script else "api"
     if env_folder and RunPaths(Path(env_folder)).is_run_folder():
         run = resume_run(
             RunPaths(Path(env_folder)),

@@ -9,6 +9,8 @@ A run folder is self-contained; copied to another machine, it opens::
         logs/stdout.log, stderr.log     the trainer's console output
         logs/trainer.jsonl              structured log, one JSON object per line
         control/                        messages to the run (stop, pause, ...), see control.py
+        resources.json                  the GPUs, priority and limits it asked for
+        capture/                        a command run's captured records (trainer.capture)
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from trainer.errors import UsageError
 from trainer.runs import default_run_name
 from trainer.supervision.core import Decision, Supervision
 from trainer.supervision.policy import HealthPolicy, RestartPolicy
-from trainer.supervision.process import signal_group, trainer_command
+from trainer.supervision.process import remove_half_made, signal_group, trainer_command
 
 #: Seconds between looks at the child and its journal.
 POLL_S = 0.25
@@ -235,7 +234,7 @@ class CliSupervisor:
     def _next_args(self) -> list[str]:
         if (self.folder / paths.JOURNAL_NAME).is_file():
             return child_resume_args(self.folder, self.quiet)
-        _remove_half_made(self.folder)  # it died before its journal existed: start afresh
+        remove_half_made(self.folder)  # it died before its journal existed: start afresh
         return self.first_args
 
     def _attempt(self, args: list[str]) -> Decision:
@@ -269,12 +268,3 @@ class CliSupervisor:
                 proc.wait()
         signal_group(proc.pid, signal.SIGKILL)  # grandchildren left behind by the attempt
         return sup.exited(proc.returncode)
-
-
-def _remove_half_made(folder: Path) -> None:
-    """Remove a run folder its first attempt left before writing a journal (no data in it)."""
-    if not folder.is_dir() or (folder / paths.JOURNAL_NAME).exists():
-        return
-    if any((folder / "checkpoints").glob("*")):
-        return
-    shutil.rmtree(folder, ignore_errors=True)

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -453,7 +453,7 @@ _LIVE_STATUSES = ("starting", "running", "paused", "stopping")
 
 def annotate(
     path: Path,
-    events: list[tuple[str, str, dict[str, Any] | None]],
+    events: Sequence[tuple[str, str, dict[str, Any] | None] | tuple[str, str, Any, float]],
     *,
     status: str | None = None,
     exit_reason: str | None = None,
@@ -461,10 +461,11 @@ def annotate(
 ) -> bool:
     """Journal events, and a final status, from outside the run's process (its supervisor).
 
-    ``events`` are ``(kind, message, data)``, stamped with the run's current attempt and
-    step. ``status`` replaces only a live status (a dead attempt's "running"), never one the
-    trainer wrote at its end. One short transaction; returns False (and logs why) instead of
-    raising, since the supervisor must go on whatever the journal's state.
+    ``events`` are ``(kind, message, data)`` or ``(kind, message, data, wall)``, stamped
+    with the run's current attempt and step (and the time now, unless given). ``status``
+    replaces only a live status (a dead attempt's "running"), never one the trainer wrote at
+    its end. One short transaction; returns False (and logs why) instead of raising, since
+    the supervisor must go on whatever the journal's state.
     """
     try:
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
@@ -482,8 +483,8 @@ def annotate(
         conn.executemany(
             "INSERT INTO event (wall, attempt, step, kind, message, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(now, attempt, step, kind, message, None if data is None else json.dumps(data))
-             for kind, message, data in events],
+            [(e[3] if len(e) > 3 else now, attempt, step, e[0], e[1],
+              None if e[2] is None else json.dumps(e[2])) for e in events],
         )  # fmt: skip
         if status is not None:
             marks = ", ".join("?" * len(_LIVE_STATUSES))

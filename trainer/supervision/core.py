@@ -114,6 +114,7 @@ class Supervision:
         self.stop_requested = False
         self.last_decision: Decision | None = None
         self._attempt: _Attempt | None = None
+        self._pending: list[tuple[str, str, dict[str, Any] | None, float]] = []
         self._reader: JournalReader | None = None
 
     # ------------------------------------------------------------------ journal access
@@ -138,14 +139,23 @@ class Supervision:
             self._reader.close()
             self._reader = None
 
-    def _note(
-        self, kind: str, message: str, data: dict[str, Any] | None = None, **status: Any
-    ) -> None:
-        if (self.folder / JOURNAL_NAME).is_file():
-            annotate(self.folder / JOURNAL_NAME, [(kind, message, data)], **status)
+    def _note(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        """Keep an event for the journal. It is written once no attempt is alive: the trainer
+        is the journal's one writer while it runs (and a hung one may hold its lock)."""
+        self._pending.append((kind, message, data, time.time()))
+        if self._attempt is None:
+            self._flush_notes()
+
+    def _flush_notes(self, **status: Any) -> None:
+        events, self._pending = self._pending, []
+        if (events or status) and (self.folder / JOURNAL_NAME).is_file():
+            annotate(self.folder / JOURNAL_NAME, events, **status)
 
     def close(self) -> None:
-        """Release the journal reader (call when supervision ends)."""
+        """Write what is still pending and release the journal reader (when supervision
+        ends)."""
+        if self._attempt is None:
+            self._flush_notes()
         self._close_reader()
 
     # ------------------------------------------------------------------ driver events
@@ -292,9 +302,9 @@ class Supervision:
         elif exit_class.restartable and not self.stop_requested:
             events.append(("gave_up", decision.message, {"restarts": self.tracker.total}))
         status = exit_class.state if exit_class.state != PAUSED else FAILED
-        if (self.folder / JOURNAL_NAME).is_file():
-            annotate(self.folder / JOURNAL_NAME, events, status=status,
-                     exit_reason=exit_class.reason)  # fmt: skip
+        now = time.time()
+        self._pending += [(kind, message, data, now) for kind, message, data in events]
+        self._flush_notes(status=status, exit_reason=exit_class.reason)
         log.info("%s", decision.message)
 
     def _last_error(self, attempt: int) -> str | None:

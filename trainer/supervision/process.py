@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 
 def trainer_command(*args: str) -> list[str]:
@@ -28,3 +30,15 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def remove_half_made(folder: Path) -> None:
+    """Remove a run folder its first attempt left before writing a journal (no data in it),
+    so that the attempt can be started afresh under the same name."""
+    from trainer.paths import JOURNAL_NAME
+
+    if not folder.is_dir() or (folder / JOURNAL_NAME).exists():
+        return
+    if any((folder / "checkpoints").glob("*")):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
