@@ -251,3 +251,27 @@ def test_console_capture_closes_its_tees_for_good(
     gc.collect()
     assert unraisable == []
     assert (tmp_path / "out.log").read_text(encoding="utf-8") == "captured\n"
+
+
+def test_a_run_made_by_python_script_resumes_from_any_folder(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import trainer_env
+
+    work = tmp_path / "work"
+    work.mkdir()
+    script = work / "mine.py"
+    script.write_text(
+        "import trainer\n"
+        "with trainer.init(name='mine', config={'max_steps': 3}) as run:\n"
+        "    for step in range(run.start_step + 1, run.max_steps + 1):\n"
+        "        run.log({'x': float(step)}, step=step)\n"
+    )
+    done = subprocess.run([sys.executable, "mine.py"], cwd=work, env=trainer_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    resumed = cli("resume", "mine", "--max-steps", "5", "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr

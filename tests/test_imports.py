@@ -145,3 +145,11 @@ def test_an_existing_run_is_never_overwritten(tmp_path: Path, runs_dir: Path) ->
     done = cli("import", str(source), "--name", "same")
     assert done.returncode == 2 and "already exists" in done.stderr
     assert (runs_dir / "same" / "journal.sqlite").read_bytes() == before
+
+
+def test_an_imported_run_cannot_be_resumed(tmp_path: Path, runs_dir: Path) -> None:
+    source = tmp_path / "m.csv"
+    source.write_text("step,loss\n1,0.5\n")
+    assert cli("import", str(source), "--name", "imp").returncode == 0
+    done = cli("resume", "imp", "--max-steps", "10")
+    assert done.returncode == 2 and "was imported from" in done.stderr, done.stderr

@@ -286,6 +286,8 @@ def test_the_disk_floor_pauses_a_run_until_there_is_room(runs_dir: Path) -> None
     assert "disk space low" in (info.exit_reason or "") and "--disk-floor" in info.exit_reason
     done = cli("limits", "floor", "--disk-floor", "1MiB")
     assert done.returncode == 0, done.stderr
+    wait_until(lambda: Resources.load(folder).limits.disk_floor == 2**20, 60,
+               "the new floor saved for a resume")  # fmt: skip
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     with JournalReader(folder) as reader:
