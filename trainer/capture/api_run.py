@@ -44,10 +44,14 @@ class CaptureRun:
         self._payload = checkpoint.load_latest(self.paths.checkpoints)
         self.start_step = int(self._payload["step"]) if self._payload else 0
         self.step = self.start_step
-        self._writer.write({"kind": "config", "config": self.config})
+        self._announce()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
+
+    def _announce(self) -> None:
+        """Send the config the command runs with (journaled as a "config" event)."""
+        self._writer.write({"kind": "config", "config": self.config})
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_reason = f"{signal.Signals(signum).name} received"

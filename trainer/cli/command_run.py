@@ -111,6 +111,63 @@ def execute_command(args: argparse.Namespace) -> int:
                          request=request)  # fmt: skip
 
 
+def torchrun_command(args: argparse.Namespace, recipe: str) -> list[str]:
+    """``python -m torch.distributed.run ... -m trainer.distributed RECIPE`` for the options."""
+    nproc, nnodes = args.nproc_per_node, args.nnodes or 1
+    if nproc < 1 or nnodes < 1:
+        raise UsageError("--nproc-per-node and --nnodes must be 1 or more")
+    if getattr(sys, "frozen", False):
+        raise UsageError(
+            "--nproc-per-node needs TrainDesk installed from source (torchrun cannot start "
+            "from the bundle): see docs/deployment.md"
+        )
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+           f"--max-restarts={args.elastic_restarts}"]  # fmt: skip
+    if nnodes == 1 and not args.rdzv_endpoint:
+        cmd.append("--standalone")
+    else:
+        if not args.rdzv_endpoint:
+            raise UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT, the same on all nodes")
+        cmd += [f"--nnodes={nnodes}", f"--node-rank={args.node_rank or 0}",
+                "--rdzv-backend=c10d", f"--rdzv-endpoint={args.rdzv_endpoint}"]  # fmt: skip
+    return [*cmd, "-m", "trainer.distributed", recipe]
+
+
+def execute_distributed(args: argparse.Namespace) -> int:
+    """``trainer run RECIPE --nproc-per-node N``: the recipe on torchrun, one run folder."""
+    from trainer import recipes
+    from trainer.cli.execute import plan_gpus
+    from trainer.resources.store import GpuRequest
+
+    recipe = recipes.get(args.target)
+    overrides = list(args.overrides)
+    for flag in ("max_steps", "seed", "device"):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{flag}={value!r}" if isinstance(value, str) else f"{flag}={value}")
+    file = Path(args.config) if args.config else None
+    config = cfg.resolve(recipe.spec(), file=file, env=args.env, overrides=overrides)
+    cmd = torchrun_command(args, recipe.name)
+    resources = resources_from_args(args)
+    if resources.gpus is None and str(config.get("device", "auto")) != "cpu":
+        from dataclasses import replace
+
+        from trainer.resources.acquire import read_inventory
+
+        if read_inventory().devices:  # one GPU per local rank
+            resources = replace(resources, gpus=GpuRequest(count=args.nproc_per_node))
+    request = plan_gpus(resources, config)
+    max_steps = config.get("max_steps")
+    run = create_run(
+        entry=shlex.join(cmd), kind="distributed", config=config,
+        name=args.name or default_run_name(recipe.name), runs_root=paths.runs_dir(args.runs_dir),
+        max_steps=int(max_steps) if isinstance(max_steps, int) else None,
+    )  # fmt: skip
+    resources.save(run.paths.root)
+    return drive_command(run, cmd, Captures(), quiet=args.quiet, resources=resources,
+                         request=request)  # fmt: skip
+
+
 def resume_command(run_paths: paths.RunPaths, args: argparse.Namespace, entry: str,
                    config: dict[str, Any]) -> int:  # fmt: skip
     """``trainer resume`` of a command run: the same command again, as a new attempt."""
@@ -183,6 +240,9 @@ class CommandDriver:
         self.started = time.time()
         self.auto_step = run.start_step
         self.paused = False
+        self.ranks: dict[int, dict[str, Any]] = {}
+        self.elastic_restart = 0
+        self._ranks_saved = 0.0
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -232,6 +292,9 @@ class CommandDriver:
             for pump in pumps:
                 pump.join(30)
         self._collect()
+        if self.ranks:
+            self._ranks_saved = 0.0
+            self._rank(self.ranks[min(self.ranks)])  # the final ranks.json
         return int(proc.returncode)
 
     # ------------------------------------------------------------------ sources
@@ -275,10 +338,42 @@ class CommandDriver:
             if metrics:
                 run.log(metrics, step=int(step) if step is not None else run.step + 1)
         elif kind == "event":
-            run.event(str(record.get("event") or "event"), str(record.get("message") or ""),
-                      **(record.get("data") or {}))  # fmt: skip
+            self._event(str(record.get("event") or "event"), str(record.get("message") or ""),
+                        record.get("data"))  # fmt: skip
         elif kind == "config" and isinstance(record.get("config"), dict):
-            run.event("config", "the command's config", **record["config"])
+            self._event("config", "the command's config", record["config"])
+        elif kind == "rank":
+            self._rank(record)
+
+    def _event(self, kind: str, message: str, data: Any) -> None:
+        """Journal an event with the data as given (keys named like arguments included)."""
+        self.run_._writer.event(kind, message, step=self.run_.step,
+                                data=data if isinstance(data, dict) and data else None)  # fmt: skip
+
+    def _rank(self, record: dict[str, Any]) -> None:
+        """A rank's heartbeat (torchrun): kept in ranks.json; restarts journaled."""
+        run = self.run_
+        restart = int(record.get("restart") or 0)
+        if restart > self.elastic_restart:
+            self.elastic_restart = restart
+            self.ranks.clear()
+            self._event("elastic_restart", f"torchrun restarted the workers (restart {restart})",
+                        {"restart": restart})  # fmt: skip
+        rank = int(record.get("rank") or 0)
+        if rank not in self.ranks:
+            self._event("rank", f"rank {rank} of {record.get('world')} on {record.get('host')} "
+                        f"(node {record.get('node')}, {record.get('device')}, pid "
+                        f"{record.get('pid')})", record)  # fmt: skip
+        self.ranks[rank] = record
+        now = time.monotonic()
+        if now - self._ranks_saved >= 1.0:
+            self._ranks_saved = now
+            from trainer.paths import write_private_text
+
+            write_private_text(run.paths.root / "ranks.json",
+                               json.dumps({"restart": self.elastic_restart,
+                                           "ranks": [self.ranks[r] for r in sorted(self.ranks)]},
+                                          indent=1))  # fmt: skip
 
     def _tensorboard(self, log_dir: Path) -> None:
         for path in event_files(log_dir) if log_dir.is_dir() else []:

@@ -32,6 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from trainer.cli.command_run import execute_command
 
         return execute_command(args)
+    if args.nproc_per_node is not None:
+        from trainer.cli.command_run import execute_distributed
+
+        return execute_distributed(args)
     if args.capture:
         raise UsageError(
             "--capture is for commands: `trainer run [options] -- python train.py ARGS`"

@@ -134,7 +134,7 @@ def execute_resume(run_paths: paths.RunPaths, args: argparse.Namespace) -> int:
         config["max_steps"] = args.max_steps
     elif info.max_steps is not None and "max_steps" in config:
         config["max_steps"] = info.max_steps  # the budget as extended while it ran
-    if info.kind == "command":
+    if info.kind in ("command", "distributed"):
         from trainer.cli.command_run import resume_command
 
         return resume_command(run_paths, args, info.entry, config)

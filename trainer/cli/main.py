@@ -52,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("script_args", nargs="*", metavar="-- ARGS",
                    help="arguments for a script; or `trainer run [options] -- CMD ARGS` to "
                    "run any command as a run")  # fmt: skip
+    g = p.add_argument_group("several processes (torchrun)")
+    g.add_argument("--nproc-per-node", type=int, metavar="N",
+                   help="train the recipe with DistributedDataParallel on N processes per "
+                   "node, through torchrun")  # fmt: skip
+    g.add_argument("--nnodes", type=int, metavar="M", help="the number of nodes (default 1)")
+    g.add_argument("--node-rank", type=int, metavar="R", help="this node's rank (0..M-1)")
+    g.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="the rendezvous of all nodes")
+    g.add_argument(
+        "--elastic-restarts",
+        type=int,
+        default=3,
+        metavar="K",
+        help="times torchrun restarts the workers after a failure (default 3)",
+    )
     p.add_argument("--capture", action="append", default=[],
                    metavar="wandb|tensorboard[=DIR]|print:kv|print:dict|print:REGEX",
                    help="with -- CMD: where the command's metrics come from besides "

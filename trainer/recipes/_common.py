@@ -138,6 +138,54 @@ def rss_mb() -> float:
     return float(psutil.Process().memory_info().rss) / 2**20
 
 
+# -------------------------------------------------------------------- several processes
+def world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torchrun with a process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped in DistributedDataParallel under torchrun; itself otherwise."""
+    if world()[1] == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (checkpoints hold its state)."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def shard(batch: torch.Tensor) -> torch.Tensor:
+    """This rank's share of a global batch (rows rank, rank + n, ...); all of it alone.
+
+    Every rank draws the same global batch from ``(seed, step)``, so the shards partition it
+    and the averaged gradients equal one process's on the whole batch.
+    """
+    rank, n = world()
+    return batch if n == 1 else batch[rank::n]
+
+
+def mean_across_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Each value averaged over the ranks (the same on every rank)."""
+    if world()[1] == 1 or not values:
+        return values
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    tensor /= world()[1]
+    return dict(zip(keys, tensor.tolist(), strict=True))
+
+
 # -------------------------------------------------------------------- a small transformer
 class Block(nn.Module):
     """Pre-norm transformer block: self-attention (optionally causal) and a GELU MLP."""
@@ -251,7 +299,7 @@ def train_loop(
     start = 0
     state = run.restore()
     if state is not None:
-        model.load_state_dict(state["model"])
+        unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         window.load_state_dict(state["window"], device)
@@ -263,7 +311,7 @@ def train_loop(
         return {
             "recipe": recipe,
             "step": step,
-            "model": model.state_dict(),
+            "model": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "window": window.state_dict(),
@@ -312,7 +360,8 @@ def train_loop(
             eval_seconds += this_eval
             metrics["perf/eval_s"] = this_eval
         if step % log_every == 0 or last:
-            metrics.update({f"train/{k}": v for k, v in window.means().items()})
+            means = mean_across_ranks(window.means(), device)
+            metrics.update({f"train/{k}": v for k, v in means.items()})
             metrics["train/lr"] = float(lr)
             elapsed = time.perf_counter() - t_window - eval_seconds
             step_time = elapsed / max(1, window_steps)

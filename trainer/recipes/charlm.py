@@ -22,9 +22,11 @@ from trainer.errors import ConfigError
 from trainer.perf import PhaseTimer
 from trainer.recipes._common import (
     Block,
+    data_parallel,
     make_scheduler,
     pick_device,
     set_threads,
+    shard,
     step_generator,
     train_loop,
 )
@@ -119,10 +121,11 @@ def train(run: Run) -> None:
     val_windows = val_text[eval_starts[:, None] + span].long()
 
     torch.manual_seed(seed)
-    model = CharLM(
+    model: nn.Module = CharLM(
         block, int(cfg["d_model"]), int(cfg["n_layers"]), int(cfg["n_heads"]),
         float(cfg["dropout"]),
     ).to(device)  # fmt: skip
+    model = data_parallel(model, device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
         betas=(0.9, 0.99),
@@ -136,8 +139,10 @@ def train(run: Run) -> None:
 
     def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with timer.phase("data"):
-            starts = torch.randint(
-                len(train_text) - block - 1, (batch_size,), generator=step_generator(seed, step)
+            starts = shard(
+                torch.randint(
+                    len(train_text) - block - 1, (batch_size,), generator=step_generator(seed, step)
+                )
             )
             windows = train_text[starts[:, None] + span].long().to(device)
         return lm_loss(windows), {}

@@ -24,9 +24,11 @@ from trainer.recipes._common import (
     Block,
     classification_eval,
     data_generator,
+    data_parallel,
     make_scheduler,
     pick_device,
     set_threads,
+    shard,
     step_generator,
     train_loop,
 )
@@ -94,9 +96,10 @@ def train(run: Run) -> None:
         batch_size = n_train
 
     torch.manual_seed(seed)
-    model = AdditionModel(
+    model: nn.Module = AdditionModel(
         p, int(cfg["d_model"]), int(cfg["n_layers"]), int(cfg["n_heads"]), int(cfg["d_mlp"])
     ).to(device)
+    model = data_parallel(model, device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]),
         betas=(0.9, 0.98),
@@ -106,10 +109,10 @@ def train(run: Run) -> None:
     def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with timer.phase("data"):
             if full_batch:
-                x, y = x_train, y_train
+                x, y = shard(x_train), shard(y_train)
             else:
                 idx = torch.randperm(n_train, generator=step_generator(seed, step))[:batch_size]
-                idx = idx.to(device)
+                idx = shard(idx).to(device)
                 x, y = x_train[idx], y_train[idx]
         logits = model(x)
         loss = F.cross_entropy(logits, y)

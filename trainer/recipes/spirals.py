@@ -18,9 +18,11 @@ from trainer.perf import PhaseTimer
 from trainer.recipes._common import (
     classification_eval,
     data_generator,
+    data_parallel,
     make_scheduler,
     pick_device,
     set_threads,
+    shard,
     step_generator,
     train_loop,
 )
@@ -69,7 +71,7 @@ def train(run: Run) -> None:
     x_val, y_val = points[:n_val].to(device), labels[:n_val].to(device)
 
     torch.manual_seed(seed)
-    model = build_model(int(cfg["hidden"]), int(cfg["depth"])).to(device)
+    model = data_parallel(build_model(int(cfg["hidden"]), int(cfg["depth"])).to(device), device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"])
     )
@@ -78,7 +80,7 @@ def train(run: Run) -> None:
     def loss_fn(step: int, timer: PhaseTimer) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with timer.phase("data"):
             idx = torch.randint(len(x_train), (batch_size,), generator=step_generator(seed, step))
-            idx = idx.to(device)
+            idx = shard(idx).to(device)
             inputs, target = x_train[idx], y_train[idx]
         logits = model(inputs)
         loss = F.cross_entropy(logits, target)
