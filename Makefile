@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml packaging/constraints.txt | cksum | cut -d' ' -f1)
+BUNDLE_STAMP := $(VENV)/.bundle-$(shell cat pyproject.toml packaging/constraints.txt | cksum | cut -d' ' -f1)
 export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv run test lint bench bundle bundle-test clean
 
 venv: $(STAMP)
 
@@ -34,6 +35,24 @@ test: lint
 
 bench: venv
 	$(BIN)/python -m bench
+
+## The PyInstaller one-folder bundle: dist/traindesk/traindesk is the desktop app, and
+## `dist/traindesk/traindesk trainer ...` the headless trainer (packaging/traindesk.spec).
+bundle: $(BUNDLE_STAMP)
+	$(BIN)/python -m PyInstaller --noconfirm --log-level WARN \
+		--distpath dist --workpath build packaging/traindesk.spec
+	du -sh dist/traindesk
+
+# PyInstaller (the `bundle` extra), on top of what `make venv` installs.
+$(BUNDLE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c packaging/constraints.txt -e '.[test,bundle]'
+	rm -f $(VENV)/.bundle-*
+	touch $(BUNDLE_STAMP)
+
+## Build the bundle, then run its smoke tests (tests/test_bundle.py) against it.
+bundle-test: bundle
+	TRAINDESK_BUNDLE=$(CURDIR)/dist/traindesk/traindesk QT_QPA_PLATFORM=offscreen \
+		$(BIN)/python -m pytest -q -m bundle tests/test_bundle.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -66,4 +66,12 @@ def run_tmpdir(run_id: str) -> Iterator[Path]:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved_env
-        shutil.rmtree(path, ignore_errors=True)
+        if any(path.glob("pymp-*")):
+            # multiprocessing removes its own folder in here at exit: remove ours after it.
+            import multiprocessing.util
+
+            multiprocessing.util.Finalize(
+                None, shutil.rmtree, args=(str(path), True), exitpriority=-101
+            )
+        else:
+            shutil.rmtree(path, ignore_errors=True)
