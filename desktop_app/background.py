@@ -3,6 +3,10 @@
 Every job has a tag; a tag with a job in flight is not submitted again, so a slow disk makes
 the app poll less often instead of queueing work. The single worker also serialises all access
 to the journal readers, which are not thread-safe.
+
+The app has a second one, ``traindesk-tasks`` with two workers, for slow jobs that hold no
+reader: the lease store and the GPU inventory (NVML can take seconds to start), the app's own
+figures, the diagnostics. A slow job there never delays a chart.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ class BackgroundIO(QObject):
     # Emitted from the worker thread; the queued connection delivers it on the GUI thread.
     _finished = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, *, name: str = "traindesk-io", workers: int = 1
+    ) -> None:
         super().__init__(parent)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="traindesk-io")
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._in_flight: set[str] = set()
         self._closed = False
         self._finished.connect(self._deliver)
@@ -61,9 +68,10 @@ class BackgroundIO(QObject):
         else:
             on_result(future.result())
 
-    def close(self) -> None:
-        """Cancel queued jobs, wait for the running one; later results are dropped."""
+    def close(self, wait: bool = True) -> None:
+        """Cancel queued jobs and wait for the running ones (unless ``wait`` is False: they
+        then finish on their own); later results are dropped."""
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -28,8 +28,9 @@ import qasync
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+from desktop_app.app_log import AppLog
 from desktop_app.error_hooks import ErrorHooks
-from desktop_app.main_window import MainWindow
+from desktop_app.main_window import DOCKS, MainWindow
 from desktop_app.probe import Probe
 from desktop_app.quit_signals import QuitSignals
 from desktop_app.runs_ctl.spec import LaunchSpec
@@ -87,6 +88,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--simulate-gpus", metavar="SPEC",
         help="show simulated GPUs, e.g. 2x80GiB (for demos and tests; marked 'simulated')",
     )  # fmt: skip
+    parser.add_argument(
+        "--show-dock", metavar="NAME", action="append", default=[], choices=DOCKS,
+        help=f"show and raise a dock ({', '.join(DOCKS)}); repeatable",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -95,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The console stays at INFO; the app's log file may record more (its level setting).
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and handler.level == logging.NOTSET:
+            handler.setLevel(logging.INFO)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("TrainDesk")
     if args.simulate_gpus:
@@ -112,12 +121,19 @@ async def run_app(args: argparse.Namespace) -> int:
     hooks = ErrorHooks()
     hooks.install(loop)
     settings, warnings = load_settings()
+    app_log = AppLog()
+    log_warning = app_log.install(settings.log_level)
+    if log_warning:
+        warnings = [*warnings, log_warning]
     app = QApplication.instance()
     if isinstance(app, QApplication):
         apply_theme(app, settings)  # before any plot exists: plots take the theme's colours
     window = MainWindow(choose_runs_dir(args.runs_dir, settings), settings=settings)
     probe = Probe.from_env(window.charts)  # None unless $TRAINDESK_PROBE_FILE (bench/)
     hooks.show = window.show_error
+    window.settingsChanged.connect(lambda new: app_log.set_level(new.log_level))
+    for name in args.show_dock:
+        window.show_dock(name)
     for warning in warnings:
         window.show_error(warning)
     closed: asyncio.Future[None] = loop.create_future()
@@ -178,6 +194,7 @@ async def run_app(args: argparse.Namespace) -> int:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         hooks.uninstall()
+        app_log.close()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1
 

@@ -1,9 +1,12 @@
-"""The main window: the runs table above the selected runs' charts, the system panel beside.
+"""The main window: the runs table above the selected runs' charts; the System and Health
+docks beside, the Queue dock below them; File, Run, View and Help menus.
 
 A thin widget.
 
 The window reads the runs directory on a worker thread once a second (:class:`BackgroundIO`);
-the Qt-free :class:`RunsModel` decides whether anything changed.
+the Qt-free :class:`RunsModel` decides whether anything changed. A second worker
+(``traindesk-tasks``) does the slow jobs that hold no journal reader: the lease store (the
+queue, the GPU picker's holders), the GPU inventory, the app's process figures, diagnostics.
 """
 
 from __future__ import annotations
@@ -40,10 +43,15 @@ from PySide6.QtWidgets import (
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
+from desktop_app.health.model import folders_to_watch
+from desktop_app.health.panel import HealthPanel
+from desktop_app.help_menu import HelpActions
+from desktop_app.queue.view import QueueView
 from desktop_app.runs_ctl.actions import RunController
 from desktop_app.runs_ctl.close_prompt import CloseChoice, close_with_children
 from desktop_app.runs_ctl.console import LogConsole
 from desktop_app.runs_ctl.controls import Action
+from desktop_app.runs_ctl.gpu_model import read_gpu_inventory
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel
@@ -62,6 +70,8 @@ _REFRESH_TAG = "runs-refresh"
 STOP_TIMEOUT_S = 30.0
 _SUPERVISION_KEYS = frozenset({"max_restarts", "restart_delay_s", "heartbeat_timeout_s",
                                "hang_grace_s"})  # fmt: skip
+#: The docks, by the name ``traindesk --show-dock`` takes.
+DOCKS = ("system", "health", "queue")
 
 
 _HEALTH_TEXT = {
@@ -100,6 +110,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._runs_dir_error = f"cannot create the runs folder {runs_dir}: {exc.strerror}"
         self.io = BackgroundIO(self)
+        self.tasks = BackgroundIO(self, name="traindesk-tasks", workers=2)
         self.runs = RunsModel(runs_dir)
 
         self.table_model = RunsTableModel(self.runs, self)
@@ -134,7 +145,7 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
         self.controller = RunController(
             self.supervisor, self, selected=self.selected_run, io=self.io,
-            selected_many=self.selected_runs,
+            selected_many=self.selected_runs, read_gpus=read_gpu_inventory, tasks=self.tasks,
         )  # fmt: skip
         self.console = LogConsole(is_piped=self.supervisor.is_running)
         self.supervisor.output.connect(self.console.append)
@@ -188,7 +199,40 @@ class MainWindow(QMainWindow):
         system_dock.setObjectName("system-dock")
         system_dock.setWidget(self.system)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, system_dock)
-        self.resizeDocks([system_dock], [380], Qt.Orientation.Horizontal)
+
+        self.health = HealthPanel(
+            self.io,
+            self.tasks,
+            restarts=self._restart_count,
+            drawn=lambda: self.charts.drawn_walls,
+            redraw_times=lambda: self.charts.redraw_ms,
+        )
+        self.health.set_heartbeat_timeout(self.settings.heartbeat_timeout_s)
+        health_dock = QDockWidget("Health", self)
+        health_dock.setObjectName("health-dock")
+        health_dock.setWidget(self.health)
+
+        self.queue = QueueView(self.tasks)
+        self.queue.message.connect(self.statusBar().showMessage)
+        self.queue.error.connect(self.show_error)
+        self.queue.runActivated.connect(lambda folder: self.open_folder(Path(folder)))
+        queue_dock = QDockWidget("Queue", self)
+        queue_dock.setObjectName("queue-dock")
+        queue_dock.setWidget(self.queue)
+        # The queue below System and Health (split first: a tabbed dock cannot be split).
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, queue_dock)
+        self.splitDockWidget(system_dock, queue_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(system_dock, health_dock)
+        system_dock.raise_()
+        queue_dock.hide()  # Run → Queue shows it
+        queue_dock.visibilityChanged.connect(self._on_queue_shown)
+        self._queue_sized = False
+        self.docks = {"system": system_dock, "health": health_dock, "queue": queue_dock}
+        self.resizeDocks([system_dock], [460], Qt.Orientation.Horizontal)
+
+        self.help = HelpActions(self, runs_dir, self.tasks)
+        self.help.message.connect(self.statusBar().showMessage)
+        self.help.error.connect(self.show_error)
         self._settings_dialog: SettingsDialog | None = None
 
         self.setAcceptDrops(True)
@@ -226,6 +270,17 @@ class MainWindow(QMainWindow):
             run_menu.addAction(qaction)
             if action != Action.OPEN_FOLDER:
                 toolbar.addAction(qaction)
+        run_menu.addSeparator()
+        self.queue_action = self.docks["queue"].toggleViewAction()
+        self.queue_action.setText("&Queue")
+        self.queue_action.setToolTip("Runs waiting for GPUs: reorder or cancel them")
+        run_menu.addAction(self.queue_action)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        for qaction in self.help.actions:
+            help_menu.addAction(qaction)
 
     def _fill_png_menu(self) -> None:
         self.png_menu.clear()
@@ -282,6 +337,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The new runs folder is used from the next start.")
         if _SUPERVISION_KEYS & set(changed):
             self.supervisor.set_policies(settings.restart_policy(), settings.health_policy())
+            self.health.set_heartbeat_timeout(settings.heartbeat_timeout_s)
         self.settingsChanged.emit(settings)
 
     def _ask_open_folder(self) -> None:
@@ -335,6 +391,22 @@ class MainWindow(QMainWindow):
                 runs.append(run)
         return runs
 
+    def _on_queue_shown(self, visible: bool) -> None:
+        if not visible:
+            return
+        self.queue.refresh()
+        if not self._queue_sized:  # the first time: a strip below System and Health
+            self._queue_sized = True
+            docks = [self.docks["system"], self.docks["queue"]]
+            self.resizeDocks(docks, [3 * self.height() // 4, self.height() // 4],
+                             Qt.Orientation.Vertical)  # fmt: skip
+
+    def show_dock(self, name: str) -> None:
+        """Show and raise a dock: "system", "health" or "queue"."""
+        dock = self.docks[name]
+        dock.show()
+        dock.raise_()
+
     def show_error(self, message: str) -> None:
         """Show an error in the status bar (full text as its tooltip)."""
         first_line = message.strip().splitlines()[-1] if message.strip() else "error"
@@ -348,9 +420,12 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self._refresh_timer.stop()
         self.supervisor.cancel_restarts("restart cancelled: the app is closing")
+        self.queue.shutdown()
         self.io.close()
+        self.tasks.close()  # waits for a running job (the diagnostics take seconds)
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.charts.shutdown()
+        self.health.shutdown()
         self.table_model.detach()
         self.closed.emit()
 
@@ -412,8 +487,15 @@ class MainWindow(QMainWindow):
         return folder
 
     # ------------------------------------------------------------------ supervision
+    def _restart_count(self, folder: str) -> int | None:
+        """Restarts the supervisor made of a run it supervises now (None: not supervised)."""
+        supervision = self.supervisor.supervision(folder)
+        return None if supervision is None else supervision.tracker.total
+
     def _on_health(self, folder: str, health: str, message: str) -> None:
         name = Path(folder).name
+        fields = {"message": message}
+        log.info("run %s is %s", name, health, extra={"run": name, "fields": fields})
         if health in ("unresponsive", "stalled"):
             text = message or _HEALTH_TEXT[health].format(name=name)
             self.table_model.set_note(folder, RowNote(status=health, message=text))
@@ -424,6 +506,9 @@ class MainWindow(QMainWindow):
             self.show_error(f"run {name} {message}")
 
     def _on_restarting(self, folder: str, delay: float, message: str) -> None:
+        name = Path(folder).name
+        fields = {"delay_s": delay, "message": message}
+        log.info("restart scheduled", extra={"run": name, "fields": fields})
         due = None if delay < 0 else time.monotonic() + delay
         note = RowNote(restart_at=due, waiting_for_space=delay < 0, message=message)
         self.table_model.set_note(folder, note)
@@ -431,6 +516,9 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def _on_ended(self, folder: str, state: str, message: str) -> None:
+        name = Path(folder).name
+        fields = {"state": state, "message": message}
+        log.info("supervision ended", extra={"run": name, "fields": fields})
         self.table_model.set_note(folder, None)
         if state in ("failed", "crashed"):
             self.show_error(message)
@@ -446,7 +534,13 @@ class MainWindow(QMainWindow):
         # A change of rows resets the table model, which restores the selection.
         self.runs.set_runs(runs)
         self.system.set_runs(runs)
+        self._watch_health()
         self.controller.update()
+
+    def _watch_health(self) -> None:
+        """The health panel follows the live runs, the selected ones and recent ones."""
+        runs = ((r.path, r.name, r.status, r.updated) for r in self.runs.runs)
+        self.health.set_runs(folders_to_watch(runs, self._selected_paths))
 
     def _on_refresh_error(self, exc: BaseException) -> None:
         log.warning("cannot list the runs: %s", exc)
@@ -486,8 +580,10 @@ class MainWindow(QMainWindow):
         self.charts.set_runs([(Path(r.path), r.name) for r in runs])
         self.console.show_run(run.path)
         self.controller.update()
+        self._watch_health()
 
     def _on_launched(self, folder: str) -> None:
+        log.info("run launched", extra={"run": Path(folder).name, "fields": {"folder": folder}})
         self._selected = folder
         self._selected_paths = [folder]
         self.console.show_run(folder)

@@ -27,15 +27,18 @@ from desktop_app.runs_model import (
 from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
-COLUMNS = ("Name", "Status", "Step", "Elapsed", "ETA", LOSS_KEY, "Attempt", "Entry")
+COLUMNS = ("Name", "Status", "Step", "Elapsed", "ETA", LOSS_KEY, "Attempt", "Entry", "Reason")
 STATUS_COLUMN = 1
+REASON_COLUMN = COLUMNS.index("Reason")
+#: The Reason cell shows this many characters; its tooltip the whole reason.
+REASON_CHARS = 80
 #: The role a QSortFilterProxyModel sorts by: numbers where the column holds numbers.
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 _NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
 
 #: A symbol per status, so status does not rest on colour alone.
 STATUS_ICONS: dict[str, str] = {
-    "queued": "⧖", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
+    "queued": "◌", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
     "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "⏹", "failed": "✖",
     "crashed": "✖", "unreadable": "⚠",
 }  # fmt: skip
@@ -68,6 +71,7 @@ STATUS_TIPS: dict[str, str] = {
     "stalled": "The process is alive and beating, but no new step for much longer than its "
     "usual pace (a stuck data loader, a deadlock in user code?). It is not killed for it.",
     "crashed": "The process died without finishing (killed, or the machine went down).",
+    "queued": "Waiting for GPUs in the machine's queue (Run → Queue to reorder or cancel).",
 }
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -169,8 +173,11 @@ class RunsTableModel(QAbstractTableModel):
                 return QColor(STATUS_BACKGROUNDS[status])
             if role == Qt.ItemDataRole.ToolTipRole:
                 note = self._notes.get(run.path)
-                tips = [STATUS_TIPS.get(status, ""), note.message if note else ""]
+                tips = [STATUS_TIPS.get(status, ""), note.message if note else "",
+                        reason_text(run)]  # fmt: skip
                 return "\n\n".join(t for t in tips if t) or run.error or run.path
+        if column == REASON_COLUMN and role == Qt.ItemDataRole.ToolTipRole:
+            return reason_text(run) or None
         if role == Qt.ItemDataRole.DisplayRole:
             return _cell_text(run, column)
         if role == SORT_ROLE:
@@ -203,6 +210,15 @@ def _shown_status(run: RunSummary, note: RowNote | None) -> str:
     return run.status
 
 
+def reason_text(run: RunSummary) -> str:
+    """Why the run is as it is: a queued run's wait, an ended run's exit reason; "" when the
+    journal says no more than the status itself."""
+    reason = (run.exit_reason or "").strip()
+    if not reason or reason == run.status:
+        return ""
+    return reason
+
+
 def _cell_text(run: RunSummary, column: int) -> str:
     name = COLUMNS[column]
     if run.status == "unreadable" and column > STATUS_COLUMN:
@@ -221,6 +237,9 @@ def _cell_text(run: RunSummary, column: int) -> str:
         return str(run.attempt) if run.attempt else ""
     if name == "Entry":
         return run.entry.rsplit("/", 1)[-1]
+    if name == "Reason":
+        reason = " ".join(reason_text(run).split())
+        return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
     return loss_text(run)
 
 

@@ -58,3 +58,44 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def visible_points(folder: Path) -> dict[str, dict[int, float]]:
+    """Every visible point committed now, by key ({} while the journal cannot be read)."""
+    from trainer.errors import JournalError
+    from trainer.journal import JournalReader
+
+    try:
+        with JournalReader(folder) as reader:
+            out = {}
+            for key in reader.keys():  # noqa: SIM118 (a method, not a dict)
+                s = reader.series(key)
+                out[key] = dict(zip(s.steps.tolist(), s.values.tolist(), strict=True))
+            return out
+    except JournalError:
+        return {}
+
+
+def integrity(folder: Path) -> str:
+    """SQLite's integrity_check of the run's journal ("ok" when sound)."""
+    import sqlite3
+
+    conn = sqlite3.connect(folder / "journal.sqlite")
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def assert_same_points(
+    final: dict[str, dict[int, float]], expected: dict[str, dict[int, float]]
+) -> None:
+    """The same steps for every expected key, and the same values to 1e-6."""
+    import numpy as np
+
+    for key, points in expected.items():
+        assert sorted(final[key]) == sorted(points), key
+        np.testing.assert_allclose(
+            [final[key][s] for s in sorted(points)], [points[s] for s in sorted(points)],
+            atol=1e-6, rtol=0,
+        )  # fmt: skip

@@ -19,12 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 import pytest
 
 from tests.hammer import Hammer
-from tests.helpers import TINY, cli, spawn, wait_until
+from tests.helpers import (
+    TINY,
+    assert_same_points,
+    cli,
+    integrity,
+    spawn,
+    visible_points,
+    wait_until,
+)
 from trainer.errors import JournalError
 from trainer.journal import JournalReader
 
@@ -50,29 +57,12 @@ def raw_rows(folder: Path) -> set[tuple[int, int, int, float]]:
         conn.close()
 
 
-def visible(folder: Path) -> dict[str, dict[int, float]]:
-    with JournalReader(folder) as reader:
-        out = {}
-        for key in reader.keys():  # noqa: SIM118 (a method, not a dict)
-            s = reader.series(key)
-            out[key] = dict(zip(s.steps.tolist(), s.values.tolist(), strict=True))
-        return out
-
-
 def newest_step(folder: Path) -> int:
     try:
         with JournalReader(folder) as reader:
             return reader.run_info().step
     except JournalError:
         return 0
-
-
-def integrity(folder: Path) -> str:
-    conn = sqlite3.connect(folder / "journal.sqlite")
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def events(folder: Path) -> list[tuple[float, int, str, str, dict[str, Any] | None]]:
@@ -107,13 +97,7 @@ def gone(proc: psutil.Process) -> bool:
 
 
 def compare_with_reference(final: dict[str, dict[int, float]], reference: Path) -> None:
-    expected = visible(reference)
-    for key, points in expected.items():
-        assert sorted(final[key]) == sorted(points), key
-        np.testing.assert_allclose(
-            [final[key][s] for s in sorted(points)], [points[s] for s in sorted(points)],
-            atol=1e-6, rtol=0,
-        )  # fmt: skip
+    assert_same_points(final, visible_points(reference))
 
 
 def supervised_kills(runs_dir: Path, kills: int, seed: int, steps: int) -> None:
@@ -150,7 +134,7 @@ def supervised_kills(runs_dir: Path, kills: int, seed: int, steps: int) -> None:
     assert integrity(victim) == "ok"
     lost = committed - raw_rows(victim)
     assert not lost, f"committed points lost: {sorted(lost)[:10]}"
-    compare_with_reference(visible(victim), runs_dir / "reference")
+    compare_with_reference(visible_points(victim), runs_dir / "reference")
     restarts = err.count("restarting from its last checkpoint")
     assert restarts >= len(kill_walls) - 1, err  # a kill just as it finished needs none
     assert "gave up" not in err

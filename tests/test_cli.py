@@ -275,3 +275,19 @@ def test_a_run_made_by_python_script_resumes_from_any_folder(
     assert done.returncode == 0, done.stderr
     resumed = cli("resume", "mine", "--max-steps", "5", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_the_structured_log_level_is_set_by_the_environment(runs_dir: Path) -> None:
+    import json as _json
+
+    from tests.helpers import TINY
+
+    for name, env in (("loud", {}), ("quiet", {"TRAINDESK_LOG_LEVEL": "warning"})):
+        done = cli("run", str(TINY), "--name", name, "--quiet", "--set", "max_steps=3", **env)
+        assert done.returncode == 0, done.stderr
+    levels = {
+        name: {_json.loads(line)["level"]
+               for line in (runs_dir / name / "logs" / "trainer.jsonl").read_text().splitlines()}
+        for name in ("loud", "quiet")
+    }  # fmt: skip
+    assert "info" in levels["loud"] and "info" not in levels["quiet"]

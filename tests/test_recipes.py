@@ -137,7 +137,7 @@ def test_spirals_learns(tmp_path: Path) -> None:
     cfg = quick_config("spirals")
     run = train_new("spirals", cfg, tmp_path, max_steps=int(cfg["max_steps"]))
     series = read_series(run.paths.root)
-    assert set(series) == METRICS["spirals"]
+    assert set(series) - {"perf/checkpoint_s"} == METRICS["spirals"]
     loss = series["train/loss"][1]
     assert loss[-1] < 0.5 * loss[0]
     steps, acc = series["val/acc"]
@@ -151,14 +151,20 @@ def test_loss_falls(name: str, tmp_path: Path) -> None:
     cfg = quick_config(name)
     run = train_new(name, cfg, tmp_path, max_steps=int(cfg["max_steps"]))
     series = read_series(run.paths.root)
-    assert set(series) == METRICS[name]
+    assert set(series) - {"perf/checkpoint_s"} == METRICS[name]
     loss = series["train/loss"][1]
     assert loss[-1] < loss[0] - 0.3, loss
     assert np.all(series["perf/step_time"][1] > 0)
-    # The phases account for the step: their sum is the step time, give or take the clock.
+    # The phases account for the step: their sum is most of the step time (checkpoints, which
+    # some windows hold, are a phase of their own; the rest is the loop's own bookkeeping).
     phases = sum(series[f"perf/{p}_s"][1] for p in ("data", "forward", "backward", "optimizer",
                                                     "logging"))  # fmt: skip
-    np.testing.assert_allclose(phases, series["perf/step_time"][1], rtol=0.35)
+    if "perf/checkpoint_s" in series:
+        checkpoint_steps = dict(zip(*series["perf/checkpoint_s"], strict=True))
+        phases = phases + np.array([checkpoint_steps.get(s, 0.0)
+                                    for s in series["perf/step_time"][0]])  # fmt: skip
+    share = phases / series["perf/step_time"][1]
+    assert 0.8 <= np.median(share) <= 1.05 and share.max() <= 1.1, share
     assert np.all(series["perf/backward_s"][1] > 0) and np.all(series["perf/data_s"][1] > 0)
     lr = series["train/lr"][1]
     assert np.all(lr > 0) and lr.max() <= cfg["lr"] * (1 + 1e-9)
@@ -185,7 +191,8 @@ def test_resume_repeats_an_uninterrupted_run(
     assert final_status(b.paths.root) == "finished"
 
     series_a, series_b = read_series(a.paths.root), read_series(b.paths.root)
-    assert set(series_a) == set(series_b) == METRICS[name]
+    optional = {"perf/checkpoint_s"}
+    assert set(series_a) - optional == set(series_b) - optional == METRICS[name]
     compared = 0
     for key in sorted(series_a):
         if key.startswith("perf/"):

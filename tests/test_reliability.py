@@ -7,46 +7,34 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.helpers import ROOT, TINY, cli, spawn, trainer_env, wait_until
-from trainer.errors import JournalError
-from trainer.journal import JournalReader
+from tests.helpers import (
+    ROOT,
+    TINY,
+    assert_same_points,
+    cli,
+    integrity,
+    spawn,
+    trainer_env,
+    visible_points,
+    wait_until,
+)
 from trainer.runs import summarize
 
 STEPS = 120
 
 
-def committed(folder: Path) -> dict[str, dict[int, float]]:
-    """Every visible point now committed, by key."""
-    try:
-        with JournalReader(folder) as reader:
-            out = {}
-            for key in reader.keys():  # noqa: SIM118 (a method, not a dict)
-                s = reader.series(key)
-                out[key] = dict(zip(s.steps.tolist(), s.values.tolist(), strict=True))
-            return out
-    except JournalError:
-        return {}
+committed = visible_points
 
 
 def newest_step(folder: Path) -> int:
     points = committed(folder).get("train/loss", {})
     return max(points, default=0)
-
-
-def integrity(folder: Path) -> str:
-    conn = sqlite3.connect(folder / "journal.sqlite")
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:
@@ -107,12 +95,7 @@ def kill_and_resume(runs_dir: Path, kills: int, seed: int) -> None:
     final = committed(victim)
     expected = committed(runs_dir / "reference")
     assert summarize(victim).status == "finished"
-    for key, points in expected.items():
-        assert sorted(final[key]) == sorted(points), key
-        np.testing.assert_allclose(
-            [final[key][s] for s in sorted(points)], [points[s] for s in sorted(points)],
-            atol=1e-6, rtol=0,
-        )  # fmt: skip
+    assert_same_points(final, expected)
 
 
 def test_kill_9_at_random_moments_then_resume_exactly(runs_dir: Path) -> None:

@@ -225,13 +225,24 @@ def test_a_run_waits_queued_for_its_gpus_then_starts_in_order(runs_dir: Path) ->
         assert store.leases() == [] and store.queue() == []
 
 
+ONE_GPU = {"TRAINDESK_SIMULATED_GPUS": "1x24GiB"}
+
+
+def holder_and_waiter(
+    runs_dir: Path, holder: str, waiter: str
+) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """A run holding the one simulated GPU, and a second one queued behind it."""
+    held = spawn("run", str(TINY), "--name", holder, "--quiet", "--gpus", "1",
+                 "--set", "max_steps=100000", "--set", "step_sleep=0.01", **ONE_GPU)  # fmt: skip
+    wait_until(lambda: _status(runs_dir / holder) == "running", 120, f"{holder} running")
+    queued = spawn("run", str(TINY), "--name", waiter, "--quiet", "--gpus", "1", **ONE_GPU)
+    wait_until(lambda: _status(runs_dir / waiter) == "queued", 120, f"{waiter} queued")
+    return held, queued
+
+
 def test_a_queued_run_cancelled_from_the_queue_stops(runs_dir: Path) -> None:
-    env = {"TRAINDESK_SIMULATED_GPUS": "1x24GiB"}
-    holder = spawn("run", str(TINY), "--name", "holder", "--quiet", "--gpus", "1",
-                   "--set", "max_steps=100000", "--set", "step_sleep=0.01", **env)  # fmt: skip
-    wait_until(lambda: _status(runs_dir / "holder") == "running", 120, "holder running")
-    waiter = spawn("run", str(TINY), "--name", "waiter", "--quiet", "--gpus", "1", **env)
-    wait_until(lambda: _status(runs_dir / "waiter") == "queued", 120, "waiter queued")
+    env = ONE_GPU
+    holder, waiter = holder_and_waiter(runs_dir, "holder", "waiter")
     entry = json.loads(cli("queue", "--json", **env).stdout)[0]
     done = cli("queue", "cancel", str(entry["id"]), **env)
     assert done.returncode == 0 and "waiter leaves the queue" in done.stdout
@@ -329,12 +340,8 @@ def test_each_run_has_its_own_tmpdir_removed_at_the_end(runs_dir: Path, tmp_path
 
 
 def test_a_queued_trainer_killed_shows_crashed_and_its_entry_goes(runs_dir: Path) -> None:
-    env = {"TRAINDESK_SIMULATED_GPUS": "1x24GiB"}
-    holder = spawn("run", str(TINY), "--name", "h", "--quiet", "--gpus", "1",
-                   "--set", "max_steps=100000", "--set", "step_sleep=0.01", **env)  # fmt: skip
-    wait_until(lambda: _status(runs_dir / "h") == "running", 120, "holder running")
-    waiter = spawn("run", str(TINY), "--name", "w", "--quiet", "--gpus", "1", **env)
-    wait_until(lambda: _status(runs_dir / "w") == "queued", 120, "w queued")
+    env = ONE_GPU
+    holder, waiter = holder_and_waiter(runs_dir, "h", "w")
     os.killpg(waiter.pid, signal.SIGKILL)
     waiter.communicate(timeout=30)
     assert _status(runs_dir / "w") == "crashed"

@@ -246,3 +246,20 @@ def test_a_full_disk_pauses_until_space_returns(tmp_path: Path) -> None:
     assert [e[0] for e in _events(folder)][-2:] == ["starting", "exit"] or "starting" in [
         e[0] for e in _events(folder)
     ]
+
+
+def test_single_key_runs_have_a_pace_and_a_nan_is_a_gap_with_a_warning(tmp_path: Path) -> None:
+    writer = JournalWriter.create(tmp_path / "journal.sqlite", run_id="r", name="r", entry="e",
+                                  kind="api", config={})  # fmt: skip
+    t0 = time.time()
+    for step in range(1, 11):
+        value = float("nan") if step in (6, 7) else 1.0 / step
+        writer.log_scalars({"loss": value}, step, wall=t0 + 0.5 * step)
+    writer.close()
+    with JournalReader(tmp_path) as reader:
+        info = reader.run_info()
+        series = reader.series("loss")
+        warnings = [e for e in reader.events() if e.kind == "warning"]
+    assert info.median_step_s == pytest.approx(0.5, abs=0.01)
+    assert series.steps.tolist() == [1, 2, 3, 4, 5, 8, 9, 10]
+    assert [w.message for w in warnings] == ["loss is NaN from step 6"]

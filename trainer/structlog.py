@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -33,15 +34,28 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: The structured log's level: DEBUG, INFO (default), WARNING or ERROR.
+ENV_LOG_LEVEL = "TRAINDESK_LOG_LEVEL"
+
+
+def log_level(default: int = logging.INFO) -> int:
+    """``$TRAINDESK_LOG_LEVEL`` as a logging level (an unknown name gives ``default``)."""
+    name = os.environ.get(ENV_LOG_LEVEL, "").strip().upper()
+    level = logging.getLevelName(name) if name else default
+    return level if isinstance(level, int) else default
+
+
 def attach_run_log(path: Path, run_id: str, attempt: int) -> logging.Handler:
-    """Send the ``trainer`` loggers' records to ``path`` as JSON lines (rotated at 10 MB)."""
+    """Send the ``trainer`` loggers' records to ``path`` as JSON lines (rotated at 10 MB), at
+    ``$TRAINDESK_LOG_LEVEL`` (default INFO)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=3, encoding="utf-8")
     handler.setFormatter(JsonLineFormatter(run_id, attempt))
-    handler.setLevel(logging.INFO)
+    level = log_level()
+    handler.setLevel(level)
     logger = logging.getLogger("trainer")
     logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
     path.chmod(0o600)
     return handler

@@ -344,6 +344,14 @@ class ChartsModel:
         ]
         return max(newest, default=None)
 
+    def newest_wall_of(self, folder: Path) -> float | None:
+        """The wall time (unix s) of the newest point of ``folder``'s curves, or None."""
+        run = self.runs.get(Path(folder))
+        if run is None:
+            return None
+        walls = [w for c in run.curves.values() if (w := c.buffer.newest_wall) is not None]
+        return max(walls, default=None)
+
     def set_smoothing(self, kind: str, value: float) -> bool:
         """Change the smoothing of every curve; True if it changed."""
         smoothing = check_smoothing(kind, value)

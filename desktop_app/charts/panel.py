@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import math
+import time
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
@@ -25,6 +27,8 @@ from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from trainer.journal.reader import TailBatch
 
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
+#: How many recent redraw times the panel keeps (for the health panel).
+REDRAW_TIMES = 100
 MAX_COLUMNS = 3
 
 
@@ -46,6 +50,10 @@ class ChartsPanel(QWidget):
         self.groups: dict[str, ChartGroup] = {}
         #: ``setData`` calls made by the display timer so far (for tests and benchmarks).
         self.draw_calls = 0
+        #: How long recent redraws that drew something took, in ms (newest last).
+        self.redraw_ms: deque[float] = deque(maxlen=REDRAW_TIMES)
+        #: Per run folder (``str``), the wall time of the newest point drawn so far.
+        self.drawn_walls: dict[str, float] = {}
         self._runs: list[tuple[Path, str]] = []
         self._colors: dict[Path, QColor] = {}
         self._x_mode = "step"
@@ -145,6 +153,7 @@ class ChartsPanel(QWidget):
         self._feeds.set_folders(self.model.runs)
         for folder in removed:
             self._colors.pop(folder, None)
+            self.drawn_walls.pop(str(folder), None)
         for folder in added:
             used = {c.name() for c in self._colors.values()}
             free = [c for c in PALETTE if c not in used] or list(PALETTE)
@@ -257,6 +266,7 @@ class ChartsPanel(QWidget):
         is hidden or its window minimised). Returns the number of ``setData`` calls."""
         if self._shut_down or not self.isVisible() or self.window().isMinimized():
             return 0
+        started = time.perf_counter()
         if self._structure_dirty:
             self._update_structure()
         if self._follow:
@@ -270,6 +280,11 @@ class ChartsPanel(QWidget):
             self._draw_crosshair(ctx)
         self.draw_calls += calls
         if calls:
+            self.redraw_ms.append((time.perf_counter() - started) * 1000.0)
+            for folder, _name in self._runs:
+                wall = self.model.newest_wall_of(folder)
+                if wall is not None:
+                    self.drawn_walls[str(folder)] = wall
             self.drawn.emit()
             if not self.has_drawn:
                 self.has_drawn = True

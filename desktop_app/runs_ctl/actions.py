@@ -26,7 +26,7 @@ from desktop_app.runs_ctl.controls import (
     send_control,
 )
 from desktop_app.runs_ctl.export_dialog import ExportDialog
-from desktop_app.runs_ctl.new_run_dialog import GpuLister, NewRunDialog
+from desktop_app.runs_ctl.new_run_dialog import GpuLister, GpuReader, NewRunDialog
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from trainer.errors import TrainDeskError
@@ -78,12 +78,15 @@ class RunController(QObject):
         selected: Callable[[], RunSummary | None],
         io: BackgroundIO | None = None,
         gpus: GpuLister | None = None,
+        read_gpus: GpuReader | None = None,
+        tasks: BackgroundIO | None = None,
         open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl,
         selected_many: Callable[[], list[RunSummary]] | None = None,
     ) -> None:
         """``io`` runs exports off the GUI thread (synchronous without it); ``open_url``
         opens the run folder (replaceable in tests); ``selected_many`` gives every selected
-        run, for exporting several at once."""
+        run, for exporting several at once; ``read_gpus`` reads the GPUs and their leases for
+        the new-run dialog's picker, on the ``tasks`` worker."""
         super().__init__(parent)
         self.supervisor = supervisor
         self._parent = parent
@@ -91,6 +94,8 @@ class RunController(QObject):
         self._selected_many = selected_many
         self._io = io
         self._gpus = gpus
+        self._read_gpus = read_gpus
+        self._tasks = tasks
         self._open_url = open_url
         self.dialog: QDialog | None = None  # the question or dialog open now, if any
         self.actions = create_actions(parent)
@@ -131,7 +136,10 @@ class RunController(QObject):
     # ------------------------------------------------------------------ actions
     def new_run(self, runs_dir: Path | None = None) -> NewRunDialog:
         """Open the new-run dialog; its spec is launched through the supervisor."""
-        dialog = NewRunDialog(runs_dir or self.supervisor.runs_dir, self._parent, gpus=self._gpus)
+        dialog = NewRunDialog(
+            runs_dir or self.supervisor.runs_dir, self._parent, gpus=self._gpus,
+            io=self._tasks, read_gpus=self._read_gpus,
+        )  # fmt: skip
         dialog.accepted_spec.connect(self._launch)
         dialog.finished.connect(dialog.deleteLater)
         self._show(dialog)

@@ -1,8 +1,11 @@
-"""The new-run dialog: a recipe or a script, its config, a device and a name -> a LaunchSpec.
+"""The new-run dialog: a recipe or a script, its config, a device, GPUs and limits, and a name
+-> a LaunchSpec.
 
 Never ``exec()`` it (a nested event loop breaks qasync's tasks): call :meth:`NewRunDialog.open`
 and listen to :attr:`NewRunDialog.accepted_spec`, or ``await ask_new_run(dialog)``.
-Recipes are read through ``recipe.spec()`` only (TOML, no torch).
+Recipes are read through ``recipe.spec()`` only (TOML, no torch). The GPUs and their leases
+are read by ``read_gpus`` on the ``io`` worker, never on the GUI thread; without an ``io`` the
+picker offers auto and none only.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import shiboken6
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -23,6 +27,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -33,7 +38,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.background import BackgroundIO
 from desktop_app.runs_ctl.config_form import ERROR_STYLE, ConfigForm, ScriptOverrides
+from desktop_app.runs_ctl.gpu_model import GpuInventory
+from desktop_app.runs_ctl.gpu_picker import GpuPicker
 from desktop_app.runs_ctl.spec import LaunchSpec
 from trainer.config import ConfigSpec
 from trainer.errors import TrainDeskError
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: Lists the GPUs to offer as ``cuda:N`` (their names); may raise, then none are offered.
 GpuLister = Callable[[], Sequence[str]]
+#: Reads the GPUs and their leases (blocking; run on the ``io`` worker).
+GpuReader = Callable[[], GpuInventory]
 
 
 class RecipeLike(Protocol):
@@ -70,10 +80,12 @@ class NewRunDialog(QDialog):
         *,
         recipes: Mapping[str, RecipeLike] | None = None,
         gpus: GpuLister | None = None,
+        io: BackgroundIO | None = None,
+        read_gpus: GpuReader | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("New run")
-        self.resize(620, 640)
+        self.resize(980, 680)
         self.runs_dir = Path(runs_dir)
         self.recipes: Mapping[str, RecipeLike] = dict(RECIPES) if recipes is None else recipes
         self._forms: dict[str, ConfigForm] = {}
@@ -114,6 +126,10 @@ class NewRunDialog(QDialog):
         config_box = QGroupBox("Config")
         QVBoxLayout(config_box).addWidget(self.config_stack)
 
+        # -- GPUs and limits
+        self.resources = GpuPicker()
+        self.gpus_error = _error_label()
+
         # -- where and as what
         self.device_combo = QComboBox()
         self._fill_devices(gpus)
@@ -133,9 +149,16 @@ class NewRunDialog(QDialog):
         self.buttons.accepted.connect(self._on_launch)
         self.buttons.rejected.connect(self.reject)
 
+        middle = QHBoxLayout()
+        middle.addWidget(config_box, 3)
+        side = QVBoxLayout()
+        side.addWidget(self.resources)
+        side.addWidget(self.gpus_error)
+        side.addStretch(1)
+        middle.addLayout(side, 2)
         layout = QVBoxLayout(self)
         layout.addWidget(target_box)
-        layout.addWidget(config_box, 1)
+        layout.addLayout(middle, 1)
         layout.addWidget(run_box)
         layout.addWidget(self.buttons)
 
@@ -146,12 +169,43 @@ class NewRunDialog(QDialog):
         self.script_overrides.changed.connect(self.revalidate)
         self.name_edit.textChanged.connect(lambda _t: self.revalidate())
         self.device_combo.currentIndexChanged.connect(lambda _i: self.revalidate())
+        self.resources.changed.connect(self.revalidate)
         if self.recipes:
             self.recipe_radio.setChecked(True)
         else:
             self.script_radio.setChecked(True)
             self.recipe_radio.setEnabled(False)
         self._on_kind()
+        if io is not None and read_gpus is not None:
+            self.read_gpus(io, read_gpus)
+        else:
+            self.resources.status_label.setText("GPUs not listed here: choose auto or none")
+
+    def read_gpus(self, io: BackgroundIO, read: GpuReader) -> bool:
+        """Read the GPUs and their holders on ``io``'s worker; the picker shows them when the
+        answer comes (False: a read is in flight already)."""
+
+        def done(inventory: GpuInventory) -> None:
+            if shiboken6.isValid(self):  # the dialog may be gone by then
+                self.set_inventory(inventory)
+
+        def failed(exc: BaseException) -> None:
+            log.warning("cannot read the GPUs: %s", exc)
+            if shiboken6.isValid(self):
+                self.resources.set_read_error(str(exc) or type(exc).__name__)
+
+        return io.submit(f"gpu-inventory-{id(self)}", read, done, failed)
+
+    def set_inventory(self, inventory: GpuInventory) -> None:
+        """Show ``inventory`` in the picker, and offer its GPUs as devices."""
+        self.resources.set_inventory(inventory)
+        if inventory.rows and self.device_combo.findData("cuda") < 0:
+            self.device_combo.blockSignals(True)
+            self.device_combo.addItem("cuda (the first GPU it gets)", "cuda")
+            for row in inventory.rows:
+                self.device_combo.addItem(f"cuda:{row.index} — {row.name}", f"cuda:{row.index}")
+            self.device_combo.blockSignals(False)
+        self.revalidate()
 
     # ------------------------------------------------------------------ public
     @property
@@ -182,6 +236,9 @@ class NewRunDialog(QDialog):
         editor = self.script_overrides if self.is_script else self.form()
         if editor is not None:
             errors.update(editor.errors())
+        errors.update(self.resources.errors())
+        if self.gpus_error.text():
+            errors["device"] = self.gpus_error.text()
         return errors
 
     def launch_spec(self) -> LaunchSpec | None:
@@ -200,7 +257,8 @@ class NewRunDialog(QDialog):
         default_device = form.spec.defaults.get("device", "auto") if form else "auto"
         if not self.device_combo.isEnabled() or device == default_device:
             device = None
-        return LaunchSpec(target, overrides, name=name, device=device, runs_dir=self.runs_dir)
+        return LaunchSpec(target, overrides, name=name, device=device, runs_dir=self.runs_dir,
+                          **self.resources.choice().spec_fields())  # fmt: skip
 
     def revalidate(self) -> None:
         """Check the target and the name (the config editors check themselves)."""
@@ -208,6 +266,8 @@ class NewRunDialog(QDialog):
         self.target_error.setVisible(bool(self.target_error.text()))
         self.name_error.setText(self._name_problem())
         self._run_form.setRowVisible(self.name_error, bool(self.name_error.text()))
+        self.gpus_error.setText(self._device_problem())
+        self.gpus_error.setVisible(bool(self.gpus_error.text()))
         self.launch_button.setEnabled(not self.errors())
 
     # ------------------------------------------------------------------ internals
@@ -280,6 +340,16 @@ class NewRunDialog(QDialog):
             return f"{text} does not exist"
         if path.suffix != ".py":
             return f"{path.name} is not a Python script (.py)"
+        return ""
+
+    def _device_problem(self) -> str:
+        device = str(self.device_combo.currentData() or "")
+        if (
+            self.device_combo.isEnabled()
+            and device.startswith("cuda")
+            and self.resources.choice().mode == "none"
+        ):
+            return f"device {device} needs a GPU: choose GPUs auto or any, or the device cpu"
         return ""
 
     def _name_problem(self) -> str:

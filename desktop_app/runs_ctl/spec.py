@@ -11,10 +11,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trainer.paths import runs_dir as default_runs_dir
+from trainer.resources.sizes import UNITS
 from trainer.runs import default_run_name
 from trainer.supervision.process import trainer_command
 
-__all__ = ["LaunchSpec", "resume_args", "run_args", "run_argv", "trainer_command"]
+__all__ = ["LaunchSpec", "resume_args", "run_args", "run_argv", "size_arg", "trainer_command"]
 
 
 def is_script_target(target: str) -> bool:
@@ -28,6 +29,10 @@ class LaunchSpec:
 
     ``overrides`` are ``key=value`` strings as ``--set`` takes them (values read as TOML).
     ``name`` and ``runs_dir`` may be left out: :meth:`resolved` fills them in.
+
+    The resource fields are ``trainer run``'s options of the same names; None (or False) leaves
+    an option out, so the trainer's default applies. ``gpus`` is ``"none"``, ``"any"``, a
+    count (``"2"``) or ``"device=0,2"`` (None: auto). Sizes are bytes.
     """
 
     target: str
@@ -36,6 +41,14 @@ class LaunchSpec:
     device: str | None = None
     runs_dir: Path | None = None
     max_steps: int | None = None
+    gpus: str | None = None
+    gpu_mem: int | None = None
+    share_gpu: bool = False
+    gpu_policy: str | None = None
+    priority: int | None = None
+    max_rss: int | None = None
+    cpu_threads: int | None = None
+    disk_floor: int | None = None
 
     @property
     def is_script(self) -> bool:
@@ -75,10 +88,42 @@ def run_args(spec: LaunchSpec) -> list[str]:
         args.append(f"--device={spec.device}")
     if spec.max_steps is not None:
         args.append(f"--max-steps={spec.max_steps}")
+    args += resource_args(spec)
     if spec.runs_dir is not None:
         args.append(f"--runs-dir={spec.runs_dir}")
     args.append("--quiet")
     return args
+
+
+def resource_args(spec: LaunchSpec) -> list[str]:
+    """The ``--gpus``, ``--gpu-mem``, ... options of ``spec`` (only those it sets)."""
+    args = []
+    if spec.gpus is not None:
+        args.append(f"--gpus={spec.gpus}")
+    if spec.gpu_mem is not None:
+        args.append(f"--gpu-mem={size_arg(spec.gpu_mem)}")
+    if spec.share_gpu:
+        args.append("--share-gpu")
+    if spec.gpu_policy is not None:
+        args.append(f"--gpu-policy={spec.gpu_policy}")
+    if spec.priority is not None:
+        args.append(f"--priority={spec.priority}")
+    if spec.max_rss is not None:
+        args.append(f"--max-rss={size_arg(spec.max_rss)}")
+    if spec.cpu_threads is not None:
+        args.append(f"--cpu-threads={spec.cpu_threads}")
+    if spec.disk_floor is not None:
+        args.append(f"--disk-floor={size_arg(spec.disk_floor)}")
+    return args
+
+
+def size_arg(n: int) -> str:
+    """Bytes as the trainer reads them back exactly: ``20GiB``, ``512MiB``, else ``123B``."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = UNITS[unit.lower()]
+        if n and n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n}B"
 
 
 def resume_args(run_folder: Path, max_steps: int | None = None) -> list[str]:

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -37,6 +36,7 @@ from trainer.errors import TrainDeskError
 from trainer.paths import ENV_HOME, JOURNAL_NAME, RunPaths, validate_run_name
 from trainer.supervision.core import Decision, Supervision
 from trainer.supervision.policy import HealthPolicy, RestartPolicy
+from trainer.supervision.process import remove_half_made
 
 __all__ = ["LaunchSpec", "Supervisor"]
 
@@ -280,7 +280,8 @@ class Supervisor(QObject):
         proc.finished.connect(lambda code, status: self._on_finished(child, code, status))
         proc.errorOccurred.connect(lambda error: self._on_error(child, error))
         self._children[folder] = child
-        log.info("starting run %s: %s %s", name, proc.program(), " ".join(proc.arguments()))
+        command = " ".join([proc.program(), *proc.arguments()])
+        log.info("starting run %s: %s", name, command, extra={"run": name})
         proc.start()
         self._sync_poll_timer()
         return folder if folder in self._children else None
@@ -353,12 +354,14 @@ class Supervisor(QObject):
         await self._wait_all(children, timeout)
         left = [c for c in children if c.folder in self._children]
         for child in left:
-            log.warning("run %s did not stop within %.0f s: terminating it", child.name, timeout)
+            log.warning("run %s did not stop within %.0f s: terminating it", child.name, timeout,
+                        extra={"run": child.name})  # fmt: skip
             self._signal(child, signal.SIGTERM)
         await self._wait_all(left, term_grace)
         left = [c for c in left if c.folder in self._children]
         for child in left:
-            log.warning("run %s ignored SIGTERM: killing its process group", child.name)
+            log.warning("run %s ignored SIGTERM: killing its process group", child.name,
+                        extra={"run": child.name})  # fmt: skip
             self._signal(child, signal.SIGKILL)
         await self._wait_all(left, term_grace)
 
@@ -388,7 +391,8 @@ class Supervisor(QObject):
             await asyncio.gather(*(self.wait_finished(c.folder, timeout) for c in children))
 
     def _detach(self, child: _Child) -> None:
-        log.info("leaving run %s running (pid %s)", child.name, child.pid)
+        log.info("leaving run %s running (pid %s)", child.name, child.pid,
+                 extra={"run": child.name})  # fmt: skip
         self._children.pop(child.folder, None)
         self._forget(child.tracked)
         self._sync_poll_timer()
@@ -464,7 +468,8 @@ class Supervisor(QObject):
         self._children.pop(child.folder, None)
         self._sync_poll_timer()
         child.process.deleteLater()
-        log.info("run %s ended: exit code %d%s", child.name, exit_code, " (crashed)" * crashed)
+        log.info("run %s ended: exit code %d%s", child.name, exit_code, " (crashed)" * crashed,
+                 extra={"run": child.name})  # fmt: skip
         # First the journal's final word (status, exit reason), then the signals.
         decision = self._exited(child, exit_code)
         self.finished.emit(child.folder, exit_code, crashed)
@@ -482,7 +487,7 @@ class Supervisor(QObject):
         self._forget(child.tracked)
         self._sync_poll_timer()
         child.process.deleteLater()
-        log.warning("run %s failed to start: %s", child.name, message)
+        log.warning("run %s failed to start: %s", child.name, message, extra={"run": child.name})
         self.failed_to_start.emit(child.name, message)
         for future in child.waiters:
             if not future.done():
@@ -505,7 +510,8 @@ class Supervisor(QObject):
                 verdict = tracked.supervision.poll()
             except Exception:  # a journal we cannot judge: say so once, keep the child
                 child.poll_failed = True
-                log.exception("cannot watch the health of run %s", child.name)
+                log.exception("cannot watch the health of run %s", child.name,
+                              extra={"run": child.name})  # fmt: skip
                 continue
             changed = verdict.health != tracked.health
             tracked.health = verdict.health
@@ -522,7 +528,8 @@ class Supervisor(QObject):
         try:
             return child.tracked.supervision.exited(exit_code)
         except Exception:
-            log.exception("run %s: cannot decide after its exit", child.name)
+            log.exception("run %s: cannot decide after its exit", child.name,
+                          extra={"run": child.name})  # fmt: skip
             self._forget(child.tracked)
             state = "stopped" if child.stop_requested else "crashed"
             self.ended.emit(child.folder, state, f"run {child.name} ended (exit code {exit_code})")
@@ -563,9 +570,9 @@ class Supervisor(QObject):
         if (folder / JOURNAL_NAME).is_file():
             args = resume_args(folder)
         else:  # the first attempt died before its journal existed: start it afresh
-            _remove_half_made(folder)
+            remove_half_made(folder)
             args = tracked.first_args
-        log.info("restarting run %s", tracked.name)
+        log.info("restarting run %s", tracked.name, extra={"run": tracked.name})
         self._spawn(tracked, args, folder.parent)
 
     def _end_pending(self, tracked: _Tracked, reason: str) -> None:
@@ -588,12 +595,3 @@ class Supervisor(QObject):
             tracked.timer.deleteLater()
             tracked.timer = None
         tracked.due = None
-
-
-def _remove_half_made(folder: Path) -> None:
-    """Remove a run folder its first attempt left before writing a journal (no data in it)."""
-    if not folder.is_dir() or (folder / JOURNAL_NAME).exists():
-        return
-    if any((folder / "checkpoints").glob("*")):
-        return
-    shutil.rmtree(folder, ignore_errors=True)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from desktop_app.settings.model import (
     HANG_GRACE_S_RANGE,
     HEARTBEAT_TIMEOUT_S_RANGE,
+    LOG_LEVELS,
     MAX_RESTARTS_RANGE,
     MOVING_WINDOW_RANGE,
     REFRESH_MS_RANGE,
@@ -56,6 +57,7 @@ _FIELD_LABELS = {
     "heartbeat_timeout_s": "Heartbeat timeout",
     "hang_grace_s": "Hang grace",
     "on_quit": "On quit with live runs",
+    "log_level": "App log level",
 }
 _THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 _QUIT_LABELS = {"ask": "Ask", "stop": "Stop them", "leave": "Leave them running"}
@@ -103,6 +105,7 @@ class SettingsDialog(QDialog):
         self.heartbeat_timeout_s.setValue(settings.heartbeat_timeout_s)
         self.hang_grace_s.setValue(settings.hang_grace_s)
         self.on_quit.setCurrentIndex(self.on_quit.findData(settings.on_quit))
+        self.log_level.setCurrentIndex(self.log_level.findData(settings.log_level))
         self.validate()
 
     def values(self) -> dict[str, Any]:
@@ -120,6 +123,7 @@ class SettingsDialog(QDialog):
             "heartbeat_timeout_s": self.heartbeat_timeout_s.value(),
             "hang_grace_s": self.hang_grace_s.value(),
             "on_quit": self.on_quit.currentData(),
+            "log_level": self.log_level.currentData(),
         }
 
     def validate(self) -> AppSettings | None:
@@ -196,6 +200,14 @@ class SettingsDialog(QDialog):
             "logout cannot ask: Ask then stops them (each saves a checkpoint)."
         )
 
+        self.log_level = QComboBox()
+        for level in LOG_LEVELS:
+            self.log_level.addItem(level, level)
+        self.log_level.setToolTip(
+            "What the app's own log (JSON lines, Help → Open app log folder) records; "
+            "$TRAINDESK_LOG_LEVEL overrides it"
+        )
+
         form = QFormLayout()
         form.addRow(_FIELD_LABELS["runs_dir"], runs_row)
         form.addRow("Refresh every", self.refresh_ms)
@@ -209,6 +221,7 @@ class SettingsDialog(QDialog):
         form.addRow(_FIELD_LABELS["heartbeat_timeout_s"], self.heartbeat_timeout_s)
         form.addRow(_FIELD_LABELS["hang_grace_s"], self.hang_grace_s)
         form.addRow(_FIELD_LABELS["on_quit"], self.on_quit)
+        form.addRow(_FIELD_LABELS["log_level"], self.log_level)
 
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)

@@ -27,9 +27,11 @@ SETTINGS_NAME = "settings.toml"
 SmoothingKind = Literal["ema", "moving", "none"]
 ThemeChoice = Literal["system", "light", "dark"]
 QuitChoice = Literal["ask", "stop", "leave"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 SMOOTHING_KINDS: tuple[str, ...] = get_args(SmoothingKind)
 THEMES: tuple[str, ...] = get_args(ThemeChoice)
 QUIT_CHOICES: tuple[str, ...] = get_args(QuitChoice)
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 REFRESH_MS_RANGE = (200, 60_000)
 MOVING_WINDOW_RANGE = (1, 10_000)
@@ -84,6 +86,9 @@ class AppSettings:
     #: Closing the app with runs it started still live: ask, stop them, or leave them running.
     #: A signal (SIGTERM, SIGINT, SIGHUP) or a logout cannot ask: "ask" then stops them.
     on_quit: QuitChoice = "ask"
+    #: The app's own log (JSON lines in the user log folder): what it records.
+    #: ``$TRAINDESK_LOG_LEVEL`` overrides it.
+    log_level: LogLevel = "info"
 
     def replace(self, **changes: Any) -> AppSettings:
         """A copy with ``changes``, every value checked; SettingsError names the first bad one."""
@@ -160,6 +165,8 @@ def check_value(key: str, value: Any, context: dict[str, Any] | None = None) -> 
         return _in_range(key, _number(key, value), *_SECONDS_RANGES[key], unit=" s")
     if key == "on_quit":
         return _choice(key, value, QUIT_CHOICES)
+    if key == "log_level":
+        return _choice(key, value, LOG_LEVELS)
     raise SettingsError(key, f"unknown setting{_did_you_mean(key)}")
 
 

@@ -24,7 +24,17 @@ from trainer.paths import RunPaths
 
 MakeRun = Callable[..., JournalWriter]
 
-_OUR_THREADS = ("traindesk-io", "journal-writer", "traindesk-system")
+_OUR_THREADS = ("traindesk-io", "traindesk-tasks", "journal-writer", "traindesk-system")
+
+
+@pytest.fixture(autouse=True)
+def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The GPU lease store and the app's log folder (the user state dir) live in tmp_path:
+    a test never reads or writes the user's own."""
+    monkeypatch.setenv("TRAINDESK_LEASES", str(tmp_path / "state" / "leases.sqlite"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("TRAINDESK_LOG_LEVEL", raising=False)
+    return tmp_path / "state"
 
 
 @pytest.fixture

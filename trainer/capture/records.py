@@ -75,12 +75,9 @@ class CaptureTail:
         self.offset = 0
 
     def read_new(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return []
+        from trainer.imports.tfevents import read_from
+
+        data = read_from(self.path, self.offset)
         end = data.rfind(b"\n")
         if end < 0:
             return []

@@ -123,6 +123,16 @@ def parse_event(data: bytes) -> list[ScalarEvent]:
     return out
 
 
+def read_from(path: Path, offset: int) -> bytes:
+    """What a growing file holds past ``offset`` (nothing if it cannot be read now)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read()
+    except OSError:
+        return b""
+
+
 class EventFileReader:
     """Reads one event file from where it left off; safe on a file still being written."""
 
@@ -132,12 +142,7 @@ class EventFileReader:
 
     def read_new(self) -> list[ScalarEvent]:
         """The scalars of every whole record added since the last call."""
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return []
+        data = read_from(self.path, self.offset)
         out: list[ScalarEvent] = []
         pos = 0
         while len(data) - pos >= 12:

@@ -479,6 +479,17 @@ def _step_pace(
         "SELECT step, wall_ms FROM step_wall WHERE attempt = ? ORDER BY step DESC LIMIT ?",
         (attempt, PACE_WINDOW + 1),
     ).fetchall()
+    if len(rows) < 4:
+        # Steps that log one key keep their own wall time (no step_wall row): take the first
+        # key's points, a range of its primary key, as cheap as the query above.
+        rows = (
+            conn.execute(
+                "SELECT step, wall_ms FROM scalar WHERE key_id = (SELECT MIN(id) FROM metric_key) "
+                "AND attempt = ? AND wall_ms IS NOT NULL ORDER BY step DESC LIMIT ?",
+                (attempt, PACE_WINDOW + 1),
+            ).fetchall()
+            or rows
+        )
     if not rows:
         return None, None
     last = created + rows[0][1] / 1000.0

@@ -80,7 +80,7 @@ class JournalWriter:
         self._wake = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
-        self._warned: set[str] = set()
+        self._warned: set[str | tuple[str, str]] = set()
         self._last_step = -(2**62)
         self._last_wall = 0
         self._step_wall_stored = False
@@ -384,9 +384,14 @@ class JournalWriter:
                         if key_id is None:
                             key_id = self._new_key(key)
                         try:
-                            rows.append((key_id, attempt, step, float(value), own))
+                            number = float(value)
                         except (TypeError, ValueError):
                             self._warn_bad_value(key, value)
+                            continue
+                        if number != number:  # NaN: SQLite would store NULL
+                            self._note_nan(conn, key, step)
+                            continue
+                        rows.append((key_id, attempt, step, number, own))
                 elif item[0] == _SYNC:
                     synced.append(item[1])
                 else:
@@ -421,6 +426,20 @@ class JournalWriter:
         if key not in self._warned:
             self._warned.add(key)
             log.warning("metric %r: %r is not a number; such values are skipped", key, value)
+
+    def _note_nan(self, conn: sqlite3.Connection, key: str, step: int) -> None:
+        """A NaN is not stored (a gap in the curve); its first one per key is an event, so a
+        diverging run is seen at once."""
+        if ("nan", key) in self._warned:
+            return
+        self._warned.add(("nan", key))
+        log.warning("metric %r is NaN at step %d: NaN values are not stored", key, step)
+        conn.execute(
+            "INSERT INTO event (wall, attempt, step, kind, message, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), self.attempt, step, "warning", f"{key} is NaN from step {step}",
+             json.dumps({"key": key, "nan": True})),
+        )  # fmt: skip
 
     def _new_key(self, key: str) -> int:
         cur = self._conn.execute("INSERT INTO metric_key (name) VALUES (?)", (str(key),))

@@ -384,7 +384,8 @@ def train_loop(
             run.checkpoint_every is None and checkpoint_every and step % checkpoint_every == 0
         )
         if due:
-            run.checkpoint(snapshot(step), step=step)
+            with timer.phase("checkpoint"):
+                run.checkpoint(snapshot(step), step=step)
             saved = step
         if run.should_stop():
             break

@@ -1,0 +1,376 @@
+"""The Health panel (a dock): each followed run's heartbeat age, step rate, journal lag,
+restarts and last error, with a step-rate sparkline; and the app's own event-loop lag, chart
+redraw time, memory and open journals.
+
+A thin widget over :class:`~desktop_app.health.model.HealthModel`. One slow timer (1 s) asks
+the journal worker for a reading of the followed runs and the tasks worker for the process
+figures; the sparklines are persistent items, ``setData``-ed on that timer when the model
+changed and the panel is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.background import BackgroundIO
+from desktop_app.charts.plot import PALETTE
+from desktop_app.health.model import (
+    AppHealth,
+    HealthModel,
+    HealthReaders,
+    ProcessFigures,
+    RunHealth,
+    RunSample,
+    read_process,
+    summarize_ms,
+)
+from desktop_app.runs_table import STATUS_COLORS, STATUS_ICONS
+from desktop_app.settings.theme import Theme, style_plot
+from trainer.resources.sizes import format_size
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("Run", "Status", "Beat", "Steps/s", "Lag", "Restarts", "Last error")
+#: What each column means (its header's tooltip).
+COLUMN_TIPS = (
+    "",
+    "As derived from the process and its heartbeat, with this app's heartbeat timeout",
+    "Seconds since the run's last heartbeat",
+    "Steps per second over the last 30 s",
+    "Journal lag: how far the newest committed step is ahead of what the charts drew",
+    "Restarts by this app's supervisor, else the run's attempts - 1",
+    "The newest error, failed, crashed or exit event",
+)
+POLL_MS = 1000
+#: The event-loop lag timer's interval.
+LAG_INTERVAL_MS = 100
+#: Lag samples kept (a minute at LAG_INTERVAL_MS).
+LAG_SAMPLES = 600
+#: The app's figures summarise this many recent samples ("max over the last 10 s").
+RECENT_LAG = 100
+_READ_TAG = "health-read"
+_PROCESS_TAG = "health-process"
+
+#: The number of restarts the supervisor made of a run it supervises, or None.
+RestartCount = Callable[[str], int | None]
+#: The newest wall time the charts drew of each run, by folder.
+DrawnWalls = Callable[[], dict[str, float]]
+#: The charts' recent redraw times, in ms.
+RedrawTimes = Callable[[], Sequence[float]]
+
+
+class LoopLagMeter(QObject):
+    """Measures how late a precise timer fires: the event loop's lag, sampled every
+    :data:`LAG_INTERVAL_MS`. A loop never blocked gives 0-1 ms samples; a slot that holds it
+    for 200 ms gives one sample of up to 200 ms."""
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = LAG_INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self.samples: deque[tuple[float, float]] = deque(maxlen=LAG_SAMPLES)  # (wall, ms)
+        self._expected = 0.0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._on_timer)
+        self._arm()
+
+    def recent(self, n: int = RECENT_LAG) -> list[float]:
+        """The newest ``n`` samples, in ms."""
+        return [ms for _wall, ms in list(self.samples)[-n:]]
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _arm(self) -> None:
+        self._expected = time.perf_counter() + self.interval_ms / 1000.0
+        self._timer.start(self.interval_ms)
+
+    def _on_timer(self) -> None:
+        late = max(0.0, (time.perf_counter() - self._expected) * 1000.0)
+        self.samples.append((time.time(), late))
+        self._arm()
+
+
+class HealthPanel(QWidget):
+    """Health of the followed runs (:meth:`set_runs`) and of the app."""
+
+    #: Emitted on the GUI thread after each reading of the runs was applied.
+    refreshed = Signal()
+
+    def __init__(
+        self,
+        io: BackgroundIO,
+        tasks: BackgroundIO,
+        parent: QWidget | None = None,
+        *,
+        restarts: RestartCount | None = None,
+        drawn: DrawnWalls | None = None,
+        redraw_times: RedrawTimes | None = None,
+        model: HealthModel | None = None,
+        interval_ms: int = POLL_MS,
+    ) -> None:
+        """``io`` is the journal worker (the readers live there), ``tasks`` the worker for
+        the process figures; ``restarts``, ``drawn`` and ``redraw_times`` come from the
+        supervisor and the charts panel."""
+        super().__init__(parent)
+        self._io = io
+        self._tasks = tasks
+        self._restarts = restarts or (lambda _folder: None)
+        self._drawn = drawn or dict
+        self._redraw_times = redraw_times or (lambda: ())
+        self.model = model or HealthModel()
+        self.readers = HealthReaders()
+        self.app = AppHealth()
+        self._process = ProcessFigures(None, None)
+        self._shut_down = False
+        self._dirty = True
+        self._curves: dict[str, pg.PlotDataItem] = {}
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        for column, tip in enumerate(COLUMN_TIPS):
+            header_item = self.table.horizontalHeaderItem(column)
+            if header_item is not None and tip:
+                header_item.setToolTip(tip)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.empty = QLabel("No live or recent run to watch.")
+        self.empty.setWordWrap(True)
+        self.rate_plot = _sparkline("steps/s (last 5 min)")
+        self.lag_plot = _sparkline("event-loop lag, ms (last minute)")
+        self._lag_curve = self.lag_plot.plot(pen=pg.mkPen("#6b7280", width=1))
+
+        self.lag_label = QLabel("…")
+        self.redraw_label = QLabel("…")
+        self.memory_label = QLabel("…")
+        self.journals_label = QLabel("…")
+        app_box = QGroupBox("This app")
+        app_form = QFormLayout(app_box)
+        app_form.addRow("Event-loop lag", self.lag_label)
+        app_form.addRow("Chart redraw", self.redraw_label)
+        app_form.addRow("Memory (RSS)", self.memory_label)
+        app_form.addRow("Open journals", self.journals_label)
+        app_form.addRow(self.lag_plot)
+        runs_box = QGroupBox("Runs")
+        runs_layout = QVBoxLayout(runs_box)
+        runs_layout.addWidget(self.empty)
+        runs_layout.addWidget(self.table, 1)
+        runs_layout.addWidget(self.rate_plot)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(runs_box, 3)
+        layout.addWidget(app_box, 2)
+
+        self.meter = LoopLagMeter(self)
+        self.model.add_listener(self._on_model)
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.tick)
+        self._timer.start()
+        self._show_rows()
+
+    # ------------------------------------------------------------------ public
+    def set_runs(self, runs: Iterable[tuple[str, str]]) -> None:
+        """Follow these runs ((folder, name)); the next tick reads them."""
+        self.model.set_runs(runs)
+
+    def set_heartbeat_timeout(self, seconds: float) -> None:
+        """The app's heartbeat timeout (Settings) for "unresponsive"."""
+        self.model.heartbeat_timeout = seconds
+
+    def set_theme(self, theme: Theme) -> None:
+        style_plot(self.rate_plot, theme)
+        style_plot(self.lag_plot, theme)
+
+    def tick(self) -> None:
+        """Read the followed runs (journal worker) and the process figures (tasks worker),
+        and show the app's figures and the sparklines."""
+        if self._shut_down:
+            return
+        folders = self.model.folders
+        if folders:
+            self._io.submit(
+                _READ_TAG,
+                partial(self.readers.read, folders, self.model.derive),
+                self._on_read,
+                self._on_read_error,
+            )
+        if self.isVisible():
+            self._tasks.submit(_PROCESS_TAG, read_process, self._on_process, _ignore)
+        self._update_app()
+        if self._dirty and self.isVisible():
+            self._draw()
+
+    def shutdown(self) -> None:
+        """Stop the timers and close the readers. Call after ``io.close()``; idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self._timer.stop()
+        self.meter.stop()
+        self.model.remove_listener(self._on_model)
+        self.readers.close()
+
+    # ------------------------------------------------------------------ results
+    def _on_read(self, result: tuple[list[RunSample], dict[str, str]]) -> None:
+        if self._shut_down:
+            return
+        samples, errors = result
+        folders = self.model.folders
+        self.model.apply(
+            samples,
+            errors=errors,
+            restarts={f: n for f in folders if (n := self._restarts(f)) is not None},
+            drawn={f: w for f, w in self._drawn().items() if f in folders},
+        )
+        self.refreshed.emit()
+
+    def _on_read_error(self, exc: BaseException) -> None:
+        log.warning("cannot read the runs' health: %s", exc)
+
+    def _on_process(self, figures: ProcessFigures) -> None:
+        self._process = figures
+
+    def _on_model(self) -> None:
+        self._dirty = True
+        self._show_rows()
+
+    # ------------------------------------------------------------------ showing
+    def _update_app(self) -> None:
+        lag, lag_max = summarize_ms(self.meter.recent())
+        redraw, redraw_max = summarize_ms(self._redraw_times())
+        self.app = AppHealth(
+            lag, lag_max, redraw, redraw_max, self._process.rss, self._process.open_journals
+        )
+        self.lag_label.setText(_ms_text(lag, lag_max))
+        self.redraw_label.setText(
+            _ms_text(redraw, redraw_max) if redraw is not None else "nothing drawn yet"
+        )
+        self.memory_label.setText(format_size(self.app.rss) if self.app.rss else "…")
+        journals = self.app.open_journals
+        self.journals_label.setText("…" if journals is None else str(journals))
+
+    def _show_rows(self) -> None:
+        rows = self.model.rows
+        self.empty.setVisible(not rows)
+        self.table.setVisible(bool(rows))
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            cells = (
+                row.name,
+                f"{STATUS_ICONS.get(row.status, '?')} {row.status}",
+                _age_text(row),
+                _rate_text(row.step_rate),
+                _lag_text(row),
+                str(row.restarts),
+                row.last_error,
+            )
+            for c, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if c == 1:
+                    item.setForeground(QColor(STATUS_COLORS.get(row.status, "#374151")))
+                item.setToolTip(_tip(row, c))
+                self.table.setItem(r, c, item)
+
+    def _draw(self) -> None:
+        self._dirty = False
+        now = time.time()
+        rows = {row.folder: row for row in self.model.rows}
+        for folder in [f for f in self._curves if f not in rows]:
+            self.rate_plot.removeItem(self._curves.pop(folder))
+        for n, (folder, row) in enumerate(rows.items()):
+            curve = self._curves.get(folder)
+            if curve is None:
+                color = PALETTE[n % len(PALETTE)]
+                curve = self._curves[folder] = self.rate_plot.plot(pen=pg.mkPen(color, width=1))
+            history = row.rate_history
+            xs = np.fromiter((t - now for t, _ in history), float, len(history))
+            ys = np.fromiter((v for _, v in history), float, len(history))
+            curve.setData(xs, ys)
+        lags = list(self.meter.samples)
+        self._lag_curve.setData(
+            np.fromiter((t - now for t, _ in lags), float, len(lags)),
+            np.fromiter((v for _, v in lags), float, len(lags)),
+        )
+
+    @property
+    def curves(self) -> dict[str, pg.PlotDataItem]:
+        """The persistent step-rate curves, by run folder."""
+        return dict(self._curves)
+
+
+def _sparkline(title: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget()
+    plot.setTitle(title, size="8pt")
+    plot.setFixedHeight(80)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    plot.showGrid(x=False, y=True, alpha=0.2)
+    plot.getAxis("bottom").setStyle(showValues=False)
+    plot.setMenuEnabled(False)
+    return plot
+
+
+def _ignore(_exc: BaseException) -> None:
+    return None
+
+
+def _ms_text(value: float | None, worst: float | None) -> str:
+    if value is None or worst is None:
+        return "…"
+    return f"{value:.1f} ms (worst {worst:.0f} ms lately)"
+
+
+def _age_text(row: RunHealth) -> str:
+    if row.heartbeat_age is None:
+        return "—"
+    return f"{row.heartbeat_age:.1f} s"
+
+
+def _rate_text(rate: float | None) -> str:
+    if rate is None:
+        return "—"
+    return f"{rate:.3g}"
+
+
+def _tip(row: RunHealth, column: int) -> str:
+    name = COLUMNS[column]
+    if name == "Last error" and row.last_error:
+        return row.last_error
+    if name == "Lag" and row.journal_lag is None and row.live:
+        return "not charted: select the run to chart it"
+    return row.folder
+
+
+def _lag_text(row: RunHealth) -> str:
+    if row.journal_lag is None:
+        return "—"
+    return f"{row.journal_lag:.2f} s"
