@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import multiprocessing
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import qasync
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -120,6 +122,10 @@ async def run_app(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     hooks = ErrorHooks()
     hooks.install(loop)
+    # Collect garbage on the GUI thread only, on a timer: a collection that starts on a worker
+    # thread could destroy Qt objects held in reference cycles there, and Qt would then wait
+    # for the GUI thread, which waits for the GIL.
+    collector = GarbageCollector(interval=1.0)
     settings, warnings = load_settings()
     app_log = AppLog()
     log_warning = app_log.install(settings.log_level)
@@ -194,6 +200,8 @@ async def run_app(args: argparse.Namespace) -> int:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         hooks.uninstall()
+        collector.timer.stop()
+        gc.enable()
         app_log.close()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1

@@ -6,6 +6,7 @@ Qt runs offscreen; the variable must be set before anything imports Qt.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -96,6 +97,10 @@ def make_run(runs_dir: Path) -> Iterator[MakeRun]:
 def no_leaks() -> Iterator[None]:
     """Fail a test that leaves child processes or our worker threads behind."""
     yield
+    # Qt objects a test left in reference cycles are collected here, on the GUI thread. Left
+    # to chance, a collection can start on a worker thread of a later test and destroy them
+    # there: Qt then waits for the GUI thread, which waits for the GIL (a hang, or a crash).
+    gc.collect()
     children = psutil.Process().children(recursive=True)
     for child in children:
         child.kill()
