@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -52,6 +53,7 @@ from desktop_app.runs_ctl.close_prompt import CloseChoice, close_with_children
 from desktop_app.runs_ctl.console import LogConsole
 from desktop_app.runs_ctl.controls import Action
 from desktop_app.runs_ctl.gpu_model import read_gpu_inventory
+from desktop_app.runs_ctl.import_dialog import ImportDialog, ImportRequest
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel
@@ -59,6 +61,9 @@ from desktop_app.runs_table import SORT_ROLE, RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
 from desktop_app.settings.model import AppSettings
 from desktop_app.system.panel import SystemPanel
+from trainer.errors import TrainDeskError
+from trainer.imports.to_run import import_run
+from trainer.paths import RunPaths
 from trainer.resources.gpus import GpuBackend
 from trainer.runs import RunSummary
 
@@ -234,6 +239,7 @@ class MainWindow(QMainWindow):
         self.help.message.connect(self.statusBar().showMessage)
         self.help.error.connect(self.show_error)
         self._settings_dialog: SettingsDialog | None = None
+        self.import_dialog: ImportDialog | None = None
 
         self.setAcceptDrops(True)
         self._build_menus()
@@ -252,6 +258,13 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(self._ask_open_folder)
         file_menu.addAction(open_action)
+        self.import_action = QAction("&Import…", self)
+        self.import_action.setShortcut(QKeySequence("Ctrl+I"))
+        self.import_action.setStatusTip(
+            "A CSV, a JSON file or a TensorBoard log folder as a new run"
+        )
+        self.import_action.triggered.connect(self.ask_import)
+        file_menu.addAction(self.import_action)
         self.png_menu = file_menu.addMenu("Export chart as &PNG")
         self.png_menu.aboutToShow.connect(self._fill_png_menu)
         settings_action = QAction("&Settings…", self)
@@ -347,6 +360,42 @@ class MainWindow(QMainWindow):
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
         dialog.fileSelected.connect(lambda path: self.open_folder(Path(path)))
         dialog.open()
+
+    def ask_import(self) -> ImportDialog:
+        """File → Import…: ask what to import (non-modal); :meth:`start_import` does it."""
+        dialog = ImportDialog(self.runs.runs_dir, self)
+        dialog.chosen.connect(self.start_import)
+        dialog.finished.connect(dialog.deleteLater)
+        self.import_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def start_import(self, request: ImportRequest) -> bool:
+        """Import ``request`` as a new finished run on the tasks worker, then select it; an
+        error is shown in one line. False if the same source is being imported already."""
+        job = partial(import_run, request.source, self.runs.runs_dir, fmt=request.fmt,
+                      name=request.name, run=request.run)  # fmt: skip
+
+        def done(result: tuple[RunPaths, int, int]) -> None:
+            paths, points, keys = result
+            log.info("imported", extra={"run": paths.name,
+                                        "fields": {"source": str(request.source)}})  # fmt: skip
+            self.open_folder(paths.root)
+            self.statusBar().showMessage(
+                f"imported {points} points of {keys} keys into run {paths.name}"
+            )
+
+        def failed(exc: BaseException) -> None:
+            if not isinstance(exc, TrainDeskError | OSError):
+                log.error("import of %s failed", request.source, exc_info=exc)
+            self.show_error(f"cannot import {request.source.name}: {exc}")
+
+        submitted = self.tasks.submit(f"import-{request.source}", job, done, failed)
+        if submitted:
+            self.statusBar().showMessage(f"importing {request.source}…")
+        else:
+            self.show_error(f"{request.source} is being imported already")
+        return submitted
 
     def open_folder(self, folder: Path) -> bool:
         """Show (and select) a run folder from anywhere; shows the reason if it is not one."""

@@ -155,3 +155,21 @@ def _command_child(folder: Path) -> psutil.Process:
         if any(str(part).endswith("api_script.py") for part in cmdline) and "-m" not in cmdline:
             return proc
     raise AssertionError(f"no command process for {folder}")
+
+
+def test_a_command_resumes_in_its_own_folder_with_its_arguments(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "p.py").write_text((SCRIPTS / "print_script.py").read_text())
+    done = cli("run", "--name", "rel", "--quiet", "--capture", "print:kv", "--",
+               PY, "p.py", "4", "--", "ignored-by-the-script", cwd=work)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with JournalReader(runs_dir / "rel") as reader:
+        assert reader.run_info().entry.endswith("p.py 4 -- ignored-by-the-script")
+    again = cli("resume", "rel", "--max-steps", "100", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    with JournalReader(runs_dir / "rel") as reader:
+        info = reader.run_info()
+    assert (info.status, info.attempt) == ("finished", 2)

@@ -11,7 +11,10 @@ the app's journal worker by :class:`HealthReaders`), :class:`HealthModel` works 
 * the journal lag: how far the newest committed step is ahead of the newest point the charts
   drew (None when the run is not charted);
 * restarts: the app's supervisor's count when it supervises the run, else ``attempt - 1``;
-* the last error: the newest ``error``, ``failed``, ``crashed`` or ``exit`` event.
+* the last error: the newest ``error``, ``failed``, ``crashed`` or ``exit`` event;
+* for a run on several processes (torchrun), its ranks from ``ranks.json`` (read with the
+  journal, on the same worker): each rank's node, host, device, pid, step and the age of its
+  last beat, and the elastic restart count.
 
 The app's own figures (:class:`AppHealth`) are event-loop lag, chart redraw time, memory and
 open journals. Listeners hear only of changes.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from desktop_app.health.ranks import Ranks, read_ranks
 from trainer.errors import JournalError
 from trainer.journal.reader import EventRow, JournalReader, RunInfo
 from trainer.journal.status import (
@@ -62,6 +66,7 @@ class RunSample:
     status: str
     events: tuple[EventRow, ...]
     wall: float  # unix time of the reading
+    ranks: Ranks | None = None  # None: no ranks.json (a run on one process)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,10 @@ class RunHealth:
     restarts: int
     last_error: str
     rate_history: tuple[tuple[float, float], ...] = ()  # (unix time, steps/s)
+    ranks: Ranks | None = None  # a run on several processes: its ranks, as last read
+    #: Seconds since each rank's last beat, in the order of ``ranks.ranks``; empty once the
+    #: run has ended (its ranks' beats are history then).
+    rank_ages: tuple[float | None, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -96,6 +105,7 @@ class _Track:
     restarts: int | None = None
     drawn_wall: float | None = None
     error: str = ""  # the journal could not be read
+    ranks: Ranks | None = None
 
 
 class HealthModel:
@@ -189,6 +199,7 @@ class HealthModel:
     def _take(self, track: _Track, sample: RunSample) -> None:
         info = sample.info
         track.info, track.status, track.wall, track.error = info, sample.status, sample.wall, ""
+        track.ranks = sample.ranks
         track.name = info.name or track.name
         step = max(info.step, info.heartbeat_step or 0)
         if track.steps and (step < track.steps[-1][1] or info.attempt != track.steps[-1][2]):
@@ -222,6 +233,8 @@ class HealthModel:
         last_error = track.error or track.last_error
         if not last_error and status == "crashed":
             last_error = "crashed: the process is gone (killed, or the machine went down)"
+        ranks = track.ranks
+        ages = tuple(b.age(track.wall) for b in ranks.ranks) if ranks and live else ()
         return RunHealth(
             folder,
             track.name,
@@ -233,6 +246,8 @@ class HealthModel:
             restarts,
             last_error,
             tuple(track.rates),
+            ranks,
+            ages,
         )
 
     def _recompute(self) -> bool:
@@ -307,8 +322,9 @@ class HealthReaders:
                 continue
             if events:
                 self._last_event[folder] = events[-1].id
+            ranks = read_ranks(folder)
             now = time.time()
-            samples.append(RunSample(folder, info, derive(info, now), tuple(events), now))
+            samples.append(RunSample(folder, info, derive(info, now), tuple(events), now, ranks))
         return samples, errors
 
     @property

@@ -1,6 +1,6 @@
 """The Health panel (a dock): each followed run's heartbeat age, step rate, journal lag,
-restarts and last error, with a step-rate sparkline; and the app's own event-loop lag, chart
-redraw time, memory and open journals.
+restarts and last error, with a step-rate sparkline; the ranks of runs on several processes
+(torchrun); and the app's own event-loop lag, chart redraw time, memory and open journals.
 
 A thin widget over :class:`~desktop_app.health.model.HealthModel`. One slow timer (1 s) asks
 the journal worker for a reading of the followed runs and the tasks worker for the process
@@ -44,6 +44,7 @@ from desktop_app.health.model import (
     read_process,
     summarize_ms,
 )
+from desktop_app.health.ranks_view import RanksView
 from desktop_app.runs_table import STATUS_COLORS, STATUS_ICONS
 from desktop_app.settings.theme import Theme, style_plot
 from trainer.resources.sizes import format_size
@@ -184,9 +185,11 @@ class HealthPanel(QWidget):
         runs_layout.addWidget(self.empty)
         runs_layout.addWidget(self.table, 1)
         runs_layout.addWidget(self.rate_plot)
+        self.ranks = RanksView()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(runs_box, 3)
+        layout.addWidget(self.ranks, 2)
         layout.addWidget(app_box, 2)
 
         self.meter = LoopLagMeter(self)
@@ -299,6 +302,7 @@ class HealthPanel(QWidget):
                     item.setForeground(QColor(STATUS_COLORS.get(row.status, "#374151")))
                 item.setToolTip(_tip(row, c))
                 self.table.setItem(r, c, item)
+        self.ranks.show_rows(rows)
 
     def _draw(self) -> None:
         self._dirty = False

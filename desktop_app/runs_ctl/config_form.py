@@ -172,6 +172,10 @@ class ConfigForm(QWidget):
         self.changed.emit()
 
 
+SCRIPT_LABEL = "Config values for the script (passed as --set key=value):"
+COMMAND_LABEL = "Config for a trainer.init() in the command (passed as --set key=value):"
+
+
 class ScriptOverrides(QWidget):
     """A script's config as free-form ``key=value`` lines (``#`` starts a comment)."""
 
@@ -187,7 +191,8 @@ class ScriptOverrides(QWidget):
         self.error.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Config values for the script (passed as --set key=value):"))
+        self.label = QLabel(SCRIPT_LABEL)
+        layout.addWidget(self.label)
         layout.addWidget(self.editor, 1)
         layout.addWidget(self.error)
         self._overrides: list[str] = []

@@ -48,7 +48,9 @@ class ActionInfo:
 
 
 ACTIONS: dict[Action, ActionInfo] = {
-    Action.NEW: ActionInfo("&New run…", "Ctrl+N", "Launch a recipe or a script as a new run"),
+    Action.NEW: ActionInfo(
+        "&New run…", "Ctrl+N", "Launch a recipe, a script or a command as a new run"
+    ),
     Action.STOP: ActionInfo(
         "&Stop", "Ctrl+.", "Stop at the next safe point, with a checkpoint (can be restarted)"
     ),

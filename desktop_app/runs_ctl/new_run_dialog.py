@@ -1,4 +1,5 @@
-"""The new-run dialog: a recipe or a script, its config, a device, GPUs and limits, and a name
+"""The new-run dialog: a recipe (on one process or several), a script or any command (with
+its working directory and capture modes), its config, a device, GPUs and limits, and a name
 -> a LaunchSpec.
 
 Never ``exec()`` it (a nested event loop breaks qasync's tasks): call :meth:`NewRunDialog.open`
@@ -39,7 +40,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.background import BackgroundIO
-from desktop_app.runs_ctl.config_form import ERROR_STYLE, ConfigForm, ScriptOverrides
+from desktop_app.runs_ctl.command import command_problem, cwd_problem, split_command
+from desktop_app.runs_ctl.command_form import CaptureBox, ProcessesBox, error_label
+from desktop_app.runs_ctl.config_form import (
+    COMMAND_LABEL,
+    SCRIPT_LABEL,
+    ConfigForm,
+    ScriptOverrides,
+)
 from desktop_app.runs_ctl.gpu_model import GpuInventory
 from desktop_app.runs_ctl.gpu_picker import GpuPicker
 from desktop_app.runs_ctl.spec import LaunchSpec
@@ -68,7 +76,8 @@ class RecipeLike(Protocol):
 
 
 class NewRunDialog(QDialog):
-    """Pick a recipe or script, edit its config, choose device and name, then Launch."""
+    """Pick a recipe, a script or a command, edit its config, choose device and name, then
+    Launch."""
 
     #: Emitted with the :class:`LaunchSpec` when the user clicks Launch.
     accepted_spec = Signal(object)
@@ -90,13 +99,16 @@ class NewRunDialog(QDialog):
         self.recipes: Mapping[str, RecipeLike] = dict(RECIPES) if recipes is None else recipes
         self._forms: dict[str, ConfigForm] = {}
         self._file_dialog: QFileDialog | None = None
+        self._dir_dialog: QFileDialog | None = None
 
         # -- what to run
         self.recipe_radio = QRadioButton("Built-in recipe")
         self.script_radio = QRadioButton("Script")
+        self.command_radio = QRadioButton("Command")
         group = QButtonGroup(self)
         group.addButton(self.recipe_radio)
         group.addButton(self.script_radio)
+        group.addButton(self.command_radio)
         self.recipe_combo = QComboBox()
         for name in self.recipes:
             self.recipe_combo.addItem(name, name)
@@ -106,7 +118,16 @@ class NewRunDialog(QDialog):
         self.script_edit = QLineEdit()
         self.script_edit.setPlaceholderText("path/to/train.py")
         self.browse_button = QPushButton("Browse…")
-        self.target_error = _error_label()
+        self.target_error = error_label()
+        self.command_edit = QLineEdit()
+        self.command_edit.setPlaceholderText(
+            "python train.py --lr 3e-4   (or ./train.sh, accelerate launch …)"
+        )
+        self.cwd_label = QLabel("Working dir")
+        self.cwd_edit = QLineEdit()
+        self.cwd_edit.setPlaceholderText(f"working directory (default: {Path.cwd()})")
+        self.cwd_button = QPushButton("Folder…")
+        self.command_error = error_label()
         target_box = QGroupBox("Train")
         grid = QGridLayout(target_box)
         grid.addWidget(self.recipe_radio, 0, 0)
@@ -116,6 +137,12 @@ class NewRunDialog(QDialog):
         grid.addWidget(self.script_edit, 2, 1)
         grid.addWidget(self.browse_button, 2, 2)
         grid.addWidget(self.target_error, 3, 1, 1, 2)
+        grid.addWidget(self.command_radio, 4, 0)
+        grid.addWidget(self.command_edit, 4, 1, 1, 2)
+        grid.addWidget(self.cwd_label, 5, 0)
+        grid.addWidget(self.cwd_edit, 5, 1)
+        grid.addWidget(self.cwd_button, 5, 2)
+        grid.addWidget(self.command_error, 6, 1, 1, 2)
         grid.setColumnStretch(1, 1)
 
         # -- its config: one form per recipe, or the script's key=value list
@@ -125,16 +152,19 @@ class NewRunDialog(QDialog):
         self._pages: dict[str, QScrollArea] = {}
         config_box = QGroupBox("Config")
         QVBoxLayout(config_box).addWidget(self.config_stack)
+        self.captures = CaptureBox()  # a command's
+        self.processes = ProcessesBox()  # a recipe's
+        self.processes_error = error_label()
 
         # -- GPUs and limits
         self.resources = GpuPicker()
-        self.gpus_error = _error_label()
+        self.gpus_error = error_label()
 
         # -- where and as what
         self.device_combo = QComboBox()
         self._fill_devices(gpus)
         self.name_edit = QLineEdit()
-        self.name_error = _error_label()
+        self.name_error = error_label()
         run_box = QGroupBox("Run")
         self._run_form = QFormLayout(run_box)
         self._run_form.addRow("Device", self.device_combo)
@@ -150,10 +180,15 @@ class NewRunDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         middle = QHBoxLayout()
-        middle.addWidget(config_box, 3)
+        left = QVBoxLayout()
+        left.addWidget(config_box, 1)
+        left.addWidget(self.captures)
+        middle.addLayout(left, 3)
         side = QVBoxLayout()
         side.addWidget(self.resources)
         side.addWidget(self.gpus_error)
+        side.addWidget(self.processes)
+        side.addWidget(self.processes_error)
         side.addStretch(1)
         middle.addLayout(side, 2)
         layout = QVBoxLayout(self)
@@ -162,10 +197,15 @@ class NewRunDialog(QDialog):
         layout.addWidget(run_box)
         layout.addWidget(self.buttons)
 
-        self.recipe_radio.toggled.connect(self._on_kind)
+        group.buttonToggled.connect(lambda _b, on: self._on_kind() if on else None)
         self.recipe_combo.currentIndexChanged.connect(lambda _i: self._on_kind())
         self.script_edit.textChanged.connect(lambda _t: self.revalidate())
         self.browse_button.clicked.connect(self._browse)
+        self.command_edit.textChanged.connect(lambda _t: self._on_command_edit())
+        self.cwd_edit.textChanged.connect(lambda _t: self.revalidate())
+        self.cwd_button.clicked.connect(self._browse_cwd)
+        self.captures.changed.connect(self.revalidate)
+        self.processes.changed.connect(self.revalidate)
         self.script_overrides.changed.connect(self.revalidate)
         self.name_edit.textChanged.connect(lambda _t: self.revalidate())
         self.device_combo.currentIndexChanged.connect(lambda _i: self.revalidate())
@@ -209,8 +249,19 @@ class NewRunDialog(QDialog):
 
     # ------------------------------------------------------------------ public
     @property
+    def kind(self) -> str:
+        """What the dialog launches: "recipe", "script" or "command"."""
+        if self.command_radio.isChecked():
+            return "command"
+        return "script" if self.script_radio.isChecked() else "recipe"
+
+    @property
     def is_script(self) -> bool:
         return self.script_radio.isChecked()
+
+    @property
+    def is_command(self) -> bool:
+        return self.command_radio.isChecked()
 
     def select_recipe(self, name: str) -> None:
         self.recipe_radio.setChecked(True)
@@ -220,9 +271,17 @@ class NewRunDialog(QDialog):
         self.script_radio.setChecked(True)
         self.script_edit.setText(str(path))
 
+    def select_command(self, command_line: str, cwd: str | Path | None = None) -> None:
+        """Run a command line (split like a shell does) in ``cwd`` (None: left as it is)."""
+        self.command_radio.setChecked(True)
+        if cwd is not None:
+            self.cwd_edit.setText(str(cwd))
+        self.command_edit.setText(command_line)
+
     def form(self) -> ConfigForm | None:
-        """The config form of the selected recipe (None for a script or an unreadable spec)."""
-        if self.is_script:
+        """The config form of the selected recipe (None for a script, a command or an
+        unreadable spec)."""
+        if self.kind != "recipe":
             return None
         return self._forms.get(self.recipe_combo.currentData())
 
@@ -231,11 +290,19 @@ class NewRunDialog(QDialog):
         errors: dict[str, str] = {}
         if self.target_error.text():
             errors["target"] = self.target_error.text()
+        if self.command_error.text():
+            errors["command"] = self.command_error.text()
         if self.name_error.text():
             errors["name"] = self.name_error.text()
-        editor = self.script_overrides if self.is_script else self.form()
+        editor = self.form() if self.kind == "recipe" else self.script_overrides
         if editor is not None:
             errors.update(editor.errors())
+        if self.is_command:
+            errors.update(self.captures.errors())
+        elif self.kind == "recipe":
+            errors.update(self.processes.errors())
+            if self.processes_error.text():
+                errors["processes"] = self.processes_error.text()
         errors.update(self.resources.errors())
         if self.gpus_error.text():
             errors["device"] = self.gpus_error.text()
@@ -246,24 +313,39 @@ class NewRunDialog(QDialog):
         self.revalidate()
         if self.errors():
             return None
-        target = (
-            self.script_edit.text().strip() if self.is_script else self.recipe_combo.currentData()
-        )
-        editor = self.script_overrides if self.is_script else self.form()
+        form = self.form()
+        editor = form if self.kind == "recipe" else self.script_overrides
         overrides = editor.overrides() if editor is not None else []
         name = self.name_edit.text().strip() or None
+        resources = self.resources.choice().spec_fields()
+        if self.is_command:
+            cwd = self.cwd_edit.text().strip()
+            return LaunchSpec.for_command(
+                split_command(self.command_edit.text()), cwd or None, overrides=overrides,
+                name=name, runs_dir=self.runs_dir, captures=self.captures.choice().specs(),
+                **resources,
+            )  # fmt: skip
         device = self.device_combo.currentData()
-        form = self.form()
         default_device = form.spec.defaults.get("device", "auto") if form else "auto"
         if not self.device_combo.isEnabled() or device == default_device:
             device = None
+        if self.is_script:
+            target = self.script_edit.text().strip()
+        else:
+            target = self.recipe_combo.currentData()
+            resources.update(self.processes.spec_fields())
         return LaunchSpec(target, overrides, name=name, device=device, runs_dir=self.runs_dir,
-                          **self.resources.choice().spec_fields())  # fmt: skip
+                          **resources)  # fmt: skip
 
     def revalidate(self) -> None:
         """Check the target and the name (the config editors check themselves)."""
-        self.target_error.setText(self._target_problem())
+        command = self.is_command
+        self.target_error.setText("" if command else self._target_problem())
         self.target_error.setVisible(bool(self.target_error.text()))
+        self.command_error.setText(self._command_problem() if command else "")
+        self.command_error.setVisible(bool(self.command_error.text()))
+        self.processes_error.setText(self._processes_problem())
+        self.processes_error.setVisible(bool(self.processes_error.text()))
         self.name_error.setText(self._name_problem())
         self._run_form.setRowVisible(self.name_error, bool(self.name_error.text()))
         self.gpus_error.setText(self._device_problem())
@@ -286,17 +368,35 @@ class NewRunDialog(QDialog):
             self.device_combo.addItem(f"cuda:{index} — {gpu}", f"cuda:{index}")
 
     def _on_kind(self, *_args: object) -> None:
-        script = self.is_script
-        self.recipe_combo.setEnabled(not script)
-        self.script_edit.setEnabled(script)
-        self.browse_button.setEnabled(script)
-        if script:
-            self.config_stack.setCurrentWidget(self.script_overrides)
-            self.summary.hide()
-            self.device_combo.setEnabled(True)
-            self.name_edit.setPlaceholderText(self._auto_name(self.script_edit.text() or "run"))
-        else:
+        kind = self.kind
+        self.recipe_combo.setEnabled(kind == "recipe")
+        self.script_edit.setEnabled(kind == "script")
+        self.browse_button.setEnabled(kind == "script")
+        for widget in (self.command_edit, self.cwd_label, self.cwd_edit, self.cwd_button):
+            widget.setEnabled(kind == "command")
+        self.captures.setVisible(kind == "command")
+        self.processes.setVisible(kind == "recipe")
+        if kind == "recipe":
             self._show_recipe(self.recipe_combo.currentData())
+        else:
+            self.config_stack.setCurrentWidget(self.script_overrides)
+            self.script_overrides.label.setText(SCRIPT_LABEL if kind == "script" else COMMAND_LABEL)
+            self.summary.hide()
+            self.device_combo.setEnabled(kind == "script")  # a command picks its own device
+            if kind == "script":
+                self.name_edit.setPlaceholderText(self._auto_name(self.script_edit.text() or "run"))
+            else:
+                self._on_command_edit()
+        self.revalidate()
+
+    def _on_command_edit(self) -> None:
+        if self.is_command:
+            try:
+                argv = split_command(self.command_edit.text())
+            except ValueError:
+                argv = []
+            source = LaunchSpec.for_command(argv).name_source if argv else "command"
+            self.name_edit.setPlaceholderText(self._auto_name(source))
         self.revalidate()
 
     def _show_recipe(self, name: str) -> None:
@@ -342,6 +442,21 @@ class NewRunDialog(QDialog):
             return f"{path.name} is not a Python script (.py)"
         return ""
 
+    def _command_problem(self) -> str:
+        cwd = self.cwd_edit.text()
+        return cwd_problem(cwd) or command_problem(self.command_edit.text(), cwd)
+
+    def _processes_problem(self) -> str:
+        """A recipe's global batch must divide among its processes (the trainer's rule)."""
+        form = self.form()
+        if form is None or not self.processes.distributed or "batch_size" not in form.fields:
+            return ""
+        total = self.processes.nproc.value() * self.processes.nnodes.value()
+        batch = form.values().get("batch_size")
+        if isinstance(batch, int) and not isinstance(batch, bool) and batch % total:
+            return f"batch_size {batch} does not divide among {total} processes"
+        return ""
+
     def _device_problem(self) -> str:
         device = str(self.device_combo.currentData() or "")
         if (
@@ -376,20 +491,21 @@ class NewRunDialog(QDialog):
             self._file_dialog = dialog
         self._file_dialog.open()  # not exec(): no nested event loop
 
+    def _browse_cwd(self) -> None:
+        if self._dir_dialog is None:
+            dialog = QFileDialog(self, "The command's working directory")
+            dialog.setFileMode(QFileDialog.FileMode.Directory)
+            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+            dialog.fileSelected.connect(self.cwd_edit.setText)
+            self._dir_dialog = dialog
+        self._dir_dialog.open()
+
     def _on_launch(self) -> None:
         spec = self.launch_spec()
         if spec is None:
             return
         self.accepted_spec.emit(spec)
         self.accept()
-
-
-def _error_label() -> QLabel:
-    label = QLabel()
-    label.setStyleSheet(ERROR_STYLE)
-    label.setWordWrap(True)
-    label.hide()
-    return label
 
 
 async def ask_new_run(dialog: NewRunDialog) -> LaunchSpec | None:

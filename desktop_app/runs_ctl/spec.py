@@ -1,21 +1,30 @@
 """What to launch, and the trainer command line that launches it. Qt-free and torch-free.
 
 The app never trains in its own process: a run is ``python -m trainer run ...`` (or, in a
-frozen bundle, ``<bundle> trainer run ...``), started and watched by the supervisor.
+frozen bundle, ``<bundle> trainer run ...``), started and watched by the supervisor. Three
+kinds of target: a built-in recipe (``trainer run RECIPE``, on torchrun with
+``--nproc-per-node``), a script (``trainer run path/to/train.py``) and any command
+(``trainer run [options] -- CMD ARGS``, run in its own working directory).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from trainer.paths import runs_dir as default_runs_dir
 from trainer.resources.sizes import UNITS
 from trainer.runs import default_run_name
 from trainer.supervision.process import trainer_command
 
-__all__ = ["LaunchSpec", "resume_args", "run_args", "run_argv", "size_arg", "trainer_command"]
+__all__ = [
+    "LaunchSpec", "distributed_args", "resume_args", "run_args", "run_argv", "size_arg",
+    "trainer_command",
+]  # fmt: skip
 
 
 def is_script_target(target: str) -> bool:
@@ -25,10 +34,17 @@ def is_script_target(target: str) -> bool:
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """One run to launch: a recipe name or a script path, and the options of ``trainer run``.
+    """One run to launch: a recipe name, a script path or a command, and the options of
+    ``trainer run``.
 
     ``overrides`` are ``key=value`` strings as ``--set`` takes them (values read as TOML).
     ``name`` and ``runs_dir`` may be left out: :meth:`resolved` fills them in.
+
+    A command run (:meth:`for_command`) has ``command`` (the argv), ``cwd`` (where it runs;
+    None: the app's own) and ``captures`` (``--capture`` values: ``wandb``,
+    ``tensorboard[=DIR]``, ``print:kv``, ``print:dict``, ``print:REGEX``); its ``target`` is
+    the command line, for display. ``nproc_per_node``, ``nnodes``, ``node_rank``,
+    ``rdzv_endpoint`` and ``elastic_restarts`` put a recipe on torchrun (None: left out).
 
     The resource fields are ``trainer run``'s options of the same names; None (or False) leaves
     an option out, so the trainer's default applies. ``gpus`` is ``"none"``, ``"any"``, a
@@ -49,10 +65,43 @@ class LaunchSpec:
     max_rss: int | None = None
     cpu_threads: int | None = None
     disk_floor: int | None = None
+    command: list[str] | None = None
+    cwd: Path | None = None
+    captures: list[str] = field(default_factory=list)
+    nproc_per_node: int | None = None
+    nnodes: int | None = None
+    node_rank: int | None = None
+    rdzv_endpoint: str | None = None
+    elastic_restarts: int | None = None
+
+    @classmethod
+    def for_command(
+        cls, command: Sequence[str], cwd: str | Path | None = None, **fields: Any
+    ) -> LaunchSpec:
+        """A command run: ``command`` (argv, not empty) run in ``cwd``; ``fields`` as for
+        the constructor (``captures``, ``overrides``, ``name``, the resources ...)."""
+        argv = [str(a) for a in command]
+        if not argv:
+            raise ValueError("a command run needs a command")
+        where = Path(cwd).expanduser() if cwd is not None else None
+        return cls(shlex.join(argv), command=argv, cwd=where, **fields)
+
+    @property
+    def is_command(self) -> bool:
+        return self.command is not None
 
     @property
     def is_script(self) -> bool:
-        return is_script_target(self.target)
+        return not self.is_command and is_script_target(self.target)
+
+    @property
+    def name_source(self) -> str:
+        """What a generated name starts with: the recipe, the script, or for a command its
+        first ``.py`` argument or its program (the trainer's rule)."""
+        if self.command is None:
+            return self.target
+        script = next((a for a in self.command[1:] if a.endswith(".py")), self.command[0])
+        return Path(script).name
 
     def resolved(self, taken: frozenset[str] | set[str] = frozenset()) -> LaunchSpec:
         """A copy with ``runs_dir`` and ``name`` set; a generated name avoids existing folders
@@ -60,7 +109,7 @@ class LaunchSpec:
         root = Path(self.runs_dir) if self.runs_dir is not None else default_runs_dir()
         name = self.name
         if name is None:
-            base = default_run_name(self.target)
+            base = default_run_name(self.name_source)
             name, n = base, 1
             while name in taken or (root / name).exists():
                 n += 1
@@ -76,11 +125,18 @@ class LaunchSpec:
 
 
 def run_args(spec: LaunchSpec) -> list[str]:
-    """The arguments of ``trainer run`` for ``spec`` (after the ``trainer`` command itself)."""
-    target = spec.target
-    if spec.is_script:
-        target = os.path.abspath(os.path.expanduser(target))
-    args = ["run", target]
+    """The arguments of ``trainer run`` for ``spec`` (after the ``trainer`` command itself).
+
+    A command's are ``run [options] -- CMD ARGS``: every option before ``--`` (each as
+    ``--opt=value``, so that no option value can be taken for the command), the command
+    after it; that is how the trainer tells a command from a recipe or a script.
+    """
+    args = ["run"]
+    if spec.command is None:
+        target = spec.target
+        if spec.is_script:
+            target = os.path.abspath(os.path.expanduser(target))
+        args.append(target)
     args += [f"--set={item}" for item in spec.overrides]
     if spec.name is not None:
         args.append(f"--name={spec.name}")
@@ -88,10 +144,30 @@ def run_args(spec: LaunchSpec) -> list[str]:
         args.append(f"--device={spec.device}")
     if spec.max_steps is not None:
         args.append(f"--max-steps={spec.max_steps}")
+    args += distributed_args(spec)
+    args += [f"--capture={item}" for item in spec.captures]
     args += resource_args(spec)
-    if spec.runs_dir is not None:
-        args.append(f"--runs-dir={spec.runs_dir}")
+    if spec.runs_dir is not None:  # absolute: a command runs in another directory
+        args.append(f"--runs-dir={os.path.abspath(os.path.expanduser(spec.runs_dir))}")
     args.append("--quiet")
+    if spec.command is not None:
+        args += ["--", *spec.command]
+    return args
+
+
+def distributed_args(spec: LaunchSpec) -> list[str]:
+    """The torchrun options of ``spec`` (only those it sets)."""
+    args = []
+    if spec.nproc_per_node is not None:
+        args.append(f"--nproc-per-node={spec.nproc_per_node}")
+    if spec.nnodes is not None:
+        args.append(f"--nnodes={spec.nnodes}")
+    if spec.node_rank is not None:
+        args.append(f"--node-rank={spec.node_rank}")
+    if spec.rdzv_endpoint is not None:
+        args.append(f"--rdzv-endpoint={spec.rdzv_endpoint}")
+    if spec.elastic_restarts is not None:
+        args.append(f"--elastic-restarts={spec.elastic_restarts}")
     return args
 
 

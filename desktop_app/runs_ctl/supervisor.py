@@ -2,7 +2,9 @@
 watches their health and restarts them.
 
 Each run is a :class:`QProcess` child in a new process session, so that the whole process
-group (DataLoader workers, torchrun ranks) can be signalled at once. Stopping is cooperative
+group (DataLoader workers, torchrun ranks) can be signalled at once. A command run's trainer
+starts in the command's working directory, and so does each of its restarts (the trainer runs
+the command, and reads its TensorBoard folder, from there). Stopping is cooperative
 first (a control message, as ``trainer stop`` sends), then SIGTERM, then SIGKILL of the group.
 Waiting is done on futures resolved by the ``finished`` signal: never ``waitForFinished`` and
 never a nested event loop.
@@ -74,6 +76,7 @@ class _Tracked:
     name: str
     first_args: list[str]  # ``trainer run ...``: a first attempt that left no journal reruns it
     supervision: Supervision
+    cwd: str | None = None  # a command run's working directory (None: the app's)
     health: str = ""  # the last verdict's health
     timer: QTimer | None = None  # a pending restart, or the look at the free disk space
     due: float | None = None  # when the pending restart starts (monotonic)
@@ -143,6 +146,7 @@ class Supervisor(QObject):
         self._children: dict[str, _Child] = {}
         self._tracked: dict[str, _Tracked] = {}  # live children and runs waiting to restart
         self._released: list[_ChildProcess] = []  # detached children's QProcess objects
+        self._cwds: dict[str, str] = {}  # command runs launched here: folder -> working dir
         self._poll_timer = QTimer(self)
         self._poll_timer.setInterval(POLL_MS)
         self._poll_timer.timeout.connect(self._poll)
@@ -224,13 +228,22 @@ class Supervisor(QObject):
                 spec.name, f"a run named {spec.name!r} already exists in {folder.parent}"
             )
             return None
-        tracked = self._track(str(folder), spec.name, run_args(spec))
+        cwd = None
+        if spec.is_command:
+            cwd = str(Path(spec.cwd).expanduser().resolve()) if spec.cwd else os.getcwd()
+            self._cwds[str(folder)] = cwd
+        tracked = self._track(str(folder), spec.name, run_args(spec), cwd)
         return self._spawn(tracked, tracked.first_args, folder.parent)
+
+    def working_directory(self, run_folder: str | Path) -> str | None:
+        """The working directory of a command run launched here (None: not one)."""
+        return self._cwds.get(str(run_folder))
 
     def resume(self, run_folder: str | Path, *, max_steps: int | None = None) -> bool:
         """Restart a stopped, crashed or failed run from its last checkpoint, as a child.
 
-        The trainer refuses (exit code 2, reason on stderr) a run that cannot be resumed.
+        The trainer refuses (exit code 2, reason on stderr) a run that cannot be resumed. A
+        command run launched by this app runs again in its working directory.
         """
         folder = Path(run_folder)
         if str(folder) in self._children:
@@ -240,15 +253,17 @@ class Supervisor(QObject):
         if old is not None:  # waiting to restart: the user's resume replaces the policy's
             self._end_pending(old, "restarted by the user instead")
         args = resume_args(folder, max_steps)
-        tracked = self._track(str(folder), folder.name, args)
+        tracked = self._track(str(folder), folder.name, args, self._cwds.get(str(folder)))
         return self._spawn(tracked, args, folder.parent) is not None
 
-    def _track(self, folder: str, name: str, first_args: list[str]) -> _Tracked:
+    def _track(
+        self, folder: str, name: str, first_args: list[str], cwd: str | None = None
+    ) -> _Tracked:
         """Start supervising a run afresh (a new restart count)."""
         supervision = Supervision(
             Path(folder), restart=self.restart_policy, health=self.health_policy
         )
-        tracked = _Tracked(folder, name, first_args, supervision)
+        tracked = _Tracked(folder, name, first_args, supervision, cwd)
         self._tracked[folder] = tracked
         return tracked
 
@@ -271,6 +286,8 @@ class Supervisor(QObject):
         env.insert(ENV_HOME, str(runs_dir))
         proc.setProcessEnvironment(env)
         proc.setStandardInputFile(QProcess.nullDevice())
+        if tracked.cwd is not None:
+            proc.setWorkingDirectory(tracked.cwd)
         if sys.platform != "win32" and hasattr(proc, "setUnixProcessParameters"):
             proc.setUnixProcessParameters(QProcess.UnixProcessFlag.CreateNewSession)
             child.own_group = True

@@ -1,6 +1,10 @@
 """Chaos with real processes: the app killed under its runs, a trainer killed or hung under the
 in-process supervisor, and the app told to quit by SIGTERM with live runs.
 
+During every scenario a reader hammers the runs' journals and ``trainer show`` runs in a loop
+(:class:`tests.hammer.Hammer`), as in ``tests/test_chaos.py``: none of them may ever see
+"database is locked".
+
 The times these tests measure are printed (``-s`` shows them): kill to crash signal, SIGSTOP
 to "unresponsive", SIGTERM to the app's exit.
 """
@@ -26,6 +30,7 @@ from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.settings.model import AppSettings, save_settings
 from tests.gui.supervisor_recorder import Recorder, end_supervision, record
+from tests.hammer import Hammer
 from tests.helpers import ROOT, TINY, cli, trainer_env, wait_until
 from trainer.journal.reader import JournalReader
 from trainer.paths import JOURNAL_NAME
@@ -134,25 +139,26 @@ def test_a_run_outlives_the_app_killed_with_sigkill(
     runs_dir: Path, tmp_path: Path, app_log: Path
 ) -> None:
     steps = 300
-    app = start_app(runs_dir, app_log, *launch_args(["x"], steps))
     run = runs_dir / "x"
-    try:
-        wait_until(lambda: has_steps(run, 10), START_S, "the run's first steps")
-        app.send_signal(signal.SIGKILL)
-        app.wait(30)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-    killed_at = state(run)
-    assert killed_at is not None and killed_at[1] < steps, "the run ended before the kill"
-    stdout_log = run / "logs" / "stdout.log"
-    size_at_kill = stdout_log.stat().st_size
-    pid = run_pid(run)
-    assert pid is not None and psutil.pid_exists(pid)  # the app's death did not take it along
+    with Hammer(runs_dir, show="x"):
+        app = start_app(runs_dir, app_log, *launch_args(["x"], steps))
+        try:
+            wait_until(lambda: has_steps(run, 10), START_S, "the run's first steps")
+            app.send_signal(signal.SIGKILL)
+            app.wait(30)
+        finally:
+            if app.poll() is None:
+                app.kill()
+                app.wait()
+        killed_at = state(run)
+        assert killed_at is not None and killed_at[1] < steps, "the run ended before the kill"
+        stdout_log = run / "logs" / "stdout.log"
+        size_at_kill = stdout_log.stat().st_size
+        pid = run_pid(run)
+        assert pid is not None and psutil.pid_exists(pid)  # the app's death did not take it
 
-    wait_until(lambda: state(run) == ("finished", steps, 1), 180, "the orphaned run to finish")
-    wait_gone([pid])
+        wait_until(lambda: state(run) == ("finished", steps, 1), 180, "the orphaned run to end")
+        wait_gone([pid])
     assert logged_steps(run) == list(range(1, steps + 1))
     # Its console went on into its own log file after the app's pipe broke.
     assert stdout_log.stat().st_size > size_at_kill
@@ -189,24 +195,25 @@ def test_a_trainer_killed_with_sigkill_is_restarted_from_its_checkpoint(
 ) -> None:
     supervisor, rec = chaos_sup
     steps = 150
-    folder = supervisor.start(tiny("killed", steps))
-    assert folder is not None
-    run = Path(folder)
-    qtbot.waitUntil(lambda: has_steps(run, 25), timeout=START_S * 1000)
-    pid = supervisor.pid(folder)
-    assert pid is not None
-    before = checkpoint_steps(run)
-    killed = time.monotonic()
-    os.killpg(pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: folder in rec.finished, timeout=10_000)
-    to_crash = rec.finished_at[folder] - killed
-    print(f"\nkill -9 to the crash signal: {to_crash * 1000:.0f} ms")
-    assert rec.finished[folder] == (-signal.SIGKILL, True)
-    assert to_crash < HEALTH.heartbeat_timeout  # the process end, not a missing heartbeat
-    assert len(rec.restarting) == 1 and rec.restarting[0][0] == folder
-    assert "attempt 1 crashed (killed by SIGKILL)" in rec.restarting[0][2]
+    with Hammer(supervisor.runs_dir, show="killed"):
+        folder = supervisor.start(tiny("killed", steps))
+        assert folder is not None
+        run = Path(folder)
+        qtbot.waitUntil(lambda: has_steps(run, 25), timeout=START_S * 1000)
+        pid = supervisor.pid(folder)
+        assert pid is not None
+        before = checkpoint_steps(run)
+        killed = time.monotonic()
+        os.killpg(pid, signal.SIGKILL)
+        qtbot.waitUntil(lambda: folder in rec.finished, timeout=10_000)
+        to_crash = rec.finished_at[folder] - killed
+        print(f"\nkill -9 to the crash signal: {to_crash * 1000:.0f} ms")
+        assert rec.finished[folder] == (-signal.SIGKILL, True)
+        assert to_crash < HEALTH.heartbeat_timeout  # the process end, not a missing heartbeat
+        assert len(rec.restarting) == 1 and rec.restarting[0][0] == folder
+        assert "attempt 1 crashed (killed by SIGKILL)" in rec.restarting[0][2]
 
-    qtbot.waitUntil(lambda: bool(rec.ended), timeout=START_S * 1000)
+        qtbot.waitUntil(lambda: bool(rec.ended), timeout=START_S * 1000)
     assert rec.ended[0][:2] == (folder, "finished"), rec.ended
     assert state(run) == ("finished", steps, 2)
     restarted = events(run, "restarted")
@@ -222,36 +229,37 @@ def test_a_hung_trainer_is_killed_after_the_grace_and_restarted(
 ) -> None:
     supervisor, rec = chaos_sup
     steps = 120
-    folder = supervisor.start(tiny("hung", steps))
-    assert folder is not None
-    run = Path(folder)
-    qtbot.waitUntil(lambda: has_steps(run, 15), timeout=START_S * 1000)
-    pid = supervisor.pid(folder)
-    assert pid is not None
-    stopped = time.monotonic()
-    os.killpg(pid, signal.SIGSTOP)  # the whole group: the heartbeat thread stops too
-    try:
+    with Hammer(supervisor.runs_dir, show="hung"):
+        folder = supervisor.start(tiny("hung", steps))
+        assert folder is not None
+        run = Path(folder)
+        qtbot.waitUntil(lambda: has_steps(run, 15), timeout=START_S * 1000)
+        pid = supervisor.pid(folder)
+        assert pid is not None
+        stopped = time.monotonic()
+        os.killpg(pid, signal.SIGSTOP)  # the whole group: the heartbeat thread stops too
+        try:
 
-        def unresponsive() -> bool:
-            return any(f == folder and h == "unresponsive" for f, h, _, _ in rec.health)
+            def unresponsive() -> bool:
+                return any(f == folder and h == "unresponsive" for f, h, _, _ in rec.health)
 
-        qtbot.waitUntil(unresponsive, timeout=30_000)
-        seen = next(t for f, h, _, t in rec.health if f == folder and h == "unresponsive")
-        qtbot.waitUntil(lambda: folder in rec.finished, timeout=30_000)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGCONT)
-    to_unresponsive = seen - stopped
-    to_kill = rec.finished_at[folder] - seen
+            qtbot.waitUntil(unresponsive, timeout=30_000)
+            seen = next(t for f, h, _, t in rec.health if f == folder and h == "unresponsive")
+            qtbot.waitUntil(lambda: folder in rec.finished, timeout=30_000)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGCONT)
+        to_unresponsive = seen - stopped
+        to_kill = rec.finished_at[folder] - seen  # before the restarted attempt ends
+        first_exit = rec.finished[folder]
+        qtbot.waitUntil(lambda: bool(rec.ended), timeout=START_S * 1000)
     print(f"\nSIGSTOP to unresponsive: {to_unresponsive:.2f} s; then killed {to_kill:.2f} s later")
     assert HEALTH.heartbeat_timeout - 0.6 < to_unresponsive < HEALTH.heartbeat_timeout + 3
     assert HEALTH.kill_grace - 0.1 < to_kill < HEALTH.kill_grace + 3
-    assert rec.finished[folder] == (-signal.SIGKILL, True)
+    assert first_exit == (-signal.SIGKILL, True)
     killed = [m for f, _, m, _ in rec.health if f == folder and m]
     assert killed and "hung" in killed[0]
     assert len(rec.restarting) == 1
-
-    qtbot.waitUntil(lambda: bool(rec.ended), timeout=START_S * 1000)
     assert rec.ended[0][:2] == (folder, "finished"), rec.ended
     assert state(run) == ("finished", steps, 2)
     assert events(run, "unresponsive") and events(run, "unresponsive")[0][0] == 1
@@ -266,7 +274,8 @@ NAMES = ["r1", "r2", "r3"]
 
 def sigterm_the_app(runs_dir: Path, log: Path) -> tuple[float, float, dict[str, int]]:
     """Start the app with three live runs, SIGTERM it once all train; returns the seconds
-    from the signal to the app's exit, the unix time of the signal, and the runs' pids."""
+    from the signal to the app's exit, the unix time of the signal, and the runs' pids.
+    Called inside a :class:`Hammer`."""
     app = start_app(runs_dir, log, *launch_args(NAMES, 100_000))
     try:
         for name in NAMES:
@@ -287,7 +296,8 @@ def sigterm_the_app(runs_dir: Path, log: Path) -> tuple[float, float, dict[str, 
 
 
 def test_sigterm_to_the_app_stops_its_runs_with_a_checkpoint(runs_dir: Path, app_log: Path) -> None:
-    took, sent_wall, pids = sigterm_the_app(runs_dir, app_log)
+    with Hammer(runs_dir, show=NAMES[0]):
+        took, sent_wall, pids = sigterm_the_app(runs_dir, app_log)
     slowest = 0.0
     for name in NAMES:
         run = runs_dir / name
@@ -305,24 +315,26 @@ def test_sigterm_to_the_app_stops_its_runs_with_a_checkpoint(runs_dir: Path, app
 
 def test_sigterm_to_the_app_can_leave_its_runs_running(runs_dir: Path, app_log: Path) -> None:
     save_settings(AppSettings(on_quit="leave"))
-    took, _sent, pids = sigterm_the_app(runs_dir, app_log)
-    print(f"\nSIGTERM to the app's exit, leaving 3 runs: {took:.2f} s")
-    try:
-        steps = {n: state(runs_dir / n)[1] for n in NAMES}  # type: ignore[index]
-        for name in NAMES:
-            run = runs_dir / name
-            wait_until(lambda r=run, n=name: has_steps(r, steps[n] + 10), 60, f"{name} to train on")
-            assert psutil.pid_exists(pids[name])
-        for name in NAMES:
-            done = cli("stop", name, "--runs-dir", str(runs_dir))
-            assert done.returncode == 0, done.stderr
-        for name in NAMES:
-            run = runs_dir / name
-            wait_until(lambda r=run: status_of(r) == "stopped", 60, f"{name} to stop")
-        wait_gone(list(pids.values()), 30)
-    finally:
-        for pid in pids.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+    with Hammer(runs_dir, show=NAMES[0]):
+        took, _sent, pids = sigterm_the_app(runs_dir, app_log)
+        print(f"\nSIGTERM to the app's exit, leaving 3 runs: {took:.2f} s")
+        try:
+            steps = {n: state(runs_dir / n)[1] for n in NAMES}  # type: ignore[index]
+            for name in NAMES:
+                run = runs_dir / name
+                wait_until(lambda r=run, n=name: has_steps(r, steps[n] + 10), 60,
+                           f"{name} to train on")  # fmt: skip
+                assert psutil.pid_exists(pids[name])
+            for name in NAMES:
+                done = cli("stop", name, "--runs-dir", str(runs_dir))
+                assert done.returncode == 0, done.stderr
+            for name in NAMES:
+                run = runs_dir / name
+                wait_until(lambda r=run: status_of(r) == "stopped", 60, f"{name} to stop")
+            wait_gone(list(pids.values()), 30)
+        finally:
+            for pid in pids.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
     assert not our_processes(str(runs_dir))
     assert "SIGTERM received: closing, leaving 3 live run(s)" in tail(app_log)

@@ -106,7 +106,10 @@ def execute_command(args: argparse.Namespace) -> int:
         runs_root=paths.runs_dir(args.runs_dir),
     )  # fmt: skip
     resources.save(run.paths.root)
-    (run.paths.root / "capture.json").write_text(json.dumps(captures.specs), encoding="utf-8")
+    # What a resume needs to run the command the same way: its captures and its folder.
+    (run.paths.root / "command.json").write_text(
+        json.dumps({"captures": captures.specs, "cwd": os.getcwd()}), encoding="utf-8"
+    )
     return drive_command(run, cmd, captures, quiet=args.quiet, resources=resources,
                          request=request)  # fmt: skip
 
@@ -176,10 +179,14 @@ def resume_command(run_paths: paths.RunPaths, args: argparse.Namespace, entry: s
     cmd = shlex.split(entry)
     find_command(cmd)
     try:
-        specs = json.loads((run_paths.root / "capture.json").read_text(encoding="utf-8"))
+        saved = json.loads((run_paths.root / "command.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        specs = []
-    captures = parse_captures(list(specs), Path.cwd())
+        saved = {}
+    cwd = Path(saved.get("cwd") or Path.cwd())
+    if not cwd.is_dir():
+        raise UsageError(f"the command's folder {cwd} no longer exists: recreate it to resume")
+    os.chdir(cwd)
+    captures = parse_captures(list(saved.get("captures") or []), cwd)
     resources = resources_from_args(args, Resources.load(run_paths.root))
     request = plan_gpus(resources, config)
     run = resume_run(run_paths, config=config)

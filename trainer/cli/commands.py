@@ -60,12 +60,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"run {summary.name} is {summary.status}: only a paused, stopped, crashed or failed "
             "run can be resumed (stop it first with `trainer stop`)"
         )
-    if summary.status == "finished" and not (
-        args.max_steps and summary.max_steps and args.max_steps > summary.max_steps
-    ):
+    more = args.max_steps and (summary.max_steps is None or args.max_steps > summary.max_steps)
+    if summary.status == "finished" and not more:
+        budget = f" (N > {summary.max_steps})" if summary.max_steps is not None else ""
         raise UsageError(
-            f"run {summary.name} finished at step {summary.step}: give --max-steps N "
-            f"(N > {summary.max_steps}) to train it further"
+            f"run {summary.name} finished at step {summary.step}: give --max-steps N{budget} "
+            "to train it further"
         )
     from trainer.resources.limits import Resources
 

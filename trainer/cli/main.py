@@ -195,15 +195,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; for ``trainer run [options] -- CMD ARGS`` also set ``command_mode`` and
+    keep the command exactly as typed (argparse drops a ``--`` inside it)."""
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from trainer.cli.command_run import command_mode
+
+        args.command_mode = command_mode(argv, args.target)
+        if args.command_mode:
+            start = argv.index("--") + 1
+            args.script_args = argv[argv.index(args.target, start) + 1 :]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(args_list)
-    if args.command == "run":
-        from trainer.cli.command_run import command_mode
-
-        args.command_mode = command_mode(args_list, args.target)
+    args = parse_args(parser, args_list)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)  # INFO goes to the run's structured log only
