@@ -35,6 +35,9 @@ _TEXT = "#111827"
 _AXIS = "#6b7280"
 _GRID = "#eff0f3"
 
+#: More checkpoints than this in one run: only the newest is marked on its curves.
+MAX_CHECKPOINT_MARKS = 40
+
 
 @dataclass(frozen=True)
 class DrawContext:
@@ -260,6 +263,11 @@ class MetricPlot(pg.PlotWidget):
     def _draw_marks(self, items: _RunItems, run: RunData, ctx: DrawContext) -> int:
         """Place the run's event marks; 1 if that took a ``setData``, 0 if nothing moved."""
         marks = run.marks(self.key, ctx.x_mode, smoothed=True)
+        checkpoints = [m for m in marks if m.kind == "checkpoint"]
+        if len(checkpoints) > MAX_CHECKPOINT_MARKS:
+            # A run that checkpoints often would bury its curve under diamonds: then only the
+            # newest checkpoint (where a restart would begin) is marked; rare events always are.
+            marks = [m for m in marks if m.kind != "checkpoint" or m is checkpoints[-1]]
         xs = np.array([m.x for m in marks], dtype=np.float64)
         ys = np.array([m.y for m in marks], dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -326,6 +326,25 @@ def test_a_checkpoint_is_marked_with_a_tooltip(
     assert marks.isVisible()
 
 
+def test_frequent_checkpoints_leave_only_the_newest_marked(
+    qtbot: QtBot, panel: ChartsPanel, runs: Runs
+) -> None:
+    folder, writer = runs.create("often")
+    runs.log(writer, "train/loss", 0, np.linspace(2, 1, 500))
+    for step in range(5, 500, 5):  # 99 checkpoints
+        writer.event("checkpoint", f"ckpt-{step:09d}.pt", step=step)
+    writer.event("error", "boom", step=250)
+    writer.flush()
+    panel.set_runs([(folder, "often")])
+
+    def marked() -> list[float] | None:
+        plot = panel.plots.get("train/loss")
+        marks = plot.items_of(folder)[2] if plot and folder in plot.runs else None
+        return sorted(p.pos().x() for p in marks.points()) if marks is not None else None
+
+    wait_for(qtbot, lambda: marked() == [250.0, 495.0])
+
+
 def test_nothing_is_redrawn_when_nothing_changed(
     qtbot: QtBot, panel: ChartsPanel, runs: Runs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
