@@ -21,12 +21,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
     QGroupBox,
-    QHeaderView,
     QLabel,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -47,6 +44,7 @@ from desktop_app.health.model import (
 from desktop_app.health.ranks_view import RanksView
 from desktop_app.runs_table import STATUS_COLORS, STATUS_ICONS
 from desktop_app.settings.theme import Theme, style_plot
+from desktop_app.tables import read_only_table
 from trainer.resources.sizes import format_size
 
 log = logging.getLogger(__name__)
@@ -148,21 +146,7 @@ class HealthPanel(QWidget):
         self._dirty = True
         self._curves: dict[str, pg.PlotDataItem] = {}
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        for column, tip in enumerate(COLUMN_TIPS):
-            header_item = self.table.horizontalHeaderItem(column)
-            if header_item is not None and tip:
-                header_item.setToolTip(tip)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(COLUMNS, COLUMN_TIPS)
         self.empty = QLabel("No live or recent run to watch.")
         self.empty.setWordWrap(True)
         self.rate_plot = _sparkline("steps/s (last 5 min)")

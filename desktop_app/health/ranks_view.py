@@ -9,11 +9,8 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QGroupBox,
-    QHeaderView,
     QLabel,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -21,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.health.model import RunHealth
 from desktop_app.health.ranks import RankBeat, Ranks
+from desktop_app.tables import read_only_table
 
 RANK_COLUMNS = ("Run", "Rank", "Node", "Host", "Device", "PID", "Step", "Beat")
 RANK_TIPS = (
@@ -42,21 +40,7 @@ class RanksView(QGroupBox):
         super().__init__("Ranks", parent)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, len(RANK_COLUMNS))
-        self.table.setHorizontalHeaderLabels(RANK_COLUMNS)
-        for column, tip in enumerate(RANK_TIPS):
-            item = self.table.horizontalHeaderItem(column)
-            if item is not None and tip:
-                item.setToolTip(tip)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(RANK_COLUMNS, RANK_TIPS, stretch=3)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)

@@ -15,13 +15,10 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -39,6 +36,7 @@ from desktop_app.queue.model import (
     set_entry_priority,
 )
 from desktop_app.runs_model import duration_text
+from desktop_app.tables import read_only_table
 from trainer.resources.store import LeaseStore
 
 log = logging.getLogger(__name__)
@@ -77,18 +75,7 @@ class QueueView(QWidget):
 
         self.summary = QLabel("reading the queue…")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table = read_only_table(COLUMNS, rows_selectable=True)
         self.cancel_button = QPushButton("Cancel run")
         self.cancel_button.setToolTip("Take the run out of the queue: it stops, never started")
         self.up_button = QPushButton("Move up")
