@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
@@ -19,12 +20,14 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 
 from desktop_app.app_log import log_dir
 from desktop_app.background import BackgroundIO
-from trainer.diagnostics import Report, build_bundle, run_checks
+
+if TYPE_CHECKING:
+    from trainer.diagnostics import Report
 from trainer.errors import TrainDeskError
 
 log = logging.getLogger(__name__)
 
-Checks = Callable[[Path], Report]
+Checks = Callable[[Path], "Report"]
 Bundler = Callable[..., list[str]]
 _CHECKS_TAG = "diagnostics-checks"
 _BUNDLE_TAG = "diagnostics-bundle"
@@ -48,11 +51,12 @@ class HelpActions(QObject):
         runs_dir: Path,
         tasks: BackgroundIO,
         *,
-        checks: Checks = run_checks,
-        bundle: Bundler = build_bundle,
+        checks: Checks | None = None,
+        bundle: Bundler | None = None,
         open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl,
     ) -> None:
-        """``checks`` and ``bundle`` replace ``trainer.diagnostics``' (tests)."""
+        """``checks`` and ``bundle`` replace ``trainer.diagnostics``' (tests); it is imported
+        when first used, not at the app's start."""
         super().__init__(parent)
         self._parent = parent
         self.runs_dir = runs_dir
@@ -90,7 +94,7 @@ class HelpActions(QObject):
 
         submitted = self._tasks.submit(
             _CHECKS_TAG,
-            lambda: self._checks(runs_dir),
+            lambda: self._run_checks(runs_dir),
             done,
             self._failed("cannot run the diagnostics"),
         )
@@ -117,13 +121,26 @@ class HelpActions(QObject):
         dialog.open()
         return dialog
 
+    def _run_checks(self, runs_dir: Path) -> Report:
+        """The doctor's checks (on a worker thread: they take seconds)."""
+        if self._checks is not None:
+            return self._checks(runs_dir)
+        from trainer.diagnostics import run_checks
+
+        return run_checks(runs_dir)
+
     def save_bundle(self, path: Path, *, force: bool = False) -> bool:
         """Run the checks and write the bundle to ``path``, off the GUI thread."""
         runs_dir = self.runs_dir
 
         def job() -> Path:
-            report = self._checks(runs_dir)
-            self._bundle(path, runs_dir, report=report, force=force)
+            report = self._run_checks(runs_dir)
+            if self._bundle is not None:
+                self._bundle(path, runs_dir, report=report, force=force)
+            else:
+                from trainer.diagnostics import build_bundle
+
+                build_bundle(path, runs_dir, report=report, force=force)
             return path
 
         def done(written: Path) -> None:

@@ -26,7 +26,14 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -233,6 +240,8 @@ class MainWindow(QMainWindow):
         queue_dock.visibilityChanged.connect(self._on_queue_shown)
         self._queue_sized = False
         self.docks = {"system": system_dock, "health": health_dock, "queue": queue_dock}
+        self._front_dock = "system"  # raised once the window is up (raise_ before is lost)
+        self._front_raised = False
         self.resizeDocks([system_dock], [460], Qt.Orientation.Horizontal)
 
         self.help = HelpActions(self, runs_dir, self.tasks)
@@ -455,6 +464,16 @@ class MainWindow(QMainWindow):
         dock = self.docks[name]
         dock.show()
         dock.raise_()
+        if name != "queue":
+            self._front_dock = name
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._front_raised:
+            # The tab in front of System/Health: only the shown window keeps a raise_(), and
+            # Health behind its tab costs nothing (its plots are made when it is first seen).
+            self._front_raised = True
+            QTimer.singleShot(0, lambda: self.docks[self._front_dock].raise_())
 
     def show_error(self, message: str) -> None:
         """Show an error in the status bar (full text as its tooltip)."""

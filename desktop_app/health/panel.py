@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPaintEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -149,9 +149,9 @@ class HealthPanel(QWidget):
         self.table = read_only_table(COLUMNS, COLUMN_TIPS)
         self.empty = QLabel("No live or recent run to watch.")
         self.empty.setWordWrap(True)
-        self.rate_plot = _sparkline("steps/s (last 5 min)")
-        self.lag_plot = _sparkline("event-loop lag, ms (last minute)")
-        self._lag_curve = self.lag_plot.plot(pen=pg.mkPen("#6b7280", width=1))
+        self._rate_box = _LazySparkline("steps/s (last 5 min)")
+        self._lag_box = _LazySparkline("event-loop lag, ms (last minute)")
+        self._lag_item: pg.PlotDataItem | None = None
 
         self.lag_label = QLabel("…")
         self.redraw_label = QLabel("…")
@@ -163,12 +163,12 @@ class HealthPanel(QWidget):
         app_form.addRow("Chart redraw", self.redraw_label)
         app_form.addRow("Memory (RSS)", self.memory_label)
         app_form.addRow("Open journals", self.journals_label)
-        app_form.addRow(self.lag_plot)
+        app_form.addRow(self._lag_box)
         runs_box = QGroupBox("Runs")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.addWidget(self.empty)
         runs_layout.addWidget(self.table, 1)
-        runs_layout.addWidget(self.rate_plot)
+        runs_layout.addWidget(self._rate_box)
         self.ranks = RanksView()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -185,6 +185,22 @@ class HealthPanel(QWidget):
         self._show_rows()
 
     # ------------------------------------------------------------------ public
+    @property
+    def rate_plot(self) -> pg.PlotWidget:
+        """The step-rate sparkline (made on first use)."""
+        return self._rate_box.plot
+
+    @property
+    def lag_plot(self) -> pg.PlotWidget:
+        """The event-loop lag sparkline (made on first use)."""
+        return self._lag_box.plot
+
+    @property
+    def _lag_curve(self) -> pg.PlotDataItem:
+        if self._lag_item is None:
+            self._lag_item = self.lag_plot.plot(pen=pg.mkPen("#6b7280", width=1))
+        return self._lag_item
+
     def set_runs(self, runs: Iterable[tuple[str, str]]) -> None:
         """Follow these runs ((folder, name)); the next tick reads them."""
         self.model.set_runs(runs)
@@ -210,10 +226,11 @@ class HealthPanel(QWidget):
                 self._on_read,
                 self._on_read_error,
             )
-        if self.isVisible():
+        seen = on_screen(self)
+        if seen:
             self._tasks.submit(_PROCESS_TAG, read_process, self._on_process, _ignore)
         self._update_app()
-        if self._dirty and self.isVisible():
+        if self._dirty and seen:
             self._draw()
 
     def shutdown(self) -> None:
@@ -313,6 +330,40 @@ class HealthPanel(QWidget):
     def curves(self) -> dict[str, pg.PlotDataItem]:
         """The persistent step-rate curves, by run folder."""
         return dict(self._curves)
+
+
+class _LazySparkline(QWidget):
+    """A place for a sparkline, made when first shown or used: a pyqtgraph PlotWidget costs
+    about 35 ms, which the app's start-up should not pay for a tab nobody opened yet."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self._title = title
+        self._plot: pg.PlotWidget | None = None
+        self.setFixedHeight(80)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+    @property
+    def plot(self) -> pg.PlotWidget:
+        if self._plot is None:
+            self._plot = _sparkline(self._title)
+            layout = self.layout()
+            assert layout is not None
+            layout.addWidget(self._plot)
+        return self._plot
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        # Only what is on screen is painted (a dock behind another tab counts as "visible"
+        # but is not), so the first paint is when the plot is needed: made right after it.
+        super().paintEvent(event)
+        if self._plot is None:
+            QTimer.singleShot(0, lambda: self.plot)
+
+
+def on_screen(widget: QWidget) -> bool:
+    """Shown and not hidden behind another dock's tab (where ``isVisible()`` is still true)."""
+    return widget.isVisible() and not widget.visibleRegion().isEmpty()
 
 
 def _sparkline(title: str) -> pg.PlotWidget:
