@@ -62,8 +62,11 @@ def test_a_killed_rank_is_restarted_by_torchrun_and_the_journal_records_it(
     assert proc.returncode == 0, err
     found = events(folder)
     restarts = [data for kind, _, data in found if kind == "elastic_restart"]
-    assert restarts and restarts[0] == {"restart": 1}  # type: ignore[comparison-overlap]
-    assert sum(1 for kind, _, _ in found if kind == "rank") == 4  # two ranks, twice
+    # torchrun restarts every worker; on a loaded machine a restarted worker can fail again
+    # before its first beat, so the first restart journaled may be the second one.
+    assert restarts and isinstance(restarts[0], dict) and restarts[0]["restart"] >= 1
+    ranks = sum(1 for kind, _, _ in found if kind == "rank")
+    assert ranks >= 4 and ranks % 2 == 0  # both ranks, before and after each restart seen
     with JournalReader(folder) as reader:
         info = reader.run_info()
     assert (info.status, info.step) == ("finished", 4000)
