@@ -27,9 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.runs_ctl.command_form import error_label
-from trainer.errors import TrainDeskError
+from desktop_app.runs_ctl.spec import name_problem
 from trainer.imports.to_run import FORMATS
-from trainer.paths import validate_run_name
 
 __all__ = ["ImportDialog", "ImportRequest"]
 
@@ -155,16 +154,7 @@ class ImportDialog(QDialog):
         self.import_button.setEnabled(not self.errors())
 
     def _name_problem(self) -> str:
-        name = self.name_edit.text().strip()
-        if not name:
-            return ""
-        try:
-            validate_run_name(name)
-        except TrainDeskError as exc:
-            return str(exc)
-        if (self.runs_dir / name).exists():
-            return f"a run named {name!r} already exists in {self.runs_dir}"
-        return ""
+        return name_problem(self.name_edit.text(), self.runs_dir)
 
     def _on_import(self) -> None:
         request = self.request()

@@ -50,10 +50,9 @@ from desktop_app.runs_ctl.config_form import (
 )
 from desktop_app.runs_ctl.gpu_model import GpuInventory
 from desktop_app.runs_ctl.gpu_picker import GpuPicker
-from desktop_app.runs_ctl.spec import LaunchSpec
+from desktop_app.runs_ctl.spec import LaunchSpec, name_problem
 from trainer.config import ConfigSpec
 from trainer.errors import TrainDeskError
-from trainer.paths import validate_run_name
 from trainer.recipes import RECIPES
 from trainer.runs import default_run_name
 
@@ -468,16 +467,7 @@ class NewRunDialog(QDialog):
         return ""
 
     def _name_problem(self) -> str:
-        name = self.name_edit.text().strip()
-        if not name:
-            return ""
-        try:
-            validate_run_name(name)
-        except TrainDeskError as exc:
-            return str(exc)
-        if (self.runs_dir / name).exists():
-            return f"a run named {name!r} already exists in {self.runs_dir}"
-        return ""
+        return name_problem(self.name_edit.text(), self.runs_dir)
 
     @staticmethod
     def _auto_name(target: str) -> str:

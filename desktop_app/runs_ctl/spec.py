@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from trainer.errors import TrainDeskError
 from trainer.paths import runs_dir as default_runs_dir
+from trainer.paths import validate_run_name
 from trainer.resources.sizes import UNITS
 from trainer.runs import default_run_name
 from trainer.supervision.process import trainer_command
@@ -213,3 +215,17 @@ def resume_args(run_folder: Path, max_steps: int | None = None) -> list[str]:
 def run_argv(spec: LaunchSpec) -> list[str]:
     """The full command line that launches ``spec``."""
     return trainer_command(*run_args(spec))
+
+
+def name_problem(name: str, runs_dir: Path) -> str:
+    """Why ``name`` cannot be a new run's name in ``runs_dir`` ("" if it can, or is empty)."""
+    name = name.strip()
+    if not name:
+        return ""
+    try:
+        validate_run_name(name)
+    except TrainDeskError as exc:
+        return str(exc)
+    if (runs_dir / name).exists():
+        return f"a run named {name!r} already exists in {runs_dir}"
+    return ""
