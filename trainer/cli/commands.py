@@ -180,6 +180,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow:
             return 0
     offset = 0
+    ended: float | None = None
     while True:
         if path.exists():
             with path.open("r", encoding="utf-8", errors="replace") as fh:
@@ -191,10 +192,30 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
         if not args.follow:
             return 0
-        status = summarize(run.root, with_latest=False).status
-        if status not in ALIVE:
-            return 0
-        time.sleep(0.5)
+        if ended is not None:
+            return 0  # that was the read after the process had gone
+        summary = summarize(run.root, with_latest=False)
+        if summary.status not in ALIVE:
+            # The run has ended, but its process may still be printing its last lines: follow
+            # until it has exited (a few seconds at most), then read once more.
+            ended = _wait_for_exit(run.root, deadline=time.monotonic() + 5.0)
+            continue
+        time.sleep(0.5)  # the polling period of -f, not synchronisation
+
+
+def _wait_for_exit(folder: Path, deadline: float) -> float:
+    """Wait until the run's last process is gone or ``deadline`` (monotonic) passes."""
+    from trainer.errors import JournalError
+    from trainer.journal.status import process_alive
+
+    try:
+        with JournalReader(folder) as reader:
+            info = reader.run_info()
+    except JournalError:
+        return time.monotonic()
+    while process_alive(info.pid, info.pid_started) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    return time.monotonic()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
