@@ -159,39 +159,32 @@ def run_args(spec: LaunchSpec) -> list[str]:
 
 def distributed_args(spec: LaunchSpec) -> list[str]:
     """The torchrun options of ``spec`` (only those it sets)."""
-    args = []
-    if spec.nproc_per_node is not None:
-        args.append(f"--nproc-per-node={spec.nproc_per_node}")
-    if spec.nnodes is not None:
-        args.append(f"--nnodes={spec.nnodes}")
-    if spec.node_rank is not None:
-        args.append(f"--node-rank={spec.node_rank}")
-    if spec.rdzv_endpoint is not None:
-        args.append(f"--rdzv-endpoint={spec.rdzv_endpoint}")
-    if spec.elastic_restarts is not None:
-        args.append(f"--elastic-restarts={spec.elastic_restarts}")
-    return args
+    return _options(spec, ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint",
+                           "elastic_restarts"))  # fmt: skip
+
+
+#: LaunchSpec fields given to the trainer as sizes (``20GiB``), not plain numbers.
+_SIZES = frozenset({"gpu_mem", "max_rss", "disk_floor"})
 
 
 def resource_args(spec: LaunchSpec) -> list[str]:
     """The ``--gpus``, ``--gpu-mem``, ... options of ``spec`` (only those it sets)."""
+    return _options(spec, ("gpus", "gpu_mem", "share_gpu", "gpu_policy", "priority", "max_rss",
+                           "cpu_threads", "disk_floor"))  # fmt: skip
+
+
+def _options(spec: LaunchSpec, fields: tuple[str, ...]) -> list[str]:
+    """``--field-name=value`` for each of ``fields`` that ``spec`` sets (a flag for True)."""
     args = []
-    if spec.gpus is not None:
-        args.append(f"--gpus={spec.gpus}")
-    if spec.gpu_mem is not None:
-        args.append(f"--gpu-mem={size_arg(spec.gpu_mem)}")
-    if spec.share_gpu:
-        args.append("--share-gpu")
-    if spec.gpu_policy is not None:
-        args.append(f"--gpu-policy={spec.gpu_policy}")
-    if spec.priority is not None:
-        args.append(f"--priority={spec.priority}")
-    if spec.max_rss is not None:
-        args.append(f"--max-rss={size_arg(spec.max_rss)}")
-    if spec.cpu_threads is not None:
-        args.append(f"--cpu-threads={spec.cpu_threads}")
-    if spec.disk_floor is not None:
-        args.append(f"--disk-floor={size_arg(spec.disk_floor)}")
+    for field_name in fields:
+        value = getattr(spec, field_name)
+        if value is None or value is False:
+            continue
+        flag = "--" + field_name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        else:
+            args.append(f"{flag}={size_arg(value) if field_name in _SIZES else value}")
     return args
 
 
