@@ -139,18 +139,21 @@ class QueueView(QWidget):
 
     def cancel_run(self, entry_id: int) -> None:
         """Take an entry out of the queue (its trainer stops)."""
-        row = self.model.row(entry_id)
-        name = row.name if row else str(entry_id)
+        name = self._name(entry_id)
         log.info("queue: cancel %s", name, extra={"run": name})
         self._edit(
             f"cancelled {name}: it leaves the queue and stops",
             partial(cancel_entry, entry_id, self._store),
         )
 
+    def _name(self, entry_id: int) -> str:
+        """The run name of a queue entry (its id if it has just left the queue)."""
+        row = self.model.row(entry_id)
+        return row.name if row else str(entry_id)
+
     def move_run(self, entry_id: int, position: int) -> None:
         """Move an entry to ``position`` (1-based) within its priority."""
-        row = self.model.row(entry_id)
-        name = row.name if row else str(entry_id)
+        name = self._name(entry_id)
         log.info("queue: move %s to %d", name, position, extra={"run": name})
         self._edit(
             f"moved {name} to place {position} of its priority",
@@ -158,8 +161,7 @@ class QueueView(QWidget):
         )
 
     def set_run_priority(self, entry_id: int, priority: int) -> None:
-        row = self.model.row(entry_id)
-        name = row.name if row else str(entry_id)
+        name = self._name(entry_id)
         log.info("queue: priority of %s to %d", name, priority, extra={"run": name})
         self._edit(
             f"{name} now has priority {priority}",
