@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from trainer.errors import UsageError
 from trainer.journal.status import process_alive, process_start_time
+from trainer.retry import sqlite_transient
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +186,14 @@ class LeaseStore:
                 str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                 check_same_thread=False,
             )  # fmt: skip
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(_SCHEMA)
+            # Switching a new file to WAL takes an exclusive lock without waiting on the busy
+            # timeout: two processes opening the store at once meet "locked" here. Retried.
+            sqlite_transient(f"opening the lease store {self.path}", attempts=8)(
+                self._conn.execute, "PRAGMA journal_mode = WAL"
+            )
+            sqlite_transient(f"creating the lease store {self.path}", attempts=8)(
+                self._conn.executescript, _SCHEMA
+            )
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(
                 f"the GPU lease store {self.path} cannot be opened ({exc}): make its folder "
