@@ -450,13 +450,18 @@ def _cutoffs(start_steps: dict[int, int]) -> dict[int, float]:
 def _newest_point(
     conn: sqlite3.Connection, key_id: int, cutoffs: dict[int, float]
 ) -> tuple[int, float] | None:
-    attempts = [
-        a
-        for (a,) in conn.execute(
-            "SELECT DISTINCT attempt FROM scalar WHERE key_id = ? ORDER BY attempt DESC", (key_id,)
-        ).fetchall()
-    ]
-    for attempt in attempts:
+    """The key's newest visible (step, value): a few seeks of the primary key, whatever the
+    run's length (walk the attempts that have points from the newest down, one seek each)."""
+    below = 2**62  # the next attempt looked at is the newest one under this
+    while True:
+        found = conn.execute(
+            "SELECT attempt FROM scalar WHERE key_id = ? AND attempt < ? "
+            "ORDER BY attempt DESC LIMIT 1",
+            (key_id, below),
+        ).fetchone()
+        if found is None:
+            return None
+        attempt = found[0]
         row = conn.execute(
             "SELECT step, value FROM scalar WHERE key_id = ? AND attempt = ? AND step < ? "
             "ORDER BY step DESC LIMIT 1",
@@ -464,7 +469,7 @@ def _newest_point(
         ).fetchone()
         if row is not None:
             return row[0], row[1]
-    return None
+        below = attempt
 
 
 #: Steps looked at for the median step time (recent pace, not the whole run's).
