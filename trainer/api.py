@@ -23,9 +23,11 @@ saved or restored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -95,7 +97,7 @@ class Run:
         self.keep_checkpoints = keep_checkpoints
         self.checkpoint_every = checkpoint_every
         self.stop_reason: str | None = None
-        #: The newest metrics logged (for progress displays; not copied).
+        #: The newest metrics logged (for progress displays; a copy).
         self.last_metrics: dict[str, float] | None = None
         self._writer = writer
         self._started = False
@@ -163,7 +165,7 @@ class Run:
             if self._writer.error is None:
                 self._writer.heartbeat(self.step)
                 self._transition(status, status, reason or "", step=self.step, exit_reason=reason)
-            self._writer.close()
+            self._writer.close(progress=self._say_progress)
             if self._writer.error is not None:
                 raise self._writer.failure()
         finally:
@@ -173,6 +175,12 @@ class Run:
             if _active is self:
                 _active = None
         log.info("run %s %s%s", self.name, status, f": {reason}" if reason else "")
+
+    def _say_progress(self, line: str) -> None:
+        """Progress of a long final write, on stderr and in the structured log."""
+        log.info("run %s: %s", self.name, line)
+        with contextlib.suppress(OSError, ValueError):
+            print(f"trainer: finishing {self.name}: {line}", file=sys.stderr, flush=True)
 
     def fail(self, exc: BaseException) -> None:
         """Journal an error with its traceback and finish as "failed"."""
@@ -245,13 +253,16 @@ class Run:
 
     # ---------------------------------------------------------------- metrics
     def log(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record scalars at ``step`` (default: the step after the newest). Costs microseconds."""
+        """Record scalars at ``step`` (default: the step after the newest). Costs microseconds.
+
+        The values are copied at the call: a dict reused for the next step is safe. When the
+        journal writer falls behind, this waits for it (nothing is dropped).
+        """
         if step is None:
             step = self.step + 1
         if step > self.step:
             self.step = step
-        self.last_metrics = metrics  # type: ignore[assignment]
-        self._writer.log_scalars(metrics, step)
+        self.last_metrics = self._writer.log_scalars(metrics, step)
 
     def event(self, kind: str, message: str = "", **data: Any) -> None:
         """Journal an event of the user's own."""

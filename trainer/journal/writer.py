@@ -6,6 +6,11 @@ The hot path (``log_scalars``) takes no lock and does no I/O: it appends one tup
 commits everything queued in one transaction with ``executemany`` on the raw connection
 (peewee's ``insert_many`` measured about 10x slower). Other operations (events, status,
 heartbeats) travel in the same queue, so they commit in the order they were made.
+
+Back-pressure: at most ``max_queued`` points (default 100,000, ``$TRAINDESK_LOG_BUFFER``) wait
+in the queue. A ``log_scalars`` that finds it full waits until the writer has taken half of
+them (the training loop slows; nothing is dropped), says so in the structured log and journals
+a ``throttled`` event at most every 10 s. Events, status and heartbeats are never held back.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ _SCALARS = 0
 _OP = 1
 _SYNC = 2
 
+#: Points that may wait in the queue before ``log_scalars`` waits for the writer.
+DEFAULT_MAX_QUEUED = 100_000
+ENV_LOG_BUFFER = "TRAINDESK_LOG_BUFFER"
+#: Seconds between two ``throttled`` reports (structured log and journal event).
+THROTTLE_REPORT_S = 10.0
+#: Seconds between two progress lines while close() writes what is left.
+CLOSE_PROGRESS_S = 2.0
+
 _INSERT_SCALAR = (
     "INSERT OR REPLACE INTO scalar (key_id, attempt, step, value, wall_ms) VALUES (?, ?, ?, ?, ?)"
 )
@@ -49,6 +62,28 @@ _INSERT_SCALAR_CHUNK = (
 )
 #: A point logged within this many ms of its step's first point shares the step's wall time.
 SHARED_WALL_MS = 100
+
+
+def max_queued_default() -> int:
+    """``$TRAINDESK_LOG_BUFFER`` (points, at least 1,000), else :data:`DEFAULT_MAX_QUEUED`."""
+    try:
+        value = int(os.environ.get(ENV_LOG_BUFFER, DEFAULT_MAX_QUEUED))
+    except ValueError:
+        return DEFAULT_MAX_QUEUED
+    return max(1000, value)
+
+
+class _PointQueue(deque[tuple[Any, ...]]):
+    """The writer's FIFO; it counts the points taken out (writer thread only) so that the hot
+    path can tell how many wait: ``added - taken``, each counter written by one side."""
+
+    taken = 0
+
+    def popleft(self) -> tuple[Any, ...]:
+        item = super().popleft()
+        if item[0] == _SCALARS:
+            self.taken += len(item[3])
+        return item
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -70,13 +105,22 @@ class JournalWriter:
         *,
         flush_interval: float = 0.1,
         max_batch: int = 20_000,
+        max_queued: int | None = None,
     ) -> None:
         self.path = path
         self._db = database
         self._conn: sqlite3.Connection = database.connection()
-        self._queue: deque[tuple[Any, ...]] = deque()
+        self._queue = _PointQueue()
         self._flush_interval = flush_interval
         self._max_batch = max_batch
+        #: The most points that wait in the queue; log_scalars waits beyond it.
+        self.max_queued = max_queued if max_queued is not None else max_queued_default()
+        self._added = 0  # points queued (written by the logging thread only)
+        #: Seconds log_scalars has waited for the writer, in total (back-pressure).
+        self.throttled_s = 0.0
+        self._throttle_reported = 0.0  # throttled_s when last reported
+        self._throttle_report_at = 0.0  # monotonic time of that report
+        self._space = threading.Event()  # set by the writer after each batch
         self._wake = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
@@ -181,14 +225,57 @@ class JournalWriter:
     # ---------------------------------------------------------------- hot path
     def log_scalars(
         self, values: Mapping[str, float], step: int, wall: float | None = None
-    ) -> None:
-        """Queue one step's scalars (``wall``: when they were measured, default now). Never
-        blocks on disk; raises if the writer has failed."""
+    ) -> dict[str, float]:
+        """Queue a copy of one step's scalars (``wall``: when they were measured, default now)
+        and return the copy. Never blocks on disk; waits while :attr:`max_queued` points are
+        queued (back-pressure, never loss); raises if the writer has failed."""
         if self._error is not None:
             raise self.failure()
+        values = dict(values)  # the caller may reuse (and change) its dict for the next step
         self._queue.append((_SCALARS, step, time.time() if wall is None else wall, values))
+        self._added += len(values)
         if len(self._queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
+        if self._added - self._queue.taken >= self.max_queued:
+            self._throttle()
+        return values
+
+    @property
+    def queued_points(self) -> int:
+        """Points logged but not yet taken by the writer thread."""
+        return max(0, self._added - self._queue.taken)
+
+    def _throttle(self) -> None:
+        """Wait until the writer has taken half of the queued points (or failed)."""
+        started = time.monotonic()
+        low = self.max_queued // 2
+        while True:
+            self._space.clear()
+            if self._added - self._queue.taken <= low:
+                break
+            if self._error is not None:
+                raise self.failure()
+            if not self._thread.is_alive():
+                raise JournalError(f"the journal writer of {self.path} has stopped")
+            self._wake.set()
+            self._space.wait(0.05)
+        now = time.monotonic()
+        self.throttled_s += now - started
+        if now - self._throttle_report_at >= THROTTLE_REPORT_S:
+            self._report_throttling(now)
+
+    def _report_throttling(self, now: float) -> None:
+        waited = self.throttled_s - self._throttle_reported
+        self._throttle_reported, self._throttle_report_at = self.throttled_s, now
+        message = (
+            f"logging is throttling training: the journal writer is behind, log() waited "
+            f"{waited:.1f} s (in all {self.throttled_s:.1f} s) for room in its buffer of "
+            f"{self.max_queued:,} points; nothing is dropped"
+        )
+        fields = {"throttled_s": round(self.throttled_s, 3), "waited_s": round(waited, 3),
+                  "max_queued": self.max_queued}  # fmt: skip
+        log.warning(message, extra={"fields": fields})
+        self.event("throttled", message, data=fields)
 
     # ---------------------------------------------------------------- other records
     def event(
@@ -279,27 +366,31 @@ class JournalWriter:
         if self._error is not None:
             raise self.failure()
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Flush, stop the writer thread, checkpoint the WAL and close the connection.
+    def close(self, progress: Callable[[str], object] | None = None) -> None:
+        """Write everything queued, however long that takes, stop the writer thread, checkpoint
+        the WAL and close the connection (only once the thread has ended).
 
-        A writer that failed (disk full) closes without raising: see :attr:`error`.
+        ``progress`` receives a line every 2 s while points are still being written (default:
+        the log). A writer that failed (disk full) closes without raising: see :attr:`error`.
         """
         if self._closing:
             return
-        try:
-            if self._error is None:
-                with contextlib.suppress(DiskFullError, JournalError):
-                    self.flush(timeout)
-        finally:
-            self._closing = True
-            self._wake.set()
-            self._thread.join(timeout)
-            if self._error is None:
-                try:
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.DatabaseError as exc:
-                    log.warning("WAL checkpoint at close failed: %s", exc)
-            self._db.close()
+        self._closing = True  # the writer thread drains the queue, then ends
+        self._wake.set()
+        started = time.monotonic()
+        while self._thread.is_alive():
+            self._thread.join(CLOSE_PROGRESS_S)
+            if self._thread.is_alive():
+                self._wake.set()
+                line = (f"writing the journal: {self.queued_points:,} points left "
+                        f"({time.monotonic() - started:.0f} s)")  # fmt: skip
+                (progress or log.info)(line)
+        if self._error is None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError as exc:
+                log.warning("WAL checkpoint at close failed: %s", exc)
+        self._db.close()
 
     def failure(self) -> Exception:
         """The user-facing error for :attr:`error`."""
@@ -325,7 +416,9 @@ class JournalWriter:
                     self._error = exc
                     unexpected = not isinstance(exc, sqlite3.DatabaseError | pw.DatabaseError)
                     log.error("journal write failed: %s", exc, exc_info=unexpected)
+                    self._space.set()
                     return
+                self._space.set()  # a log_scalars waiting for room may go on
             elif time.monotonic() - last_checkpoint > 30:
                 # A quiet moment: keep the WAL from growing (PASSIVE never blocks readers).
                 try:
