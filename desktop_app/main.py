@@ -42,6 +42,7 @@ from trainer.errors import TrainDeskError
 from trainer.paths import ENV_HOME, runs_dir
 from trainer.resources.gpus import ENV_SIMULATED
 from trainer.runs import resolve_run
+from trainer.version import __version__
 
 log = logging.getLogger("desktop_app")
 
@@ -59,6 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="traindesk", description="TrainDesk: watch your training runs."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--runs-dir", metavar="D", help="the runs directory to show")
     parser.add_argument(
         "--open", metavar="RUN", action="append", default=[],

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Run", "init"]
+from trainer.version import __version__
+
+__all__ = ["Run", "__version__", "init"]
 
 if TYPE_CHECKING:
     from trainer.api import Run, init

@@ -144,8 +144,14 @@ class RunPaths:
 
 
 def resources_dir() -> Path:
-    """The shipped ``resources/`` folder (recipe defaults, icons), in a checkout or a bundle."""
+    """The shipped ``resources/`` folder (recipe defaults): installed, in a bundle or a checkout.
+
+    An installed wheel carries it as the package data ``trainer/_resources`` (see setup.py),
+    found through importlib.resources; the PyInstaller bundle as ``<bundle>/resources``; a
+    checkout (or an editable install) has the top-level ``resources/`` beside ``trainer/``.
+    """
     import sys
+    from importlib.resources import files
 
     env = os.environ.get("TRAINDESK_RESOURCES")
     if env:
@@ -153,4 +159,7 @@ def resources_dir() -> Path:
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         return Path(bundle) / "resources"
+    shipped = files("trainer").joinpath("_resources")
+    if shipped.is_dir():
+        return Path(str(shipped))
     return Path(__file__).resolve().parent.parent / "resources"

@@ -230,9 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from trainer.version import __version__
 
-    try:
-        return version("traindesk")
-    except PackageNotFoundError:
-        return "dev"
+    return __version__
