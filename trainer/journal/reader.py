@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from trainer.journal import db as jdb
+from trainer.journal import envelope, summaries
+from trainer.journal.envelope import Envelope
+from trainer.journal.schema import SUMMARIES_COMPLETE
 from trainer.paths import JOURNAL_NAME
 from trainer.retry import sqlite_busy, sqlite_transient
 
@@ -112,6 +115,26 @@ class Series:
 
 
 @dataclass(frozen=True)
+class KeyExtent:
+    """How many visible points a key has, where they lie, and their finite value range."""
+
+    count: int
+    nonfinite: int
+    x_first: float
+    x_last: float
+    y_min: float  # inf when no value is finite
+    y_max: float
+    last_step: int
+
+
+def x_of(row: np.void, which: str, axis: str, shift: float) -> float:
+    """The x of a summary row's ``which`` point ("first", "last", "min", "max")."""
+    if axis == "step":
+        return float(row[f"{which}_step"])
+    return shift + float(row[f"{which}_wall"]) / 1000.0
+
+
+@dataclass(frozen=True)
 class EventRow:
     id: int
     wall: float
@@ -168,6 +191,7 @@ class JournalReader:
         self._last_event = 0
         self._last_sample = 0
         self._created: float | None = None
+        self._complete = False  # the summaries are complete (once seen, stays so)
 
     # ---------------------------------------------------------------- plumbing
     def close(self) -> None:
@@ -228,6 +252,49 @@ class JournalReader:
         if not len(points):
             return Series.empty()
         return Series._from_points(points, created, conn)
+
+    def envelope(
+        self, key: str, x0: float, x1: float, width: int, *, axis: str = "step"
+    ) -> Envelope:
+        """What a chart ``width`` pixels wide draws of ``key`` over ``[x0, x1]``: each pixel
+        column's first, last, lowest and highest point, exact (see
+        :mod:`trainer.journal.envelope`), read from the summaries in one short transaction."""
+        with self._read() as conn:
+            created = self._created_at(conn)
+            key_id = self._key_id(conn, key)
+            if key_id is None:
+                return envelope.empty(x0, x1, max(int(width), 1))
+            return envelope.read_envelope(
+                conn, key_id, x0, x1, width, axis=axis, created=created,
+                summarized=self._summarized(conn),
+            )  # fmt: skip
+
+    def extent(self, key: str, *, axis: str = "step") -> KeyExtent | None:
+        """``key``'s visible points: how many, and the x of the first and last (None: none).
+        A few rows of the coarsest summaries; journals without them count their points."""
+        with self._read() as conn:
+            created = self._created_at(conn)
+            key_id = self._key_id(conn, key)
+            if key_id is None:
+                return None
+            if self._summarized(conn):
+                rows = summaries.fetch_rows(conn, key_id, summaries.LEVELS, -(2**62), 2**62)
+            else:
+                pts = summaries.visible_points(conn, key_id, -(2**62), 2**62)
+                rows = summaries.combine(summaries.point_rows(pts), np.zeros(len(pts), np.int64))
+        if not len(rows):
+            return None
+        shift = created if axis == "wall" else 0.0
+        first, last = rows[0], rows[-1]
+        return KeyExtent(
+            count=int(rows["n"].sum()),
+            nonfinite=int(rows["nonfinite"].sum()),
+            x_first=x_of(first, "first", axis, shift),
+            x_last=x_of(last, "last", axis, shift),
+            y_min=float(rows["min"].min()),
+            y_max=float(rows["max"].max()),
+            last_step=int(last["last_step"]),
+        )
 
     def events(self, since_id: int = 0) -> list[EventRow]:
         with self._read() as conn:
@@ -295,6 +362,19 @@ class JournalReader:
         return batch
 
     # ---------------------------------------------------------------- helpers
+    def _key_id(self, conn: sqlite3.Connection, key: str) -> int | None:
+        row = conn.execute("SELECT id FROM metric_key WHERE name = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _summarized(self, conn: sqlite3.Connection) -> bool:
+        """True once the journal's summaries hold every point (not so for a journal of schema
+        v1, or one whose migration is under way)."""
+        if self._complete:
+            return True
+        row = conn.execute("SELECT value FROM meta WHERE key = 'summaries'").fetchone()
+        self._complete = row is not None and row[0] == SUMMARIES_COMPLETE
+        return self._complete
+
     def _created_at(self, conn: sqlite3.Connection) -> float:
         if self._created is None:
             row = conn.execute("SELECT created FROM run").fetchone()

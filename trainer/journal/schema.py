@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 import peewee as pw
 
-SCHEMA_VERSION = 1
+from trainer.journal import summaries
+
+SCHEMA_VERSION = 2
+#: meta "summaries": "complete" once every point is in the summary table; until then (a
+#: journal migrated from v1 whose build has not finished) readers read the points.
+SUMMARIES_COMPLETE = "complete"
+SUMMARIES_BUILDING = "building"
 
 
 class _Base(pw.Model):
@@ -129,9 +135,17 @@ FROM scalar AS s JOIN metric_key AS k ON k.id = s.key_id
 LEFT JOIN step_wall AS w ON w.attempt = s.attempt AND w.step = s.step, run AS r
 """
 
-# MIGRATIONS[n] upgrades a journal from schema version n to n + 1. Only the trainer (the one
-# writer) migrates; readers refuse a newer version and read older ones as they are.
-MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {}
+
+def _v1_to_v2(db: pw.Database) -> None:
+    """v2 adds the multi-resolution summaries; the writer builds them (in chunks, after the
+    migration commits) before it writes anything else."""
+    db.execute_sql(summaries.CREATE_TABLE)
+    Meta.replace(key="summaries", value=SUMMARIES_BUILDING).execute()
+
+
+# MIGRATIONS[n] upgrades a journal from schema version n to n + 1. Only a journal's one writer
+# migrates; readers refuse a newer version and read older ones as they are.
+MIGRATIONS: dict[int, Callable[[pw.Database], None]] = {1: _v1_to_v2}
 
 
 def create_schema(db: pw.Database) -> None:
@@ -139,7 +153,9 @@ def create_schema(db: pw.Database) -> None:
     with db.bind_ctx(TABLES), db.atomic():
         db.create_tables(TABLES)
         db.execute_sql(SCALARS_VIEW)
+        db.execute_sql(summaries.CREATE_TABLE)
         Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict_replace().execute()
+        Meta.replace(key="summaries", value=SUMMARIES_COMPLETE).execute()
 
 
 def migrate(db: pw.Database, from_version: int) -> None:

@@ -29,10 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import peewee as pw
 
-from trainer.errors import DiskFullError, JournalError
+from trainer.errors import DiskFullError, JournalError, disk_full
 from trainer.journal import db as jdb
+from trainer.journal import summaries
+from trainer.journal.schema import SUMMARIES_COMPLETE
 from trainer.retry import sqlite_busy, sqlite_transient
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,7 @@ class JournalWriter:
         self._last_step = -(2**62)
         self._last_wall = 0
         self._step_wall_stored = False
+        self._summaries = summaries.SummaryKeeper()
         self._key_ids: dict[str, int] = dict(
             self._conn.execute("SELECT name, id FROM metric_key").fetchall()
         )
@@ -201,6 +205,8 @@ class JournalWriter:
                     "VALUES (?, ?, ?, ?, ?)",
                     (attempt, start_step, now, os.getpid(), socket.gethostname()),
                 )
+                if _summaries_complete(conn):
+                    summaries.truncate_from(conn, start_step)
                 conn.execute(
                     "UPDATE run SET attempt = ?, status = 'starting', exit_reason = NULL, "
                     "pid = ?, pid_started = ?, host = ?, step = ?, updated = ?",
@@ -346,6 +352,11 @@ class JournalWriter:
 
     # ---------------------------------------------------------------- flushing
     @property
+    def writing(self) -> bool:
+        """True while the writer thread runs (the database must stay open)."""
+        return self._thread.is_alive()
+
+    @property
     def error(self) -> BaseException | None:
         """The error that stopped the writer (disk full, ...), or None."""
         return self._error
@@ -396,14 +407,18 @@ class JournalWriter:
         """The user-facing error for :attr:`error`."""
         exc = self._error
         if exc is not None and _is_disk_full(exc):
-            return DiskFullError(
-                f"the journal {self.path} could not be written ({exc}): free some disk space, "
-                "then resume the run; everything committed before is kept"
-            )
+            return disk_full(f"the journal {self.path}", exc)
         return JournalError(f"the journal {self.path} could not be written: {exc}")
 
     # ---------------------------------------------------------------- writer thread
     def _run(self) -> None:
+        try:
+            self._build_summaries()
+        except Exception as exc:
+            self._error = exc
+            log.error("building the journal's summaries failed: %s", exc)
+            self._space.set()
+            return
         last_checkpoint = time.monotonic()
         while True:
             self._wake.wait(self._flush_interval)
@@ -429,12 +444,35 @@ class JournalWriter:
             if closing and not self._queue:
                 return
 
+    def _build_summaries(self) -> None:
+        """A journal migrated from schema v1 gets its summaries before anything else is
+        written (log() meanwhile waits on the bounded queue; nothing is lost). Readers draw
+        from the points until the build is complete; each chunk commits on its own."""
+        conn = self._conn
+        if _summaries_complete(conn):
+            return
+        started = time.monotonic()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for done in summaries.build_all(conn):
+                conn.execute("COMMIT")
+                log.info("building the journal's summaries: %d points", done)
+                conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'summaries'", (SUMMARIES_COMPLETE,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("journal summaries built in %.1f s", time.monotonic() - started)
+
     def _commit_batch(self) -> None:
         queue = self._queue
         conn = self._conn
         count = 0
         synced: list[threading.Event] = []
         rows: list[tuple[int, int, int, float, int | None]] = []
+        summed: list[tuple[int, int, float, int]] = []  # (key_id, step, value, wall_ms)
         steps: list[tuple[int, int, int]] = []
         attempt = self.attempt
         created_ms = self.created * 1000.0
@@ -485,6 +523,7 @@ class JournalWriter:
                             self._note_nan(conn, key, step)
                             continue
                         rows.append((key_id, attempt, step, number, own))
+                        summed.append((key_id, step, number, wall_ms))
                 elif item[0] == _SYNC:
                     synced.append(item[1])
                 else:
@@ -492,8 +531,12 @@ class JournalWriter:
                     rows, steps = [], []
                     item[1](conn)
             self._insert(rows, steps)
+            if summed:
+                self._summaries.apply(conn, np.array(summed, dtype=summaries.POINTS))
             conn.execute("COMMIT")
         except BaseException:
+            # What the keeper cached may describe rows that were just rolled back.
+            self._summaries.forget()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
@@ -539,6 +582,11 @@ class JournalWriter:
         key_id = int(cur.lastrowid or 0)
         self._key_ids[key] = key_id
         return key_id
+
+
+def _summaries_complete(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'summaries'").fetchone()
+    return row is not None and row[0] == SUMMARIES_COMPLETE
 
 
 def _process_start_time() -> float | None:
