@@ -177,3 +177,67 @@ def test_a_v1_journal_opens_as_it_is_then_migrates_and_draws_the_same(tmp_path: 
 def test_levels_nest() -> None:
     assert [sm.size(level) for level in range(4)] == [1, 64, 512, 4096]
     assert sm.size(sm.LEVELS) >= 10**8
+
+
+_CHILD = """
+import sys, numpy as np
+from pathlib import Path
+from trainer.journal.writer import JournalWriter
+path, seed, resume = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if resume < 0:
+    w = JournalWriter.create(path, run_id="k", name="k", entry="x", kind="api", config={})
+    step = 0
+else:
+    w = JournalWriter.open_next_attempt(path, resume_step=resume)
+    step = resume + 1
+rng = np.random.default_rng(seed)
+print("ready", flush=True)
+while True:
+    step += int(rng.integers(1, 5))
+    w.log_scalars({"a": float(rng.normal()), "b": float(rng.normal()) * 10}, step)
+    if rng.random() < 0.001:
+        w.log_scalars({"a": 99.0}, max(0, step - int(rng.integers(0, 200))))
+"""
+
+
+def test_kill_9_at_random_moments_leaves_summaries_that_agree(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    path = folder / "journal.sqlite"
+    rng = np.random.default_rng(11)
+    resume = -1
+    for round_ in range(5):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(path), str(round_), str(resume)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while _last_step(folder) <= resume and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the attempt's first commit
+        time.sleep(float(rng.uniform(0.0, 0.5)))  # then a random moment to kill it
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+        checked = oracle.check_summaries(folder)
+        assert checked > 0
+        with JournalReader(folder) as reader:
+            extent = reader.extent("a")
+        assert extent is not None
+        resume = max(0, extent.last_step - int(rng.integers(0, 500)))
+
+
+def _last_step(folder: Path) -> int:
+    try:
+        with JournalReader(folder) as reader:
+            extent = reader.extent("a")
+    except Exception:  # not created yet
+        return -1
+    return -1 if extent is None else extent.last_step
