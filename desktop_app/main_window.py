@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QFileSystemWatcher,
     QItemSelection,
     QItemSelectionModel,
     QSortFilterProxyModel,
@@ -61,9 +62,10 @@ from desktop_app.runs_ctl.console import LogConsole
 from desktop_app.runs_ctl.controls import Action
 from desktop_app.runs_ctl.gpu_model import read_gpu_inventory
 from desktop_app.runs_ctl.import_dialog import ImportDialog, ImportRequest
+from desktop_app.runs_ctl.launch_failure import LaunchFailurePanel
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
-from desktop_app.runs_model import RunsModel
+from desktop_app.runs_model import RunsModel, ScanResult, summary_cache_path
 from desktop_app.runs_table import SORT_ROLE, RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
 from desktop_app.settings.model import AppSettings
@@ -77,6 +79,8 @@ from trainer.runs import RunSummary
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 1000
+#: Rows measured when the runs table's columns are sized to their contents (once).
+COLUMN_SIZE_ROWS = 100
 _REFRESH_TAG = "runs-refresh"
 #: Seconds live children get to checkpoint and stop when the app closes, before SIGTERM.
 STOP_TIMEOUT_S = 30.0
@@ -123,7 +127,8 @@ class MainWindow(QMainWindow):
             self._runs_dir_error = f"cannot create the runs folder {runs_dir}: {exc.strerror}"
         self.io = BackgroundIO(self)
         self.tasks = BackgroundIO(self, name="traindesk-tasks", workers=2)
-        self.runs = RunsModel(runs_dir)
+        self.runs = RunsModel(runs_dir, cache=summary_cache_path(runs_dir))
+        self._columns_sized = False
 
         self.table_model = RunsTableModel(self.runs, self)
         # Filter and sort through a proxy: the table model keeps the runs model's order.
@@ -146,10 +151,14 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Sized to the contents once, when the first rows are in (_on_scan), not on every
+        # change: ResizeToContents measures every cell of every row each time one changes.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setResizeContentsPrecision(COLUMN_SIZE_ROWS)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table_model.modelReset.connect(self._restore_selection)
+        self.table_model.rowsInserted.connect(lambda *_: self._restore_selection())
 
         self.supervisor = Supervisor(
             runs_dir, self, restart=self.settings.restart_policy(),
@@ -193,9 +202,18 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.charts, "Charts")
         self.tabs.addTab(self.console, "Console")
+        # A launch that failed before its run existed has no row: its cause shows here.
+        self.launch_failure = LaunchFailurePanel()
+        self.launch_failure.consoleRequested.connect(self._show_failed_console)
+        self.supervisor.launch_failed.connect(self._on_launch_failed)
+        run_view = QWidget()
+        run_layout = QVBoxLayout(run_view)
+        run_layout.setContentsMargins(0, 0, 0, 0)
+        run_layout.addWidget(self.launch_failure)
+        run_layout.addWidget(self.tabs, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(runs_panel)
-        splitter.addWidget(self.tabs)
+        splitter.addWidget(run_view)
         splitter.setSizes([240, 440])
         self.setCentralWidget(splitter)
 
@@ -258,6 +276,12 @@ class MainWindow(QMainWindow):
         self._refresh_timer.timeout.connect(self.refresh)
         self._refresh_timer.timeout.connect(self.table_model.tick)  # restart countdowns
         self._refresh_timer.start()
+        # A run folder made or removed changes the runs folder itself: scan at once (one
+        # inotify watch, on the runs folder only; the timer's scan catches the rest).
+        self._dir_watcher = QFileSystemWatcher(self)
+        if runs_dir.is_dir():
+            self._dir_watcher.addPath(str(runs_dir))
+        self._dir_watcher.directoryChanged.connect(lambda _path: self.refresh())
         self.refresh()
 
     # ------------------------------------------------------------------ menus, open, drop
@@ -406,8 +430,10 @@ class MainWindow(QMainWindow):
             self.show_error(f"{request.source} is being imported already")
         return submitted
 
-    def open_folder(self, folder: Path) -> bool:
-        """Show (and select) a run folder from anywhere; shows the reason if it is not one."""
+    def open_folder(self, folder: Path, *, add: bool = False) -> bool:
+        """Show (and select) a run folder from anywhere; shows the reason if it is not one.
+
+        ``add``: select it along with the runs selected now (``--open A --open B``)."""
         error = self.runs.add_folder(folder)
         if error:
             self.show_error(error)
@@ -415,8 +441,13 @@ class MainWindow(QMainWindow):
         resolved = folder.resolve()
         inside = resolved.parent == self.runs.runs_dir.resolve()
         # The path as the runs model lists it, so that the row is found and selected.
-        self._selected = str(self.runs.runs_dir / resolved.name) if inside else str(resolved)
-        self._selected_paths = [self._selected]
+        path = str(self.runs.runs_dir / resolved.name) if inside else str(resolved)
+        if add and self._selected_paths:
+            if path not in self._selected_paths:
+                self._selected_paths = [*self._selected_paths, path]
+        else:
+            self._selected = path
+            self._selected_paths = [path]
         self._restore_selection()  # now if it is listed already, else when it appears
         self.refresh()
         return True
@@ -433,8 +464,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ public
     def refresh(self) -> None:
-        """Re-read the runs directory in the background (skipped while a read is running)."""
-        self.io.submit(_REFRESH_TAG, self.runs.fetch, self._on_runs, self._on_refresh_error)
+        """Scan the runs directory for changes in the background (skipped while a scan is
+        running); a listing not complete yet is scanned again at once."""
+        if not self._shut_down:
+            self.io.submit(_REFRESH_TAG, self.runs.scan, self._on_scan, self._on_refresh_error)
 
     def selected_run(self) -> RunSummary | None:
         row = self.runs.index_of(self._selected)
@@ -490,6 +523,7 @@ class MainWindow(QMainWindow):
         self.supervisor.cancel_restarts("restart cancelled: the app is closing")
         self.queue.shutdown()
         self.io.close()
+        self.runs.scanner.save_cache()  # no scan runs any more
         self.tasks.close()  # waits for a running job (the diagnostics take seconds)
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.charts.shutdown()
@@ -596,11 +630,19 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     # ------------------------------------------------------------------ internals
-    def _on_runs(self, runs: list[RunSummary]) -> None:
+    def _on_scan(self, result: ScanResult) -> None:
         if self.error_label.text().startswith("Error: the runs folder"):
             self.error_label.setText("")  # it is back
-        # A change of rows resets the table model, which restores the selection.
-        self.runs.set_runs(runs)
+        if not result.complete:
+            QTimer.singleShot(0, self.refresh)  # the first listing: fill on
+        # A big change of rows resets the table model, which restores the selection.
+        if self.runs.apply(result):
+            self._on_runs(self.runs.runs)
+        if not self._columns_sized and (result.complete or len(self.runs) >= COLUMN_SIZE_ROWS):
+            self._columns_sized = bool(len(self.runs))
+            self.table.resizeColumnsToContents()
+
+    def _on_runs(self, runs: list[RunSummary]) -> None:
         self.system.set_runs(runs)
         self._watch_health()
         self.controller.update()
@@ -650,8 +692,18 @@ class MainWindow(QMainWindow):
         self.controller.update()
         self._watch_health()
 
+    def _on_launch_failed(self, folder: str, name: str, message: str, tail: list[str]) -> None:
+        log.warning("launch failed", extra={"run": name, "fields": {"message": message}})
+        self.launch_failure.show_failure(folder, name, message, tail)
+        self.console.show_run(folder)
+
+    def _show_failed_console(self, folder: str) -> None:
+        self.console.show_run(folder)
+        self.tabs.setCurrentWidget(self.console)
+
     def _on_launched(self, folder: str) -> None:
         log.info("run launched", extra={"run": Path(folder).name, "fields": {"folder": folder}})
+        self.launch_failure.hide()  # a new launch: the last one's failure is old news
         self._selected = folder
         self._selected_paths = [folder]
         self.console.show_run(folder)

@@ -1,17 +1,28 @@
 """The runs panel's model: the summaries of every run in a runs directory. Qt-free.
 
 Widgets subscribe with :meth:`RunsModel.add_listener`; listeners are called only when the
-list of summaries actually changed, never on a refresh that found nothing new.
+list of summaries actually changed, never on a refresh that found nothing new, and
+:attr:`RunsModel.last_change` says which rows were added, changed or removed.
+
+:class:`RunsScanner` keeps the listing up to date at any number of run folders, reading as
+little as it can (see its docstring): the table fills progressively, a new folder is found
+from the runs directory's own modification time, and a journal is read again only when its
+files changed on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.journal.status import LIVE
+from trainer.journal.status import ALIVE, LIVE
 from trainer.paths import JOURNAL_NAME
 from trainer.runs import RunSummary, summarize, summarize_all
 
@@ -40,20 +51,299 @@ def sort_runs(runs: Sequence[RunSummary]) -> list[RunSummary]:
     return sorted(runs, key=lambda r: (r.created is None, -(r.created or 0.0), r.name, r.path))
 
 
+#: A journal's files as last seen: (inode, size, mtime ns) of journal.sqlite, then (size,
+#: mtime ns) of its -wal ((0, 0) when there is none or it is empty). A commit, a checkpoint or
+#: a replaced file changes it.
+Mark = tuple[int, int, int, int, int]
+
+
+def file_mark(folder: Path) -> Mark | None:
+    """The :data:`Mark` of ``folder``'s journal; None when it has none."""
+    journal = os.path.join(folder, JOURNAL_NAME)
+    try:
+        st = os.stat(journal)
+    except OSError:
+        return None
+    try:
+        wal = os.stat(journal + "-wal")
+        # An empty -wal holds nothing: the first reader of a journal makes one.
+        wal_mark = (wal.st_size, wal.st_mtime_ns) if wal.st_size else (0, 0)
+    except OSError:
+        wal_mark = (0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns, *wal_mark)
+
+
+@dataclass
+class ScanResult:
+    """What one :meth:`RunsScanner.scan` found: new or changed summaries, folders gone, and
+    whether every run folder known has its summary yet (False: scan again soon)."""
+
+    changed: list[RunSummary] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    complete: bool = True
+    known: int = 0
+
+
+#: Statuses a journal keeps until someone writes it again (its summary can be cached).
+_SETTLED = frozenset({"finished", "stopped", "failed", "crashed"})
+
+
+class RunsScanner:
+    """Keeps a runs directory's listing up to date, reading as little as it can. Use it from
+    one thread (the app's journal worker).
+
+    * The directory is listed again only when its own modification time changed (a run
+      folder made or removed); a folder made without its journal yet is looked at on each
+      scan until the journal appears.
+    * A journal is read again only when its files changed (:func:`file_mark`). The runs that
+      are live (or unresponsive, stalled) are read on each scan: their status is derived from
+      the process and the heartbeat's age, which change without a write. Ended runs are
+      looked at in turns, ``recheck`` folders a scan (a ``stat`` each: two for a finished run
+      every few seconds, whatever the number of folders).
+    * The first listing fills progressively: each scan reads new folders, newest journal
+      first, for at most ``budget_s`` seconds and says whether it is ``complete``.
+    * Summaries of ended runs are kept in a cache file (``cache``) with their journal's mark,
+      so the next start shows a big runs directory without opening every journal.
+    """
+
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        budget_s: float = 0.1,
+        recheck: int = 50,
+        cache: Path | None = None,
+        summarize_one: Callable[[Path], RunSummary] = summarize,
+    ) -> None:
+        self.runs_dir = runs_dir
+        self.budget_s = budget_s
+        self.recheck = recheck
+        self.cache = cache
+        self._summarize = summarize_one
+        self._dir_mtime: int | None = None
+        self._marks: dict[str, Mark] = {}
+        self._summaries: dict[str, RunSummary] = {}
+        self._pending: list[str] = []  # known folders without a summary yet, next first
+        self._candidates: set[str] = set()  # folders in runs_dir without a journal (yet)
+        self._extra: set[str] = set()
+        self._turn = 0
+        self._cached: dict[str, tuple[Mark, RunSummary]] | None = None
+        self._cache_dirty = False
+        #: Journals read so far (for tests and the benchmark).
+        self.reads = 0
+
+    def scan(self, extra: Iterable[Path] = ()) -> ScanResult:
+        """What changed since the last scan (blocking). FileNotFoundError with the fix when
+        the runs directory is gone."""
+        result = ScanResult()
+        try:
+            mtime = os.stat(self.runs_dir).st_mtime_ns
+        except OSError:
+            raise FileNotFoundError(
+                f"the runs folder {self.runs_dir} does not exist (any more): recreate it, or "
+                "choose another in File → Settings"
+            ) from None
+        if self._cached is None:
+            self._cached = _load_cache(self.cache)
+        if mtime != self._dir_mtime:
+            self._dir_mtime = mtime
+            self._list(result)
+        for folder in [str(Path(f)) for f in extra]:
+            if folder not in self._marks and folder not in self._extra:
+                self._extra.add(folder)
+                self._candidates.add(folder)
+        self._look_at_candidates()
+        self._recheck(result)
+        self._fill(result)
+        result.complete = not self._pending
+        result.known = len(self._marks)
+        if result.complete:
+            self.save_cache()
+        return result
+
+    @property
+    def summaries(self) -> dict[str, RunSummary]:
+        return dict(self._summaries)
+
+    # ------------------------------------------------------------------ steps
+    def _list(self, result: ScanResult) -> None:
+        present: dict[str, Mark] = {}
+        with contextlib.suppress(OSError), os.scandir(self.runs_dir) as entries:
+            for entry in entries:
+                if not entry.is_dir():
+                    continue
+                mark = file_mark(Path(entry.path))
+                if mark is None:
+                    self._candidates.add(entry.path)
+                else:
+                    present[entry.path] = mark
+        for folder in [f for f in self._marks if f not in present and f not in self._extra]:
+            self._forget(folder, result)
+        for folder in [f for f in self._candidates if f not in self._extra]:
+            if not os.path.isdir(folder):
+                self._candidates.discard(folder)
+        new = [f for f in present if f not in self._marks]
+        # Newest journal first: the top of the table (newest first) fills first.
+        new.sort(key=lambda f: present[f][2], reverse=True)
+        for folder in new:
+            self._add(folder, present[folder])
+
+    def _add(self, folder: str, mark: Mark) -> None:
+        self._candidates.discard(folder)
+        self._marks[folder] = mark
+        self._pending.append(folder)
+
+    def _forget(self, folder: str, result: ScanResult) -> None:
+        self._marks.pop(folder, None)
+        if self._summaries.pop(folder, None) is not None:
+            result.removed.append(folder)
+        if folder in self._pending:
+            self._pending.remove(folder)
+        self._extra.discard(folder)
+        if self._cached is not None and self._cached.pop(folder, None) is not None:
+            self._cache_dirty = True
+
+    def _look_at_candidates(self) -> None:
+        for folder in list(self._candidates):
+            mark = file_mark(Path(folder))
+            if mark is not None:
+                self._add(folder, mark)
+            elif folder not in self._extra and not os.path.isdir(folder):
+                self._candidates.discard(folder)
+
+    def _recheck(self, result: ScanResult) -> None:
+        """Read again the live runs, and the ended ones (in turns) whose journal changed."""
+        done = [f for f in self._marks if f in self._summaries]
+        live = [f for f in done if self._summaries[f].status in ALIVE]
+        settled = [f for f in done if self._summaries[f].status not in ALIVE]
+        turn: list[str] = []
+        if settled:
+            start = self._turn % len(settled)
+            turn = (settled[start:] + settled[:start])[: self.recheck]
+            self._turn = start + len(turn)
+        for folder in [*live, *turn]:
+            mark = file_mark(Path(folder))
+            if mark is None:
+                if not os.path.isdir(folder) or folder in self._extra:
+                    self._forget(folder, result)
+                continue
+            if folder in live or mark != self._marks[folder]:
+                self._marks[folder] = mark
+                self._read(folder, result)
+
+    def _fill(self, result: ScanResult) -> None:
+        deadline = time.monotonic() + self.budget_s
+        while self._pending and (time.monotonic() < deadline or not result.changed):
+            folder = self._pending.pop(0)
+            cached = (self._cached or {}).get(folder)
+            if cached is not None and cached[0] == self._marks[folder]:
+                self._set(folder, cached[1], result)
+                continue
+            self._read(folder, result)
+
+    def _read(self, folder: str, result: ScanResult) -> None:
+        self.reads += 1
+        mark = self._marks[folder]
+        summary = self._summarize(Path(folder))
+        self._set(folder, summary, result)
+        if self._cached is not None and summary.status in _SETTLED:
+            self._cached[folder] = (mark, summary)
+            self._cache_dirty = True
+
+    def _set(self, folder: str, summary: RunSummary, result: ScanResult) -> None:
+        if self._summaries.get(folder) != summary:
+            self._summaries[folder] = summary
+            result.changed.append(summary)
+
+    # ------------------------------------------------------------------ the cache
+    def save_cache(self) -> None:
+        """Write the ended runs' summaries to the cache file if they changed since the last
+        save (errors are ignored: it is a cache). Call it from the scanning thread, or once
+        no scan can run."""
+        if not self._cache_dirty or self.cache is None or self._cached is None:
+            return
+        self._cache_dirty = False
+        entries = [
+            {"mark": list(mark), "summary": summary.to_json()}
+            for folder, (mark, summary) in self._cached.items()
+            if folder in self._marks
+        ]
+        tmp = self.cache.with_name(f"{self.cache.name}.{os.getpid()}.tmp")
+        try:
+            self.cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "runs": entries}), "utf-8")
+            os.replace(tmp, self.cache)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+#: Bumped whenever RunSummary or the mark changes meaning: an old cache is then ignored.
+_CACHE_VERSION = 1
+
+
+def summary_cache_path(runs_dir: Path) -> Path:
+    """The summary cache of ``runs_dir``, in the user cache folder (one file per runs dir)."""
+    import platformdirs
+
+    digest = hashlib.sha1(str(runs_dir.resolve()).encode(), usedforsecurity=False).hexdigest()
+    base = Path(platformdirs.user_cache_dir("traindesk", appauthor=False))
+    return base / "runs-index" / f"{digest[:16]}.json"
+
+
+def _load_cache(path: Path | None) -> dict[str, tuple[Mark, RunSummary]]:
+    """The cached summaries by folder; {} when there is no cache or it cannot be read."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("version") != _CACHE_VERSION:
+            return {}
+        out: dict[str, tuple[Mark, RunSummary]] = {}
+        for entry in data["runs"]:
+            summary = RunSummary(**entry["summary"])
+            mark = tuple(int(x) for x in entry["mark"])
+            if len(mark) == 5:
+                out[summary.path] = (mark, summary)
+        return out
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+@dataclass(frozen=True)
+class RunsChange:
+    """Which rows the last change of a :class:`RunsModel` touched, by run folder path."""
+
+    added: frozenset[str] = frozenset()
+    changed: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+
+
 class RunsModel:
-    """Holds the current list of :class:`RunSummary` and tells listeners when it changes."""
+    """Holds the current list of :class:`RunSummary` and tells listeners when it changes.
+
+    Two ways to feed it: :meth:`fetch` and :meth:`set_runs` (the whole listing at once), or
+    :meth:`scan` (on the worker) and :meth:`apply` (the changes only; see
+    :class:`RunsScanner`). ``cache``: the scanner's summary cache file (None: none).
+    """
 
     def __init__(
         self,
         runs_dir: Path,
         fetch: Callable[[Path], list[RunSummary]] = fetch_runs,
+        *,
+        cache: Path | None = None,
     ) -> None:
         self.runs_dir = runs_dir
         self._fetch = fetch
         self._runs: list[RunSummary] = []
+        self._rows: dict[str, int] = {}
         self._listeners: list[Listener] = []
         #: Run folders opened from elsewhere (the menu, drag and drop), shown with the rest.
         self.extra_folders: list[Path] = []
+        self.scanner = RunsScanner(runs_dir, cache=cache)
+        #: What the last notified change touched.
+        self.last_change = RunsChange()
 
     def add_folder(self, folder: Path) -> str | None:
         """Show a run folder from outside the runs directory; returns an error message or None."""
@@ -92,22 +382,42 @@ class RunsModel:
         """Fetch and apply in one go (blocking). True if anything changed."""
         return self.set_runs(self.fetch())
 
+    def scan(self) -> ScanResult:
+        """What changed in the runs directory and the extra folders (blocking; the worker)."""
+        return self.scanner.scan(list(self.extra_folders))
+
+    def apply(self, result: ScanResult) -> bool:
+        """Take a scan's changes; notify listeners and return True only if rows changed."""
+        if not result.changed and not result.removed:
+            return False
+        by_path = {run.path: run for run in self._runs}
+        for path in result.removed:
+            by_path.pop(path, None)
+        for run in result.changed:
+            by_path[run.path] = run
+        return self.set_runs(sort_runs(list(by_path.values())))
+
     def set_runs(self, runs: Sequence[RunSummary]) -> bool:
         """Replace the summaries; notify listeners and return True only if they differ."""
         new = list(runs)
         if new == self._runs:
             return False
+        old = {run.path: run for run in self._runs}
+        paths = {run.path for run in new}
+        self.last_change = RunsChange(
+            added=frozenset(paths - old.keys()),
+            changed=frozenset(r.path for r in new if r.path in old and old[r.path] != r),
+            removed=frozenset(old.keys() - paths),
+        )
         self._runs = new
+        self._rows = {run.path: row for row, run in enumerate(new)}
         for listener in list(self._listeners):
             listener()
         return True
 
     def index_of(self, path: str | None) -> int | None:
         """The row of the run at ``path``, or None."""
-        for row, run in enumerate(self._runs):
-            if run.path == path:
-                return row
-        return None
+        return None if path is None else self._rows.get(path)
 
 
 def step_text(run: RunSummary) -> str:
@@ -152,9 +462,12 @@ def elapsed_text(run: RunSummary, now: float | None = None) -> str:
 
 
 def eta_seconds(run: RunSummary, now: float | None = None) -> float | None:
-    """Time left at the average rate so far, for a live run with a step budget."""
+    """Time left at the average rate so far, for a live run with a step budget (none while
+    it is paused: it is not on its way to anywhere)."""
     elapsed = elapsed_seconds(run, now)
-    if run.status not in LIVE or not run.max_steps or not run.step or not elapsed:
+    if run.status not in LIVE or run.status == "paused":
+        return None
+    if not run.max_steps or not run.step or not elapsed:
         return None
     return max(0.0, (run.max_steps - run.step) * elapsed / run.step)
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor
 
 from desktop_app.runs_model import (
     LOSS_KEY,
+    RunsChange,
     RunsModel,
     elapsed_seconds,
     elapsed_text,
@@ -24,6 +25,7 @@ from desktop_app.runs_model import (
     loss_text,
     step_text,
 )
+from desktop_app.status_icons import DARK_BACKGROUNDS, dark_theme, status_color, status_icon
 from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
@@ -35,11 +37,13 @@ REASON_CHARS = 80
 #: The role a QSortFilterProxyModel sorts by: numbers where the column holds numbers.
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 _NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
+#: Rows added plus removed in one change above which the model is reset instead.
+MAX_ROW_EDITS = 32
 
 #: A symbol per status, so status does not rest on colour alone.
 STATUS_ICONS: dict[str, str] = {
-    "queued": "◌", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
-    "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "⏹", "failed": "✖",
+    "queued": "◌", "starting": "▶", "running": "▶", "paused": "‖", "stopping": "■",
+    "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "■", "failed": "✖",
     "crashed": "✖", "unreadable": "⚠",
 }  # fmt: skip
 
@@ -129,8 +133,9 @@ class RunsTableModel(QAbstractTableModel):
         return text
 
     def _repaint_status(self, paths: list[str]) -> None:
-        for row, run in enumerate(self._rows):
-            if run.path in paths:
+        for path in paths:
+            row = self._model.index_of(path)
+            if row is not None and row < len(self._rows) and self._rows[row].path == path:
                 index = self.index(row, STATUS_COLUMN)
                 self.dataChanged.emit(index, index)
 
@@ -164,13 +169,13 @@ class RunsTableModel(QAbstractTableModel):
             if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
                 text = self.status_text(run)
                 return text if role == Qt.ItemDataRole.DisplayRole else text.lower()
-            if role in (
-                Qt.ItemDataRole.ForegroundRole,
-                Qt.ItemDataRole.DecorationRole,  # a swatch, still visible on a selected row
-            ):
-                return QColor(STATUS_COLORS.get(status, "#374151"))
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return status_color(status)  # lighter shades on a dark theme
+            if role == Qt.ItemDataRole.DecorationRole:
+                return status_icon(status)  # drawn, in its colour: still seen when selected
             if role == Qt.ItemDataRole.BackgroundRole and status in STATUS_BACKGROUNDS:
-                return QColor(STATUS_BACKGROUNDS[status])
+                tints = DARK_BACKGROUNDS if dark_theme() else STATUS_BACKGROUNDS
+                return QColor(tints[status])
             if role == Qt.ItemDataRole.ToolTipRole:
                 note = self._notes.get(run.path)
                 tips = [STATUS_TIPS.get(status, ""), note.message if note else "",
@@ -189,17 +194,51 @@ class RunsTableModel(QAbstractTableModel):
         return None
 
     def _on_runs_changed(self) -> None:
+        """Apply the runs model's change row by row (a few rows added or removed: inserted
+        or removed in place, the selection stays put; changed rows: only those repainted);
+        a big change (the first listing's chunks) resets the model."""
         new = self._model.runs
-        if [r.path for r in new] == [r.path for r in self._rows]:
-            # Same rows: update the cells in place so the selection stays put.
+        change = self._model.last_change
+        if len(change.added) + len(change.removed) > MAX_ROW_EDITS or not self._edit_rows(
+            new, change
+        ):
+            self.beginResetModel()
             self._rows = new
-            if new:
-                last = self.index(len(new) - 1, len(COLUMNS) - 1)
-                self.dataChanged.emit(self.index(0, 0), last)
+            self.endResetModel()
             return
-        self.beginResetModel()
         self._rows = new
-        self.endResetModel()
+        rows = sorted(r for r, run in enumerate(new) if run.path in change.changed)
+        for first, last in _spans(rows):
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+
+    def _edit_rows(self, new: list[RunSummary], change: RunsChange) -> bool:
+        """Remove and insert rows so that their paths are those of ``new``; False (nothing
+        done) when the order changed otherwise (a reset is needed then)."""
+        kept = [r.path for r in self._rows if r.path not in change.removed]
+        if kept != [r.path for r in new if r.path not in change.added]:
+            return False
+        for row in reversed(range(len(self._rows))):
+            if self._rows[row].path in change.removed:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._rows[row]
+                self.endRemoveRows()
+        for row, run in enumerate(new):
+            if run.path in change.added:
+                self.beginInsertRows(QModelIndex(), row, row)
+                self._rows.insert(row, run)
+                self.endInsertRows()
+        return True
+
+
+def _spans(rows: list[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows."""
+    spans: list[tuple[int, int]] = []
+    for row in rows:
+        if spans and spans[-1][1] == row - 1:
+            spans[-1] = (spans[-1][0], row)
+        else:
+            spans.append((row, row))
+    return spans
 
 
 def _shown_status(run: RunSummary, note: RowNote | None) -> str:

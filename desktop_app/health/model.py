@@ -260,23 +260,36 @@ class HealthModel:
         return True
 
 
+#: At most this many ended runs are followed for being recent (a sweep that just ended may
+#: have changed a thousand journals in the last minutes).
+RECENT_MAX = 8
+
+
 def folders_to_watch(
     runs: Iterable[tuple[str, str, str, float | None]],
     selected: Sequence[str],
     *,
     now: float | None = None,
     recent_s: float = 300.0,
+    recent_max: int = RECENT_MAX,
 ) -> list[tuple[str, str]]:
     """The runs the health panel follows, from (folder, name, status, updated) tuples: the
-    live ones, the selected ones, and those whose journal changed in the last ``recent_s``
-    seconds (a run that just crashed stays in view)."""
+    live ones, the selected ones, and the ``recent_max`` newest of those whose journal changed
+    in the last ``recent_s`` seconds (a run that just crashed stays in view); in the order
+    given."""
     now = time.time() if now is None else now
-    chosen = []
-    for folder, name, status, updated in runs:
-        recent = updated is not None and now - updated <= recent_s
-        if status in ACTIVE or folder in selected or recent:
-            chosen.append((folder, name))
-    return chosen
+    runs = list(runs)
+    recent = sorted(
+        ((updated, folder) for folder, _name, status, updated in runs
+         if updated is not None and now - updated <= recent_s and status not in ACTIVE),
+        reverse=True,
+    )[:recent_max]  # fmt: skip
+    keep = {folder for _updated, folder in recent}
+    return [
+        (folder, name)
+        for folder, name, status, _updated in runs
+        if status in ACTIVE or folder in selected or folder in keep
+    ]
 
 
 def _rate(steps: deque[tuple[float, int, int]]) -> float | None:
