@@ -151,7 +151,8 @@ def run_args(spec: LaunchSpec) -> list[str]:
     args += resource_args(spec)
     if spec.runs_dir is not None:  # absolute: a command runs in another directory
         args.append(f"--runs-dir={os.path.abspath(os.path.expanduser(spec.runs_dir))}")
-    args.append("--quiet")
+    # No --quiet: on a pipe the trainer prints a plain progress line every few seconds,
+    # which the app's console shows (and logs/stdout.log keeps).
     if spec.command is not None:
         args += ["--", *spec.command]
     return args
@@ -202,7 +203,7 @@ def resume_args(run_folder: Path, max_steps: int | None = None) -> list[str]:
     args = ["resume", str(run_folder)]
     if max_steps is not None:
         args.append(f"--max-steps={max_steps}")
-    return [*args, f"--runs-dir={run_folder.parent}", "--quiet"]
+    return [*args, f"--runs-dir={run_folder.parent}"]
 
 
 def run_argv(spec: LaunchSpec) -> list[str]:

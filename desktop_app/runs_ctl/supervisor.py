@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +53,8 @@ TERM_GRACE_S = 5.0
 POLL_MS = 500
 #: How often a run paused by a full disk looks at the free space again.
 SPACE_POLL_MS = 5000
+#: Console lines kept per run to show with a failure (see ``launch_failed``).
+CONSOLE_TAIL_LINES = 40
 _STREAMS = ("stdout", "stderr")
 
 
@@ -80,6 +83,9 @@ class _Tracked:
     health: str = ""  # the last verdict's health
     timer: QTimer | None = None  # a pending restart, or the look at the free disk space
     due: float | None = None  # when the pending restart starts (monotonic)
+    #: The newest console lines (both streams) of its newest attempt, for a failure's cause.
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=CONSOLE_TAIL_LINES))
+    error_line: str | None = None  # the newest ``error: ...`` line it printed on stderr
 
 
 @dataclass(eq=False)
@@ -125,6 +131,11 @@ class Supervisor(QObject):
     #: (finished, stopped, failed or crashed and given up, restart cancelled); ``state`` is
     #: the run's lifecycle state, ``message`` says why, for the status bar.
     ended = Signal(str, str, str)
+    #: ``(run_folder, run_name, message, console_tail)``: an attempt failed before the run had
+    #: a journal (a bad config value, an unwritable runs directory, a missing script): there
+    #: is no run to list, so this carries the cause: the trainer's ``error:`` line (or the
+    #: exit) and the last lines of its console (a list of str). Sent after ``ended``.
+    launch_failed = Signal(str, str, str, object)
 
     def __init__(
         self,
@@ -452,7 +463,15 @@ class Supervisor(QObject):
             rest = b""
         buf[:] = rest
         for raw in lines:
-            self.output.emit(child.folder, raw.decode("utf-8", "replace").rstrip("\r"), stream)
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            self._keep(child.tracked, line, stream)
+            self.output.emit(child.folder, line, stream)
+
+    @staticmethod
+    def _keep(tracked: _Tracked, line: str, stream: str) -> None:
+        tracked.tail.append(line)
+        if stream == "stderr" and line.startswith("error: "):
+            tracked.error_line = line.removeprefix("error: ").strip()
 
     def _flush(self, child: _Child) -> None:
         self._read(child, "stdout")
@@ -461,7 +480,9 @@ class Supervisor(QObject):
             rest = bytes(child.partial[stream])
             child.partial[stream].clear()
             if rest:
-                self.output.emit(child.folder, rest.decode("utf-8", "replace"), stream)
+                line = rest.decode("utf-8", "replace")
+                self._keep(child.tracked, line, stream)
+                self.output.emit(child.folder, line, stream)
 
     def _on_started(self, child: _Child) -> None:
         child.pid = int(child.process.processId()) or None
@@ -469,6 +490,8 @@ class Supervisor(QObject):
         if child.stop_requested:  # stopped before it had started: still no restart
             child.tracked.supervision.request_stop()
         child.tracked.health = ""
+        child.tracked.tail.clear()  # a new attempt: its own console, its own cause
+        child.tracked.error_line = None
         self.started.emit(child.folder)
 
     def _on_finished(self, child: _Child, code: int, status: QProcess.ExitStatus) -> None:
@@ -543,7 +566,7 @@ class Supervisor(QObject):
         """The supervision's decision on the attempt that ended (None if it failed to make
         one: the run then stays as the journal says, not restarted)."""
         try:
-            return child.tracked.supervision.exited(exit_code)
+            return child.tracked.supervision.exited(exit_code, child.tracked.error_line)
         except Exception:
             log.exception("run %s: cannot decide after its exit", child.name,
                           extra={"run": child.name})  # fmt: skip
@@ -557,6 +580,11 @@ class Supervisor(QObject):
         if not decision.restart:
             self._forget(tracked)
             self.ended.emit(tracked.folder, decision.exit.state, decision.message)
+            never_ran = not (Path(tracked.folder) / JOURNAL_NAME).is_file()
+            if never_ran and decision.exit.state in ("failed", "crashed"):
+                self.launch_failed.emit(
+                    tracked.folder, tracked.name, decision.message, list(tracked.tail)
+                )
             return
         timer = QTimer(self)
         tracked.timer = timer

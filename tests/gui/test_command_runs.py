@@ -61,7 +61,7 @@ def test_a_command_spec_parses_back_as_a_command_run(tmp_path: Path, runs_dir: P
     assert [ns.target, *ns.script_args] == command
     assert ns.capture == captures
     assert ns.overrides == ["max_steps=50"] and ns.name == "cmd"
-    assert ns.runs_dir == str(runs_dir) and ns.quiet
+    assert ns.runs_dir == str(runs_dir) and not ns.quiet  # progress lines for the app
     assert ns.gpus == "none" and ns.nproc_per_node is None
     # A program named like an option value is still the command.
     spec = LaunchSpec.for_command(["cmd"], name="cmd", runs_dir=runs_dir)

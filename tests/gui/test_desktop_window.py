@@ -77,7 +77,7 @@ def test_lists_runs_and_follows_new_ones(
     assert status.data(Qt.ItemDataRole.ForegroundRole) is not None
 
     make_run("later", losses=[0.1], status="stopped")
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "⏹ stopped")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "■ stopped")
 
     log_losses(live, 2, [0.75, 0.125])
     loss_col = COLUMNS.index("train/loss")

@@ -46,14 +46,14 @@ def test_run_argv_for_a_recipe_and_a_script(tmp_path: Path) -> None:
     )
     assert run_argv(spec) == [
         sys.executable, "-m", "trainer", "run", "spirals", "--set=lr=0.02", "--name=a",
-        "--device=cpu", "--max-steps=9", f"--runs-dir={tmp_path}", "--quiet",
+        "--device=cpu", "--max-steps=9", f"--runs-dir={tmp_path}",
     ]  # fmt: skip
     script = LaunchSpec("scripts/x.py")
     argv = run_argv(script)
     assert argv[4] == str(Path.cwd() / "scripts" / "x.py") and script.is_script
-    assert argv[5:] == ["--quiet"]
+    assert argv[5:] == []  # no --quiet: progress lines reach the app's console
     assert resume_args(tmp_path / "r", 50) == [
-        "resume", str(tmp_path / "r"), "--max-steps=50", f"--runs-dir={tmp_path}", "--quiet",
+        "resume", str(tmp_path / "r"), "--max-steps=50", f"--runs-dir={tmp_path}",
     ]  # fmt: skip
 
 

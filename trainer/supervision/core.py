@@ -229,8 +229,11 @@ class Supervision:
             rss = psutil.Process(att.pid).memory_info().rss if att.pid else None
             att.memory = MemoryFacts(host_used_fraction=used, rss=rss)
 
-    def exited(self, returncode: int) -> Decision:
-        """The attempt's process ended with ``returncode`` (-N: killed by signal N)."""
+    def exited(self, returncode: int, console_error: str | None = None) -> Decision:
+        """The attempt's process ended with ``returncode`` (-N: killed by signal N).
+
+        ``console_error``: the ``error: ...`` line it printed, if the driver saw one; the
+        reason when the journal has none (a launch refused before its journal existed)."""
         att = self._attempt or _Attempt(self.clock(), 0, None, cgroup_oom_kills())
         self._attempt = None
         ran_for = self.clock() - att.spawned
@@ -238,6 +241,7 @@ class Supervision:
         ours = info is not None and info.attempt > att.base_attempt
         journal_status = info.status if ours and info is not None else None
         error = self._last_error(info.attempt) if ours and info is not None else None
+        error = error or console_error
         memory = MemoryFacts(
             att.memory.host_used_fraction, att.memory.rss,
             oom_kills=max(0, cgroup_oom_kills() - att.oom_kills),
