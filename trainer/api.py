@@ -36,11 +36,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, cast
 
-from trainer import control
-from trainer.errors import DiskFullError, TrainDeskError, UsageError
+from trainer import control, jail
+from trainer.errors import TrainDeskError, UsageError, disk_full, disk_full_cause
 from trainer.journal.writer import JournalWriter
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
 from trainer.resources.limits import Limits
+from trainer.runlock import RunLock
 from trainer.runs import default_run_name, new_run_id
 from trainer.structlog import attach_run_log
 from trainer.supervision.lifecycle import (
@@ -82,8 +83,13 @@ class Run:
         keep_checkpoints: int = 3,
         checkpoint_every: int | None = None,
         resume_payload: dict[str, Any] | None = None,
+        lock: RunLock | None = None,
     ) -> None:
         self.paths = paths
+        #: The run folder's lock, held until finish() (one writer per run).
+        self.lock = lock
+        if lock is not None:
+            lock.set_attempt(writer.attempt)
         self._resume_payload = resume_payload
         self.id = run_id
         self.name = paths.name
@@ -114,7 +120,9 @@ class Run:
         # atomic under the GIL; the reader acts on it at its next safe point).
         self._over_limit: str | None = None
         self._disk_low: str | None = None
-        self._log_handler = attach_run_log(paths.structured_log, run_id, self.attempt)
+        self._log_handler = attach_run_log(
+            jail.check(paths.root, paths.structured_log), run_id, self.attempt
+        )
         self._life = Lifecycle(STARTING, name=self.name)
         # A daemon: finish() joins it; a script that never finishes the run must still exit.
         self._heart = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -133,6 +141,11 @@ class Run:
             self.checkpoint_every = value if isinstance(value, int) and value > 0 else None
 
     # ---------------------------------------------------------------- lifecycle
+    @property
+    def state(self) -> str:
+        """The lifecycle state: queued, starting, running, paused, stopping, or how it ended."""
+        return self._life.state
+
     def start(self) -> Run:
         """Mark the run as running (called by :func:`init` and the CLI); idempotent."""
         if self._started:
@@ -172,6 +185,8 @@ class Run:
             self.restore_signal_handlers()
             logging.getLogger("trainer").removeHandler(self._log_handler)
             self._log_handler.close()
+            if self.lock is not None and not self._writer.writing:
+                self.lock.release()
             if _active is self:
                 _active = None
         log.info("run %s %s%s", self.name, status, f": {reason}" if reason else "")
@@ -287,12 +302,14 @@ class Run:
         self._writer.flush()
         try:
             path = checkpoint.save(self.paths.checkpoints, step, state, keep=self.keep_checkpoints)
-        except OSError as exc:
-            raise DiskFullError(
-                f"checkpoint at step {step} could not be written ({exc.strerror}): free some "
-                "disk space, then `trainer resume` the run; older checkpoints are kept"
-            ) from exc
+        except Exception as exc:
+            if disk_full_cause(exc) is None:
+                raise
+            raise disk_full(f"the checkpoint at step {step}", exc) from exc
         self._checkpoint_requested = False
+        # A checkpoint at a step is that step reached, logged or not: the status and the
+        # final "stopped at step N" then name the step a resume starts from.
+        self.step = max(self.step, step)
         self._writer.event("checkpoint", path.name, step=step, data={"path": path.name})
         return path
 
@@ -514,11 +531,14 @@ def create_run(
                 f"a run named {name!r} already exists in {root}: choose another --name"
             )
     paths = RunPaths(folder)
+    lock: RunLock | None = None
     try:
-        if folder.exists():
-            paths.ensure_subdirs()
+        if folder.exists():  # made for us by a launcher: lock it before anything else
+            lock = RunLock.acquire(folder)
+            _ensure_subdirs(paths)
         else:
             paths.create()
+            lock = RunLock.acquire(folder)
     except FileExistsError:
         raise UsageError(
             f"a run named {folder.name!r} already exists: choose another --name"
@@ -528,16 +548,25 @@ def create_run(
             f"cannot create {folder}: the runs directory is read-only; "
             "fix its permissions or choose another with --runs-dir"
         ) from None
-    run_id = new_run_id()
-    write_private_text(paths.config, to_toml(config, header=f"run {folder.name} ({entry})"))
-    writer = JournalWriter.create(
-        paths.journal, run_id=run_id, name=folder.name, entry=entry, kind=kind,
-        config=config, max_steps=max_steps,
-    )  # fmt: skip
-    return Run(
-        paths, writer, run_id=run_id, config=config, max_steps=max_steps,
-        keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
-    )  # fmt: skip
+    try:
+        run_id = new_run_id()
+        write_private_text(paths.config, to_toml(config, header=f"run {folder.name} ({entry})"))
+        writer = JournalWriter.create(
+            paths.journal, run_id=run_id, name=folder.name, entry=entry, kind=kind,
+            config=config, max_steps=max_steps,
+        )  # fmt: skip
+        if kind not in ("recipe", "import"):
+            from trainer import trust
+
+            trust.record(paths.root, run_id, entry)
+        return Run(
+            paths, writer, run_id=run_id, config=config, max_steps=max_steps,
+            keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every, lock=lock,
+        )  # fmt: skip
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def resume_run(
@@ -549,31 +578,49 @@ def resume_run(
     checkpoint_every: int | None = None,
 ) -> Run:
     """Open a run folder as a new attempt that continues from its newest checkpoint."""
-    from trainer import checkpoint
     from trainer.journal.reader import JournalReader
 
-    paths.ensure_subdirs()
-    with JournalReader(paths.root) as reader:
-        info = reader.run_info()
-    if info.kind == "import":
-        raise UsageError(
-            f"run {info.name} was imported from {info.entry}: there is no training to resume"
-        )
-    stale = control.receive(paths)  # sent to an attempt that is gone: not for this one
-    # The step comes from the checkpoint that actually loads (a damaged or foreign newest file
-    # is skipped), so the state restored and the attempt's start always agree.
-    payload = checkpoint.load_latest(paths.checkpoints)
-    resume_step = int(payload["step"]) if payload is not None else 0
-    writer = JournalWriter.open_next_attempt(paths.journal, resume_step=resume_step)
+    # Before anything else: one attempt at a time, and nothing followed out of the folder.
+    lock = RunLock.acquire(paths.root)
+    try:
+        jail.check_run_folder(paths.root)
+        with JournalReader(paths.root) as reader:
+            info = reader.run_info()
+        if info.kind == "import":
+            raise UsageError(
+                f"run {info.name} was imported from {info.entry}: there is no training to resume"
+            )
+        _ensure_subdirs(paths)
+        from trainer import checkpoint
+
+        removed = checkpoint.remove_partial(paths.checkpoints)  # left by killed attempts
+        stale = control.receive(paths)  # sent to an attempt that is gone: not for this one
+        # The step comes from the checkpoint that actually loads (a damaged or foreign newest
+        # file is skipped), so the state restored and the attempt's start always agree.
+        payload = checkpoint.load_latest(paths.checkpoints)
+        resume_step = int(payload["step"]) if payload is not None else 0
+        writer = JournalWriter.open_next_attempt(paths.journal, resume_step=resume_step)
+    except BaseException:
+        lock.release()
+        raise
     if stale:
         writer.event("ignored", "control messages left by the previous attempt: "
                      + ", ".join(m.command for m in stale))  # fmt: skip
+    if removed:
+        writer.event("cleaned", f"removed {len(removed)} partial checkpoint file(s) left by a "
+                     "killed attempt", data={"files": removed})  # fmt: skip
     return Run(
         paths, writer, run_id=info.id, config=config, start_step=resume_step,
         max_steps=max_steps if max_steps is not None else info.max_steps,
         keep_checkpoints=keep_checkpoints, checkpoint_every=checkpoint_every,
-        resume_payload=payload,
+        resume_payload=payload, lock=lock,
     )  # fmt: skip
+
+
+def _ensure_subdirs(paths: RunPaths) -> None:
+    """Recreate missing sub-folders (private) without following a symlink out of the folder."""
+    for sub in (paths.checkpoints, paths.logs, paths.control):
+        jail.make_dir(paths.root, sub)
 
 
 def set_active(run: Run | None) -> None:

@@ -8,6 +8,7 @@ from elsewhere cannot execute code when opened or resumed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -17,10 +18,13 @@ from typing import Any
 
 import torch
 
+from trainer import jail
+
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 _NAME_RE = re.compile(r"^ckpt-(\d{9,})\.pt$")
+_PARTIAL_RE = re.compile(r"^\.ckpt-\d{9,}\.pt\.\d+\.tmp$")
 
 
 def checkpoint_path(folder: Path, step: int) -> Path:
@@ -28,15 +32,52 @@ def checkpoint_path(folder: Path, step: int) -> Path:
 
 
 def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every complete checkpoint, oldest first."""
+    """(step, path) of every checkpoint file, oldest first (a symlink out of the run folder is
+    left out, with a warning)."""
     if not folder.is_dir():
         return []
     found = []
     for entry in os.scandir(folder):
         match = _NAME_RE.match(entry.name)
         if match:
-            found.append((int(match.group(1)), Path(entry.path)))
+            path = Path(entry.path)
+            if jail.leaves(folder.parent, path):
+                log.warning("checkpoint %s is a symlink out of the run folder: ignored", path)
+                continue
+            found.append((int(match.group(1)), path))
     return sorted(found)
+
+
+def remove_partial(folder: Path) -> list[str]:
+    """Remove temporary files left by attempts killed while saving; returns their names.
+    Call only while holding the run's lock (no live attempt is writing one)."""
+    removed = []
+    try:
+        names = [e.name for e in os.scandir(folder)]
+    except OSError:
+        return []
+    for name in sorted(names):
+        if _PARTIAL_RE.match(name):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+                removed.append(name)
+    if removed:
+        log.info("removed %d partial checkpoint file(s) left by a killed attempt: %s",
+                 len(removed), ", ".join(removed))  # fmt: skip
+    return removed
+
+
+def looks_complete(path: Path) -> bool:
+    """A cheap test that a file is a whole checkpoint: torch's zip format with its central
+    directory and pickle (a truncated or foreign file fails it). Reads no tensors."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl")
+                       for name in archive.namelist())  # fmt: skip
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 def rng_state() -> dict[str, Any]:
@@ -64,20 +105,59 @@ def save(folder: Path, step: int, state: dict[str, Any], *, keep: int = 3) -> Pa
     final = checkpoint_path(folder, step)
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     payload = {"format": FORMAT, "step": step, "state": state, "rng": rng_state()}
+    jail.check(folder.parent, folder)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    writer: _Writes | None = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, flags, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
+            writer = _Writes(fh)
+            torch.save(payload, writer)  # type: ignore[arg-type]
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(folder)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        # torch reports a failed write as a RuntimeError: give the OSError beneath it.
+        if writer is not None and writer.error is not None and not isinstance(exc, OSError):
+            raise writer.error from exc
         raise
-    for _, old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
+    _prune(folder, final, keep)
     return final
+
+
+class _Writes:
+    """A file object for torch.save that remembers the OSError of a failed write."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self._fh.write(data))
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
+
+
+def _prune(folder: Path, final: Path, keep: int) -> None:
+    """Keep the checkpoint just saved and the newest others that are whole, ``keep`` in all.
+    A damaged file never counts (so it never pushes a good one out) and is kept for a look."""
+    if keep <= 0:
+        return
+    good = 1  # the one just saved
+    for _step, path in reversed(list_checkpoints(folder)):
+        if path == final or not looks_complete(path):
+            continue
+        if good < keep:
+            good += 1
+        else:
+            path.unlink(missing_ok=True)
 
 
 def load_latest(folder: Path) -> dict[str, Any] | None:

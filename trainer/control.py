@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -17,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer import jail
 from trainer.errors import UsageError
-from trainer.paths import RunPaths, make_private_dir, write_private_text
+from trainer.paths import RunPaths, write_private_text
 from trainer.retry import transient
+
+log = logging.getLogger(__name__)
 
 COMMANDS = frozenset({"stop", "pause", "resume", "checkpoint", "extend", "limits"})
 #: What a file that another process (a virus scanner, a sync client) holds open for a moment
@@ -38,7 +42,7 @@ def send(run: RunPaths, command: str, **args: Any) -> Path:
     """Drop a message for the run's trainer; returns the message file."""
     if command not in COMMANDS:
         raise UsageError(f"unknown control command {command!r}: use one of {sorted(COMMANDS)}")
-    make_private_dir(run.control)
+    jail.make_dir(run.root, run.control)  # refuses a control/ that leads out of the folder
     now = time.time()
     path = run.control / f"{time.time_ns():020d}-{secrets.token_hex(4)}.json"
     text = json.dumps({"command": command, "args": args, "sent": now})
@@ -56,6 +60,9 @@ def send(run: RunPaths, command: str, **args: Any) -> Path:
 
 def receive(run: RunPaths) -> list[ControlMessage]:
     """Take every pending message, oldest first, deleting each (the trainer's side)."""
+    if jail.leaves(run.root, run.control):
+        log.warning("%s: control/ leads out of the run folder: messages ignored", run.root.name)
+        return []
     try:
         entries = sorted(e.name for e in os.scandir(run.control) if e.name.endswith(".json"))
     except FileNotFoundError:
@@ -63,6 +70,11 @@ def receive(run: RunPaths) -> list[ControlMessage]:
     messages = []
     for name in entries:
         path = run.control / name
+        if os.path.islink(path):  # never read through (nor rename) a link: drop it
+            log.warning("%s: control/%s is a symlink: removed unread", run.root.name, name)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             path.unlink()

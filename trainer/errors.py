@@ -47,3 +47,35 @@ class ScriptError(TrainDeskError):
     """A user's script that does not exist or fails on import."""
 
     exit_code = 2
+
+
+def disk_full_cause(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain that says the disk (or a quota, or a file-size limit) is
+    full, or None."""
+    import errno
+
+    numbers = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DiskFullError):
+            return current
+        if isinstance(current, OSError) and current.errno in numbers:
+            return current
+        text = str(current).lower()
+        if "disk is full" in text or "no space left" in text or "file too large" in text:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full(what: str, exc: BaseException) -> DiskFullError:
+    """The one message for a full disk, wherever it struck (journal, checkpoint, logs)."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return DiskFullError(
+        f"{what} could not be written ({detail}): the disk is full; free some disk space, then "
+        "`trainer resume` the run (everything committed before is kept)"
+    )

@@ -67,6 +67,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             f"run {summary.name} finished at step {summary.step}: give --max-steps N{budget} "
             "to train it further"
         )
+    _check_trust(run.root, trusted=bool(getattr(args, "trust", False)))
     from trainer.resources.limits import Resources
 
     _set_thread_env(args.cpu_threads or Resources.load(run.root).limits.cpu_threads)
@@ -77,6 +78,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from trainer.cli.execute import execute_resume
 
     return execute_resume(run, args)
+
+
+def _check_trust(folder: Path, *, trusted: bool) -> None:
+    """A folder made elsewhere runs its command or script only with --trust (shown first)."""
+    from trainer import trust
+    from trainer.journal.reader import JournalReader
+
+    with JournalReader(folder) as reader:
+        info = reader.run_info()
+    command = trust.needs_trust(folder, info.id, info.kind, info.entry)
+    trust.require(folder, info.id, info.kind, info.entry, trusted=trusted)
+    if command is not None:
+        print(f"trusted with --trust: resuming {folder.name} runs {command}", flush=True)
 
 
 def _set_thread_env(cpu_threads: int | None) -> None:

@@ -51,8 +51,11 @@ class Tee(io.TextIOBase):
         self._file = self._open()
 
     def _open(self) -> IO[str]:
-        file = open(self._path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._path.chmod(0o600)
+        # Never through a symlink (O_NOFOLLOW): a logs/stdout.log linked elsewhere is refused.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self._path, flags, 0o600)
+        file = open(fd, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        os.fchmod(fd, 0o600)
         self._size = file.tell()
         return file
 
@@ -112,6 +115,10 @@ class ConsoleCapture:
         return self._saved[0]
 
     def __enter__(self) -> ConsoleCapture:
+        from trainer import jail
+
+        for path in self._paths:  # logs/x.log in the run folder: names a link out of it
+            jail.check(path.parent.parent, path)
         self._saved = (sys.stdout, sys.stderr)
         sys.stdout = Tee(sys.stdout, self._paths[0])
         sys.stderr = Tee(sys.stderr, self._paths[1])

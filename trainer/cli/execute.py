@@ -18,7 +18,14 @@ from trainer import paths, recipes
 from trainer.api import Run, create_run, resume_run, set_active
 from trainer.cli.console import ConsoleCapture, Progress
 from trainer.cli.resource_options import resources_from_args
-from trainer.errors import ConfigError, ScriptError, TrainDeskError, UsageError
+from trainer.errors import (
+    ConfigError,
+    ScriptError,
+    TrainDeskError,
+    UsageError,
+    disk_full,
+    disk_full_cause,
+)
 from trainer.journal.reader import JournalReader
 from trainer.resources.acquire import (
     acquire,
@@ -230,6 +237,11 @@ def _drive(
             run.finish("stopped", "interrupted")
             return 0
         except BaseException as exc:
+            full = disk_full_cause(exc)
+            if full is not None:  # a log, a checkpoint or the journal: exit 4 (not restarted)
+                error = disk_full(f"{run.name}: a file of the run", full)
+                _fail(run, error)
+                raise error from exc
             _fail(run, exc)
             traceback.print_exc(file=sys.stderr)
             where = f"{run.paths.stderr_log}"

@@ -1,8 +1,8 @@
 """``trainer``: the headless command line. ``--help``, ``ls`` and ``show`` import no torch.
 
 Exit codes: 0 done (finished, or stopped on request); 1 the training raised; 2 bad usage or
-config; 3 a run or journal that cannot be found or read; 4 the disk is full; 130 interrupted
-twice.
+config; 3 a run or journal that cannot be found or read; 4 the disk is full; 5 the run is in
+use by another attempt; 130 interrupted twice.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from trainer.errors import TrainDeskError
+from trainer.errors import TrainDeskError, disk_full, disk_full_cause
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--max-steps", type=int, metavar="N", help="a new step budget")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--trust", action="store_true",
+        help="run the command or script named by a run folder that was made elsewhere "
+        "(copied or moved here): it is shown first",
+    )  # fmt: skip
     runs_dir_opt(p)
     add_resource_options(p)
     add_supervision_options(p)
@@ -227,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0  # `trainer ls | head`: the reader left
+    except OSError as exc:  # a full disk outside the journal and checkpoints: still exit 4
+        if disk_full_cause(exc) is None:
+            raise
+        error = disk_full("a file of the run", exc)
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 def _version() -> str:

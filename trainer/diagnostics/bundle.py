@@ -4,7 +4,9 @@ The zip holds the doctor's report (text and JSON), the versions of TrainDesk and
 dependencies, platform facts, an allow-list of environment variables, the app's settings
 file if there is one, and for the most recent runs their config, resources, a summary and the
 tails of their logs. Every file goes through :func:`trainer.diagnostics.scrub.scrub` on its way
-in. Never: checkpoints, journals (the metric histories), other environment variables.
+in, and README.txt lists what was redacted where (names, never values). Never: checkpoints,
+journals (the metric histories), other environment variables, other files of a run folder, nor
+anything reached through a symlink (each is left out with a note).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from trainer import jail
 from trainer.diagnostics.checks import Report, run_checks
 from trainer.diagnostics.probes import dist_version
 from trainer.diagnostics.scrub import SAFE_ENV_NAMES, safe_environment, scrub
@@ -80,12 +83,23 @@ def build_bundle(
         "environment.json": _json(safe_environment(os.environ if environ is None else environ)),
     }
     notes: list[str] = []
+    found_in: dict[str, list[str]] = {}  # what the tails' scrubbing found, by file
     settings = settings_file()
     if settings.is_file():
-        _add(files, notes, "app/settings.toml", lambda: _read_tail(settings))
+        found_in["app/settings.toml"] = []
+        _add(files, notes, "app/settings.toml",
+             partial(_read_tail, settings, found=found_in["app/settings.toml"]))  # fmt: skip
     for folder in recent_runs(runs_dir, recent):
-        _add_run(files, notes, folder)
-    files["README.txt"] = _readme(sorted(files), notes)
+        _add_run(files, notes, folder, found_in)
+    redacted: list[str] = []
+    for name in sorted(files):
+        found = found_in.get(name, [])
+        files[name] = scrub(files[name], found)
+        if found:
+            counts = {what: found.count(what) for what in dict.fromkeys(found)}
+            redacted.append(f"{name}: " + ", ".join(
+                f"{what} x{n}" if n > 1 else what for what, n in counts.items()))  # fmt: skip
+    files["README.txt"] = _readme(sorted(files), notes, redacted)
     _write_zip(path, files)
     return sorted(files)
 
@@ -146,15 +160,21 @@ def run_summary(folder: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- internals
-def _add_run(files: dict[str, str], notes: list[str], folder: Path) -> None:
+def _add_run(
+    files: dict[str, str], notes: list[str], folder: Path, found_in: dict[str, list[str]]
+) -> None:
     run = RunPaths(folder)
     base = f"runs/{folder.name}"
     _add(files, notes, f"{base}/summary.json", lambda: _json(run_summary(folder)))
     for source in (run.config, folder / RESOURCES_FILE, run.stdout_log, run.stderr_log,
                    run.structured_log):  # fmt: skip
-        if source.is_file():
-            name = f"{base}/{source.relative_to(folder).as_posix()}"
-            _add(files, notes, name, partial(_read_tail, source))
+        name = f"{base}/{source.relative_to(folder).as_posix()}"
+        if os.path.islink(source) or (os.path.lexists(source) and jail.leaves(folder, source)):
+            notes.append(f"{name}: not included (a symlink: never followed)")
+        elif source.is_file():
+            _add(
+                files, notes, name, partial(_read_tail, source, found=found_in.setdefault(name, []))
+            )
 
 
 def _add(files: dict[str, str], notes: list[str], name: str, read: Callable[[], str]) -> None:
@@ -165,16 +185,17 @@ def _add(files: dict[str, str], notes: list[str], name: str, read: Callable[[], 
         notes.append(f"{name}: not included ({exc})")
 
 
-def _read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
+def _read_tail(path: Path, limit: int = TAIL_BYTES, found: list[str] | None = None) -> str:
     """The last ``limit`` bytes of ``path`` as text, whole lines, scrubbed."""
-    size = path.stat().st_size
-    start = max(0, size - limit - _LEAD_BYTES)
-    with path.open("rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # never a link's target
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fd).st_size
+        start = max(0, size - limit - _LEAD_BYTES)
         fh.seek(start)
         text = fh.read().decode("utf-8", errors="replace")
     if start:
         text = text.partition("\n")[2]
-    text = scrub(text)
+    text = scrub(text, found)
     data = text.encode("utf-8")
     if start == 0 and len(data) <= limit:
         return text
@@ -182,7 +203,7 @@ def _read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
     return f"[... the first part of this {size}-byte file is left out ...]\n{kept}"
 
 
-def _readme(names: list[str], notes: list[str]) -> str:
+def _readme(names: list[str], notes: list[str], redacted: list[str]) -> str:
     lines = [
         "TrainDesk diagnostics bundle (trainer doctor --bundle)",
         "",
@@ -190,10 +211,12 @@ def _readme(names: list[str], notes: list[str]) -> str:
         *(f"  {name}" for name in [*names, "README.txt"]),
         "",
         "Every file was scrubbed: values of keys that name a secret (token, secret, password,",
-        "api_key, auth, credential, ...) and anything shaped like a credential read [redacted].",
+        "passwd, auth, credential, names ending in key, ...), netrc-style login and password",
+        "values and anything shaped like a credential read [redacted].",
         "Environment variables: only TRAINDESK_* and " + ", ".join(sorted(SAFE_ENV_NAMES)) + ".",
         "Never included: checkpoints, journals (metric histories), other environment variables.",
     ]
+    lines += ["", "Redacted:", *(f"  {r}" for r in redacted or ["nothing"])]
     if notes:
         lines += ["", "Left out:", *(f"  {n}" for n in notes)]
     return "\n".join(lines) + "\n"

@@ -5,14 +5,19 @@ Everything written into a bundle goes through :func:`scrub`. It replaces the val
 names a secret (token, secret, password, passwd, api_key, auth, credential, private key, ...),
 and anything shaped like a credential wherever it stands: private key blocks, AWS access key
 ids, GitHub, Hugging Face, OpenAI and Slack tokens, JWTs, 40-hex keys (Weights & Biases; git
-commit hashes look the same and go too), ``Bearer ...`` and the password of a URL. It errs on
-the side of redacting too much. Applying it twice changes nothing more.
+commit hashes look the same and go too), ``Bearer ...``, the password of a URL and the
+``login``/``password``/``account`` values of netrc-style entries (``machine HOST login U
+password P``). A name is secret if one of its words is token, secret, password, passwd, auth,
+credential(s), ... or if it ends in ``key`` (``wandb_key``, ``TRAINDESK_WANDB_KEY``, ``apiKey``).
+It errs on the side of redacting too much, and can say what it redacted (names, never values).
+Applying it twice changes nothing more.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 
 REDACTED = "[redacted]"
 
@@ -73,6 +78,20 @@ _SHAPES = re.compile(
     """,
     re.VERBOSE,
 )
+# netrc-style entries (a .netrc pasted into a log, or a file copied into a run folder).
+_NETRC_ENTRY = re.compile(
+    r"(?<![\w-])(?:machine[ \t]+\S+|default)"
+    r"(?:\s+(?:login|password|passwd|account|port|macdef)\s+\S+)+",
+    re.IGNORECASE,
+)
+_NETRC_VALUE = re.compile(
+    r"(?P<word>\b(?:login|password|passwd|account)\b)(?P<space>\s+)(?P<value>\S+)", re.I
+)
+# "password X" without a separator, anywhere.
+_PASSWORD_WORD = re.compile(
+    r"(?P<word>(?<![\w-])(?:password|passwd))(?P<space>[ \t]+)(?P<value>(?!\[redacted\])\S+)",
+    re.IGNORECASE,
+)
 _BEARER = re.compile(r"\b(?P<kind>Bearer)[ \t]+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE)
 
 
@@ -82,19 +101,53 @@ def is_secret_name(name: str) -> bool:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     words = [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
     compact = "".join(words)
+    if len(words) > 1 and words[-1] in ("key", "keys"):  # wandb_key, TRAINDESK_WANDB_KEY
+        return True
     return any(w in _SECRET_WORDS for w in words) or any(p in compact for p in _SECRET_PARTS)
 
 
-def scrub(text: str) -> str:
-    """``text`` with every value that looks like a credential replaced by ``[redacted]``."""
-    text = _PRIVATE_KEY.sub(REDACTED, text)
+def scrub(text: str, found: list[str] | None = None) -> str:
+    """``text`` with every value that looks like a credential replaced by ``[redacted]``;
+    ``found`` (if given) gets what was redacted: a key's name, or the kind of credential."""
+    seen: list[str] = found if found is not None else []
+
+    def shape(kind: str) -> object:
+        def replace(match: re.Match[str]) -> str:
+            seen.append(kind)
+            return REDACTED
+
+        return replace
+
+    text = _PRIVATE_KEY.sub(shape("a private key"), text)  # type: ignore[arg-type]
     if "PRIVATE KEY" in text and _PRIVATE_KEY_END.search(text):
-        text = _PRIVATE_KEY_END.sub(REDACTED, text, count=1)
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
-    text = _KEY_VALUE.sub(_key_value, text)
-    text = _FLAG_VALUE.sub(_flag_value, text)
-    text = _BEARER.sub(lambda m: f"{m.group('kind')} {REDACTED}", text)
-    return _SHAPES.sub(REDACTED, text)
+        text = _PRIVATE_KEY_END.sub(shape("a private key"), text, count=1)  # type: ignore[arg-type]
+    text = _URL_PASSWORD.sub(lambda m: _note(seen, "a URL's password", m.group("head") + REDACTED),
+                             text)  # fmt: skip
+    text = _NETRC_ENTRY.sub(partial(_netrc, seen), text)
+    text = _KEY_VALUE.sub(partial(_key_value, seen), text)
+    text = _FLAG_VALUE.sub(partial(_flag_value, seen), text)
+    text = _PASSWORD_WORD.sub(
+        lambda m: _note(seen, "a password", f"{m.group('word')}{m.group('space')}{REDACTED}"),
+        text,
+    )
+    text = _BEARER.sub(lambda m: _note(seen, "a bearer token", f"{m.group('kind')} {REDACTED}"),
+                       text)  # fmt: skip
+    return _SHAPES.sub(shape("a credential-shaped string"), text)  # type: ignore[arg-type]
+
+
+def _note(seen: list[str], what: str, replacement: str) -> str:
+    seen.append(what)
+    return replacement
+
+
+def _netrc(seen: list[str], match: re.Match[str]) -> str:
+    def value(m: re.Match[str]) -> str:
+        if m.group("value") == REDACTED:
+            return m.group(0)
+        seen.append(f"netrc {m.group('word').lower()}")
+        return f"{m.group('word')}{m.group('space')}{REDACTED}"
+
+    return _NETRC_VALUE.sub(value, match.group(0))
 
 
 def safe_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -115,14 +168,17 @@ def _redacted_like(value: str) -> str:
     return REDACTED
 
 
-def _key_value(match: re.Match[str]) -> str:
+def _key_value(seen: list[str], match: re.Match[str]) -> str:
     if not is_secret_name(match.group("key")):
         return match.group(0)
+    if match.group("value").strip("\\\"'") != REDACTED:
+        seen.append(match.group("key"))
     value = _redacted_like(match.group("value"))
     return f"{match.group('key')}{match.group('quote')}{match.group('sep')}{value}"
 
 
-def _flag_value(match: re.Match[str]) -> str:
+def _flag_value(seen: list[str], match: re.Match[str]) -> str:
     if not is_secret_name(match.group("flag")):
         return match.group(0)
+    seen.append(match.group("flag"))
     return f"{match.group('flag')}{match.group('space')}{_redacted_like(match.group('value'))}"

@@ -290,6 +290,10 @@ class Supervision:
 
     def _record(self, decision: Decision, returncode: int, ours: bool) -> None:
         exit_class = decision.exit
+        if exit_class.kind == ExitKind.BUSY:  # another process owns the journal: write nothing
+            self._pending = []
+            log.info("%s", decision.message)
+            return
         data: dict[str, Any] = {**exit_class.to_json(), "returncode": returncode,
                                 "attempt": decision.attempt}  # fmt: skip
         events: list[tuple[str, str, dict[str, Any] | None]] = []

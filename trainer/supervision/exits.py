@@ -13,6 +13,8 @@ EXIT_TRAINING_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_DISK_FULL = 4
+#: Another attempt (or supervisor) holds the run folder's lock: nothing was written.
+EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130
 
 #: Host memory in use (fraction) at or above which a SIGKILL is put down to the OOM killer.
@@ -30,6 +32,7 @@ class ExitKind(StrEnum):
     KILLED = "killed by a signal"
     HUNG = "hung"
     DISK_FULL = "disk full"
+    BUSY = "run in use by another process"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,10 @@ def classify_exit(
         return ExitClass(ExitKind.FINISHED, FINISHED, "finished", False)
     if returncode == EXIT_INTERRUPTED or (returncode < 0 and stop_requested):
         return ExitClass(ExitKind.STOPPED, STOPPED, "stopped by the user", False)
+    if returncode == EXIT_BUSY:
+        # The other holder is the journal's writer: the attempt that found it busy left no
+        # trace, and nothing about it may be written there.
+        return ExitClass(ExitKind.BUSY, FAILED, "the run is in use by another process", False)
     if returncode in (EXIT_USAGE, EXIT_NOT_FOUND):
         reason = error or f"exit code {returncode}"
         return ExitClass(ExitKind.USAGE, FAILED, reason, False)
