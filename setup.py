@@ -21,6 +21,8 @@ setup(
     package_dir={DATA_PACKAGE: RESOURCES},
     package_data={
         "trainer": ["py.typed"],
+        # The W&B stand-in's package metadata (integrations check wandb's version).
+        "trainer.capture.shim": ["wandb-*.dist-info/*"],
         **{name: ["*.toml", "*.json", "*.png", "*.svg", "*.txt"] for name in data_packages},
     },
     exclude_package_data={"": ["__pycache__/*"]},

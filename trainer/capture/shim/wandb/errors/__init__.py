@@ -1,0 +1,5 @@
+"""``wandb.errors`` (stand-in)."""
+
+from .. import CommError, Error, UsageError
+
+__all__ = ["CommError", "Error", "UsageError"]

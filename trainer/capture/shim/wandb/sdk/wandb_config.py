@@ -1,0 +1,5 @@
+"""``wandb.sdk.wandb_config`` (stand-in)."""
+
+from .. import Config
+
+__all__ = ["Config"]

@@ -1,0 +1,5 @@
+"""``wandb.sdk.wandb_run`` (stand-in)."""
+
+from .. import Run
+
+__all__ = ["Run"]

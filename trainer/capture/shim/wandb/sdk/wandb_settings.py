@@ -1,0 +1,5 @@
+"""``wandb.sdk.wandb_settings`` (stand-in)."""
+
+from .. import Settings
+
+__all__ = ["Settings"]
