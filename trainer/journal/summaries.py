@@ -233,6 +233,10 @@ def truncate_from(conn: sqlite3.Connection, start_step: int) -> None:
 
 
 # ------------------------------------------------------------------ the writer's side
+#: A summary row as a tuple in :data:`FIELDS` order.
+Row = tuple
+
+
 class SummaryKeeper:
     """Keeps a journal's summaries current as its writer inserts points (one per writer).
 
@@ -243,7 +247,7 @@ class SummaryKeeper:
 
     def __init__(self) -> None:
         # key_id -> open row per level (index level - 1), None where not loaded
-        self._open: dict[int, list[np.ndarray | None]] = {}
+        self._open: dict[int, list[Row | None]] = {}
         self._last: dict[int, int] = {}
 
     def forget(self) -> None:
@@ -286,21 +290,47 @@ class SummaryKeeper:
 
     def _append(self, conn: sqlite3.Connection, key_id: int, elements: np.ndarray) -> None:
         opened = self._open.setdefault(key_id, [None] * LEVELS)
-        new = elements
+        # Level 1 from the points with numpy; above it, this batch's few rows are folded in
+        # plain Python, which is quicker than numpy for a handful of rows.
+        new: list[Row] = combine(elements, bucket_ids(elements, 1)).tolist()
         for level in range(1, LEVELS + 1):
-            new = combine(new, bucket_ids(new, level))  # this batch's own rows at this level
-            merged = new
+            if level > 1:
+                new = _regroup(new, size(level))
             held = opened[level - 1]
-            if held is None or held["bucket"] != new["bucket"][0]:
-                first = int(new["bucket"][0])
-                stored = fetch_rows(conn, key_id, level, first, first)
-                held = stored[0] if len(stored) else None
-            if held is not None and held["bucket"] == new["bucket"][0]:
-                pair = np.concatenate([np.array([held], dtype=ROW), new[:1]])
-                merged = np.concatenate([combine(pair, pair["bucket"]), new[1:]])
-            store(conn, key_id, level, merged)
-            opened[level - 1] = merged[-1].copy()
+            first = new[0][0]
+            if held is None or held[0] != first:
+                stored = fetch_rows(conn, key_id, level, first, first).tolist()
+                held = stored[0] if stored else None
+            merged = new
+            if held is not None and held[0] == first:
+                merged = [merge(held, new[0]), *new[1:]]
+            conn.executemany(_UPSERT, [(key_id, level, *r) for r in merged])
+            opened[level - 1] = merged[-1]
         self._last[key_id] = int(elements["last_step"][-1])
+
+
+def merge(a: Row, b: Row) -> Row:
+    """Two rows of one bucket, ``a`` before ``b``, as one (exact; ties keep ``a``'s point)."""
+    (bucket, n, nf, total, lo, hi, first_step, _, lo_step, hi_step, first_value, _,
+     first_wall, _, lo_wall, hi_wall) = a  # fmt: skip
+    if b[4] < lo:
+        lo, lo_step, lo_wall = b[4], b[8], b[14]
+    if b[5] > hi:
+        hi, hi_step, hi_wall = b[5], b[9], b[15]
+    return (bucket, n + b[1], nf + b[2], total + b[3], lo, hi, first_step, b[7], lo_step,
+            hi_step, first_value, b[11], first_wall, b[13], lo_wall, hi_wall)  # fmt: skip
+
+
+def _regroup(rows: list[Row], bucket_size: int) -> list[Row]:
+    """Finer rows (in step order) folded into the buckets of ``bucket_size`` steps."""
+    out: list[Row] = []
+    for row in rows:
+        bucket = row[6] // bucket_size
+        if out and out[-1][0] == bucket:
+            out[-1] = merge(out[-1], row)
+        else:
+            out.append((bucket, *row[1:]))
+    return out
 
 
 def build_all(conn: sqlite3.Connection, chunk: int = 1 << 18) -> Iterator[int]:
