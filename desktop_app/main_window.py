@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
+from desktop_app.follow.hub import FollowHub
 from desktop_app.health.model import folders_to_watch
 from desktop_app.health.panel import HealthPanel
 from desktop_app.help_menu import HelpActions
@@ -224,7 +225,11 @@ class MainWindow(QMainWindow):
         if self._runs_dir_error:
             self.show_error(self._runs_dir_error)
 
-        self.system = SystemPanel(self.io, gpu_backend, interval_s=self.settings.system_poll_s)
+        # One follower per open run, shared by the panels; polled on one tick, read on io.
+        self.follow = FollowHub(self.io, self)
+        self.system = SystemPanel(
+            self.io, gpu_backend, interval_s=self.settings.system_poll_s, hub=self.follow
+        )
         system_dock = QDockWidget("System", self)
         system_dock.setObjectName("system-dock")
         system_dock.setWidget(self.system)
@@ -236,6 +241,7 @@ class MainWindow(QMainWindow):
             restarts=self._restart_count,
             drawn=lambda: self.charts.drawn_walls,
             redraw_times=lambda: self.charts.redraw_ms,
+            hub=self.follow,
         )
         self.health.set_heartbeat_timeout(self.settings.heartbeat_timeout_s)
         health_dock = QDockWidget("Health", self)
@@ -528,6 +534,7 @@ class MainWindow(QMainWindow):
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.charts.shutdown()
         self.health.shutdown()
+        self.follow.shutdown()  # after the panels let go of their runs
         self.table_model.detach()
         self.closed.emit()
 

@@ -2,10 +2,13 @@
 restarts and last error, with a step-rate sparkline; the ranks of runs on several processes
 (torchrun); and the app's own event-loop lag, chart redraw time, memory and open journals.
 
-A thin widget over :class:`~desktop_app.health.model.HealthModel`. One slow timer (1 s) asks
-the journal worker for a reading of the followed runs and the tasks worker for the process
-figures; the sparklines are persistent items, ``setData``-ed on that timer when the model
-changed and the panel is shown.
+A thin widget over :class:`~desktop_app.health.model.HealthModel`. The runs' journals come
+through the app's followers (:class:`~desktop_app.follow.hub.FollowHub`: read on the journal
+worker, and only when they changed); one slow timer (1 s) asks the tasks worker to derive each
+followed run's status from its newest run row (the process and heartbeat checks) and for the
+process figures. Only the table rows whose figures changed are written again. The sparklines
+are persistent items, ``setData``-ed on that timer when the model changed and the panel is
+shown.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,20 +35,24 @@ from PySide6.QtWidgets import (
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.plot import PALETTE
+from desktop_app.follow.hub import FollowHub
 from desktop_app.health.model import (
     AppHealth,
+    Derive,
     HealthModel,
-    HealthReaders,
     ProcessFigures,
     RunHealth,
     RunSample,
     read_process,
     summarize_ms,
 )
+from desktop_app.health.ranks import read_ranks
 from desktop_app.health.ranks_view import RanksView
 from desktop_app.runs_table import STATUS_COLORS, STATUS_ICONS
 from desktop_app.settings.theme import Theme, style_plot
 from desktop_app.tables import read_only_table
+from trainer.journal.follower import Delta
+from trainer.journal.reader import EventRow, RunInfo
 from trainer.resources.sizes import format_size
 
 log = logging.getLogger(__name__)
@@ -128,18 +136,26 @@ class HealthPanel(QWidget):
         redraw_times: RedrawTimes | None = None,
         model: HealthModel | None = None,
         interval_ms: int = POLL_MS,
+        hub: FollowHub | None = None,
     ) -> None:
-        """``io`` is the journal worker (the readers live there), ``tasks`` the worker for
-        the process figures; ``restarts``, ``drawn`` and ``redraw_times`` come from the
+        """``io`` is the journal worker (the followers read there), ``tasks`` the worker
+        for the status checks and the process figures; ``hub``: the app's followers (None:
+        the panel's own); ``restarts``, ``drawn`` and ``redraw_times`` come from the
         supervisor and the charts panel."""
         super().__init__(parent)
         self._io = io
         self._tasks = tasks
+        self._own_hub = hub is None
+        self.hub = hub if hub is not None else FollowHub(io, self)
+        self._follows: dict[str, Callable[[], None]] = {}
+        self._infos: dict[str, RunInfo] = {}
+        self._new_events: dict[str, list[EventRow]] = {}
+        self._errors: dict[str, str] = {}
+        self._shown: list[RunHealth] = []
         self._restarts = restarts or (lambda _folder: None)
         self._drawn = drawn or dict
         self._redraw_times = redraw_times or (lambda: ())
         self.model = model or HealthModel()
-        self.readers = HealthReaders()
         self.app = AppHealth()
         self._process = ProcessFigures(None, None)
         self._shut_down = False
@@ -202,8 +218,20 @@ class HealthPanel(QWidget):
         return self._lag_item
 
     def set_runs(self, runs: Iterable[tuple[str, str]]) -> None:
-        """Follow these runs ((folder, name)); the next tick reads them."""
+        """Follow these runs ((folder, name)) through the app's followers."""
         self.model.set_runs(runs)
+        if self._shut_down:
+            return
+        wanted = set(self.model.folders)
+        for folder in [f for f in self._follows if f not in wanted]:
+            self._follows.pop(folder)()
+            for kept in (self._infos, self._new_events, self._errors):
+                kept.pop(folder, None)
+        for folder in self.model.folders:
+            if folder not in self._follows:
+                self._follows[folder] = self.hub.follow(
+                    Path(folder), self, partial(self._on_delta, folder)
+                )
 
     def set_heartbeat_timeout(self, seconds: float) -> None:
         """The app's heartbeat timeout (Settings) for "unresponsive"."""
@@ -218,14 +246,16 @@ class HealthPanel(QWidget):
         and show the app's figures and the sparklines."""
         if self._shut_down:
             return
-        folders = self.model.folders
-        if folders:
-            self._io.submit(
-                _READ_TAG,
-                partial(self.readers.read, folders, self.model.derive),
-                self._on_read,
-                self._on_read_error,
-            )
+        runs = [(f, self._infos[f], tuple(self._new_events.get(f, ()))) for f in self.model.folders
+                if f in self._infos]  # fmt: skip
+        errors = {f: e for f, e in self._errors.items() if f in self._follows}
+        if (runs or errors) and self._tasks.submit(
+            _READ_TAG,
+            partial(_readings, runs, errors, self.model.derive),
+            self._on_read,
+            self._on_read_error,
+        ):
+            self._new_events.clear()
         seen = on_screen(self)
         if seen:
             self._tasks.submit(_PROCESS_TAG, read_process, self._on_process, _ignore)
@@ -241,7 +271,21 @@ class HealthPanel(QWidget):
         self._timer.stop()
         self.meter.stop()
         self.model.remove_listener(self._on_model)
-        self.readers.close()
+        for stop in self._follows.values():
+            stop()
+        self._follows.clear()
+        if self._own_hub:
+            self.hub.shutdown()
+
+    def _on_delta(self, folder: str, delta: Delta) -> None:
+        if self._shut_down or folder not in self._follows:
+            return
+        if delta.batch is None:
+            self._errors[folder] = delta.error or "cannot read the journal"
+            return
+        self._errors.pop(folder, None)
+        self._infos[folder] = delta.batch.run
+        self._new_events.setdefault(folder, []).extend(delta.batch.events)
 
     # ------------------------------------------------------------------ results
     def _on_read(self, result: tuple[list[RunSample], dict[str, str]]) -> None:
@@ -283,11 +327,15 @@ class HealthPanel(QWidget):
         self.journals_label.setText("…" if journals is None else str(journals))
 
     def _show_rows(self) -> None:
+        """Write the table rows whose figures changed (the others are left alone)."""
         rows = self.model.rows
         self.empty.setVisible(not rows)
         self.table.setVisible(bool(rows))
-        self.table.setRowCount(len(rows))
+        if self.table.rowCount() != len(rows):
+            self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
+            if r < len(self._shown) and self._shown[r] == row:
+                continue
             cells = (
                 row.name,
                 f"{STATUS_ICONS.get(row.status, '?')} {row.status}",
@@ -298,11 +346,18 @@ class HealthPanel(QWidget):
                 row.last_error,
             )
             for c, text in enumerate(cells):
-                item = QTableWidgetItem(text)
+                item = self.table.item(r, c)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.table.setItem(r, c, item)
+                if item.text() != text:
+                    item.setText(text)
                 if c == 1:
                     item.setForeground(QColor(STATUS_COLORS.get(row.status, "#374151")))
-                item.setToolTip(_tip(row, c))
-                self.table.setItem(r, c, item)
+                tip = _tip(row, c)
+                if item.toolTip() != tip:
+                    item.setToolTip(tip)
+        self._shown = rows
         self.ranks.show_rows(rows)
 
     def _draw(self) -> None:
@@ -376,6 +431,20 @@ def _sparkline(title: str) -> pg.PlotWidget:
     plot.getAxis("bottom").setStyle(showValues=False)
     plot.setMenuEnabled(False)
     return plot
+
+
+def _readings(
+    runs: Sequence[tuple[str, RunInfo, tuple[EventRow, ...]]],
+    errors: dict[str, str],
+    derive: Derive,
+) -> tuple[list[RunSample], dict[str, str]]:
+    """A reading of each run from its newest run row (on a worker: the status looks at the
+    process, the ranks are a file read); no journal is read here."""
+    samples = []
+    for folder, info, events in runs:
+        now = time.time()
+        samples.append(RunSample(folder, info, derive(info, now), events, now, read_ranks(folder)))
+    return samples, errors
 
 
 def _ignore(_exc: BaseException) -> None:

@@ -9,8 +9,8 @@ worker; a display timer polls and redraws the memory chart.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -26,13 +26,15 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.background import BackgroundIO
+from desktop_app.follow.hub import FollowHub
 from desktop_app.settings.theme import DARK, LIGHT, Theme, palette_is_dark, style_plot
 from desktop_app.system.formatting import fmt_used_total, fraction
 from desktop_app.system.gauges import Gauge, GpuCard
 from desktop_app.system.host import HostReading
-from desktop_app.system.run_samples import SampleBatch, SampleFeed, SampleHistory, read_run_pids
+from desktop_app.system.run_samples import SampleHistory, batch_from_rows, read_run_pids
 from desktop_app.system.run_view import RunSystemView
 from desktop_app.system.sampler import MIN_INTERVAL_S, SystemSampler, SystemSnapshot
+from trainer.journal.follower import Delta
 from trainer.resources.gpus import ENV_SIMULATED, GpuBackend, GpuReading, backend_from_env
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,6 @@ log = logging.getLogger(__name__)
 #: Statuses whose pid may hold a GPU right now.
 LIVE_STATUSES = frozenset({"starting", "running", "paused", "stopping", "unresponsive"})
 DISPLAY_INTERVAL_MS = 250
-#: Shortest time between two reads of the selected run's samples (the trainer writes every 2 s).
-RUN_POLL_S = 1.0
-_SAMPLES_TAG = "system-run-samples"
 _PIDS_TAG = "system-run-pids"
 
 
@@ -84,18 +83,21 @@ class SystemPanel(QWidget):
         *,
         interval_s: float = MIN_INTERVAL_S,
         parent: QWidget | None = None,
+        hub: FollowHub | None = None,
     ) -> None:
         super().__init__(parent)
         self._io = io
+        self._own_hub = hub is None
+        #: The selected run's samples come through the app's followers (None: the panel's own).
+        self.hub = hub if hub is not None else FollowHub(io, self)
+        self._run_path: Path | None = None
+        self._unfollow: Callable[[], None] | None = None
         self.backend = backend if backend is not None else backend_from_env()
         self._closed = False
         self._snapshot: SystemSnapshot | None = None
         self._cards: dict[int, GpuCard] = {}
-        self._feed: SampleFeed | None = None
-        self._retired: set[SampleFeed] = set()
         self._history = SampleHistory()
         self._run_name = ""
-        self._last_run_poll = 0.0
         self._dirty = False
         self._live_runs: tuple[tuple[str, str], ...] = ()
         self._pids_wanted: list[tuple[str, str]] | None = None
@@ -129,7 +131,7 @@ class SystemPanel(QWidget):
 
     @property
     def selected_run(self) -> Path | None:
-        return self._feed.folder if self._feed is not None else None
+        return self._run_path
 
     @property
     def history(self) -> SampleHistory:
@@ -153,20 +155,20 @@ class SystemPanel(QWidget):
         self._push_pids()
 
     def set_selected_run(self, path: Path | None, name: str = "") -> None:
-        """Show ``path``'s own figures (None: none). The old journal is closed on the worker."""
+        """Show ``path``'s own figures (None: none), followed through the app's followers."""
         path = Path(path) if path is not None else None
         if path is not None and self.selected_run == path:
             return
-        self._retire(self._feed)
-        self._feed = SampleFeed(path) if path is not None else None
+        self._stop_following()
+        self._run_path = path
         self._history = SampleHistory()
         self._run_name = name or (path.name if path is not None else "")
-        self._last_run_poll = 0.0
         self._dirty = True
         if path is None:
             self.run_view.show_message("No run selected", "Select a run to see its own figures")
         else:
             self.run_view.show_message(f"Run {self._run_name}", "Reading its system samples…")
+            self._unfollow = self.hub.follow(path, self, partial(self._on_delta, path))
         self._tick()
 
     def set_interval(self, seconds: float) -> None:
@@ -188,12 +190,9 @@ class SystemPanel(QWidget):
         self._closed = True
         self._timer.stop()
         self.sampler.stop()
-        if self._feed is not None:
-            self._retired.add(self._feed)
-            self._feed = None
-        for feed in self._retired:
-            feed.close()
-        self._retired.clear()
+        self._stop_following()
+        if self._own_hub:
+            self.hub.shutdown()
 
     # ------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -328,17 +327,6 @@ class SystemPanel(QWidget):
     def _tick(self) -> None:
         if self._closed:
             return
-        feed = self._feed
-        now = time.monotonic()
-        if feed is not None and now - self._last_run_poll >= RUN_POLL_S:
-            submitted = self._io.submit(
-                _SAMPLES_TAG,
-                feed.poll,
-                lambda batch: self._on_batch(feed, batch),
-                lambda exc: self._on_error(feed, exc),
-            )
-            if submitted:
-                self._last_run_poll = now
         wanted = self._pids_wanted
         if wanted is not None and self._io.submit(
             _PIDS_TAG,
@@ -351,31 +339,29 @@ class SystemPanel(QWidget):
             self._dirty = False
             self.run_view.draw(self._history if len(self._history) else None)
 
-    def _on_batch(self, feed: SampleFeed, batch: SampleBatch) -> None:
-        if feed is not self._feed or self._closed:
+    def _on_delta(self, path: Path, delta: Delta) -> None:
+        if path != self._run_path or self._closed:
             return  # a late answer for a run no longer shown
-        if self._history.extend(batch) or not len(self._history):
+        if delta.batch is None:
+            # Stop following a journal that cannot be read; selecting the run again retries.
+            self._stop_following()
+            self._run_path = None
+            message = f"Cannot read its journal: {delta.error}"
+            self.run_view.show_message(f"Run {self._run_name}", message)
+            return
+        if delta.first:
+            self._history = SampleHistory()  # everything from the start follows
+        batch = batch_from_rows(delta.batch.samples, delta.batch.run.name)
+        if self._history.extend(batch) or not len(self._history) or delta.first:
             self._dirty = True
         name = self._history.run_name or self._run_name
         self.run_view.show_figures(name, self._history.latest)
         self.runSamplesShown.emit()
 
-    def _on_error(self, feed: SampleFeed, exc: BaseException) -> None:
-        if feed is not self._feed or self._closed:
-            return
-        # Stop following a journal that cannot be read; selecting the run again retries.
-        self._retire(feed)
-        self._feed = None
-        self.run_view.show_message(f"Run {self._run_name}", f"Cannot read its journal: {exc}")
-
-    def _retire(self, feed: SampleFeed | None) -> None:
-        """Close ``feed`` on the worker, after any read of it still in flight."""
-        if feed is None:
-            return
-        self._retired.add(feed)
-        self._io.submit(
-            f"close-{id(feed)}", feed.close, lambda _: self._retired.discard(feed), lambda _: None
-        )
+    def _stop_following(self) -> None:
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
 
 
 def _banner_style(theme: Theme) -> str:

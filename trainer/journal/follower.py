@@ -245,6 +245,12 @@ class Followers:
                 out.append((follower, delta))
         return out
 
+    @property
+    def has_retired(self) -> bool:
+        """Dropped followers wait to be closed (by the next :meth:`poll_all`)."""
+        with self._lock:
+            return bool(self._retired)
+
     def close_retired(self) -> None:
         with self._lock:
             retired, self._retired = self._retired, []

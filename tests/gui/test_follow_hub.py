@@ -1,0 +1,149 @@
+"""The app's followers: reads off the GUI thread, one delta for every panel, idle runs unread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QTimer
+from pytestqt.qtbot import QtBot
+
+from desktop_app.background import BackgroundIO
+from desktop_app.follow.hub import FollowHub
+from desktop_app.main_window import MainWindow
+from trainer.journal.follower import Delta
+from trainer.journal.reader import JournalReader
+from trainer.journal.writer import JournalWriter
+
+MakeRun = Callable[..., JournalWriter]
+pytestmark = pytest.mark.gui
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def hub(qtbot: QtBot) -> Iterator[FollowHub]:
+    io = BackgroundIO()
+    follow = FollowHub(io, interval_ms=50)
+    yield follow
+    io.close()
+    follow.shutdown()
+
+
+def test_every_subscriber_gets_each_point_once_on_the_gui_thread(
+    qtbot: QtBot, hub: FollowHub, runs_dir: Path, make_run: MakeRun
+) -> None:
+    writer = make_run("live", losses=[1.0, 0.5], keep_open=True)
+    folder = runs_dir / "live"
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    threads: set[bool] = set()
+
+    def subscriber(name: str) -> Callable[[Delta], None]:
+        def on_delta(delta: Delta) -> None:
+            threads.add(threading.current_thread() is threading.main_thread())
+            if delta.batch is not None and "train/loss" in delta.batch.points:
+                got[name].extend(delta.batch.points["train/loss"].steps.tolist())
+
+        return on_delta
+
+    stop_a = hub.follow(folder, "a", subscriber("a"))
+    stop_b = hub.follow(folder, "b", subscriber("b"))
+    assert len(hub.followers) == 1  # one follower for both
+    step = 2
+
+    def log_more() -> None:
+        nonlocal step
+        writer.log_scalars({"train/loss": 1.0 / (step + 1)}, step)
+        writer.flush()
+        step += 1
+
+    timer = QTimer()
+    timer.timeout.connect(log_more)
+    timer.start(20)
+    qtbot.waitUntil(lambda: step >= 40, timeout=TIMEOUT_MS)
+    timer.stop()
+    qtbot.waitUntil(lambda: len(got["a"]) == step and len(got["b"]) == step, timeout=TIMEOUT_MS)
+    assert got["a"] == got["b"] == list(range(step))
+    assert threads == {True}  # delivered on the GUI thread
+    follower = hub.follower(folder)
+    assert follower is not None
+    stop_a()
+    stop_b()
+    assert hub.follower(folder) is None
+    qtbot.waitUntil(lambda: follower.closed, timeout=TIMEOUT_MS)  # closed on the worker
+
+
+def test_a_finished_run_is_not_read_while_idle(
+    qtbot: QtBot, hub: FollowHub, runs_dir: Path, make_run: MakeRun
+) -> None:
+    make_run("done", losses=[1.0, 0.5, 0.25])
+    deltas: list[Delta] = []
+    hub.follow(runs_dir / "done", "test", deltas.append)
+    follower = hub.follower(runs_dir / "done")
+    assert follower is not None
+    qtbot.waitUntil(lambda: len(deltas) >= 1 and follower.polls >= 3, timeout=TIMEOUT_MS)
+    reads, polls = follower.reads, follower.polls
+    qtbot.waitUntil(lambda: follower.polls >= polls + 10, timeout=TIMEOUT_MS)
+    assert follower.reads == reads
+    assert deltas[0].first and deltas[0].batch is not None
+    assert deltas[0].batch.run.status == "finished"
+
+
+_READS = ("__init__", "tail", "run_info", "events", "samples", "latest", "series", "keys")
+
+
+@pytest.fixture
+def read_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A probe: the name of the thread of every JournalReader open and read, in the app."""
+    seen: list[str] = []
+    for name in _READS:
+        original = getattr(JournalReader, name)
+
+        def probe(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            seen.append(threading.current_thread().name)
+            return __original(*args, **kwargs)
+
+        monkeypatch.setattr(JournalReader, name, probe)
+    return seen
+
+
+def test_no_journal_is_read_on_the_gui_thread(
+    qtbot: QtBot, runs_dir: Path, make_run: MakeRun, read_threads: list[str]
+) -> None:
+    make_run("done", losses=[3.0, 2.0])
+    writer = make_run("live", losses=[1.0, 0.5], keep_open=True)
+    writer.system_sample(12.0, 1 << 30, None)
+    writer.flush()
+    win = MainWindow(runs_dir)
+    qtbot.addWidget(win)
+    win.show()
+    win.show_dock("health")
+    step = 2
+
+    def log_more() -> None:
+        nonlocal step
+        writer.log_scalars({"train/loss": 1.0 / (step + 1)}, step)
+        writer.heartbeat(step)
+        writer.flush()
+        step += 1
+
+    timer = QTimer()
+    timer.timeout.connect(log_more)
+    timer.start(50)
+    try:
+        live = str(runs_dir / "live")
+        win.open_folder(Path(live))
+        qtbot.waitUntil(lambda: win.table_model.rowCount() == 2, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(
+            lambda: (row := win.health.model.row(live)) is not None and row.step >= 5,
+            timeout=TIMEOUT_MS,
+        )
+        qtbot.waitUntil(lambda: len(win.system.history) >= 1, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: win.charts.model.newest_wall() is not None, timeout=TIMEOUT_MS)
+    finally:
+        timer.stop()
+        win.close()
+    assert read_threads, "the probe saw no read at all"
+    assert threading.main_thread().name not in read_threads
