@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from desktop_app.charts.model import HISTORY_LIMIT, EnvelopeRequest
+from trainer.journal.envelope import Envelope
 from trainer.journal.reader import JournalReader, TailBatch
 
 
@@ -24,7 +26,13 @@ class RunFeed:
             raise ValueError("the feed is closed")
         if self._reader is None:
             self._reader = JournalReader(self.folder)
-        return self._reader.tail()
+        return self._reader.tail(history_limit=HISTORY_LIMIT)
+
+    def envelope(self, key: str, request: EnvelopeRequest) -> Envelope:
+        """A viewport read of ``key`` (after the first poll)."""
+        if self._closed or self._reader is None:
+            raise ValueError("the feed is closed")
+        return self._reader.envelope(key, request.x0, request.x1, request.width, axis=request.axis)
 
     def close(self) -> None:
         """Close the reader; idempotent."""

@@ -24,7 +24,8 @@ import numpy as np
 from desktop_app.charts.downsample import PeakIndex, decimate
 from desktop_app.charts.series import SeriesBuffer, Steps, interp, search
 from desktop_app.charts.smoothing import KINDS, MAX_EMA_WEIGHT, Smoother, make_smoother
-from trainer.journal.reader import EventRow, TailBatch
+from trainer.journal.envelope import Envelope
+from trainer.journal.reader import EventRow, History, TailBatch
 
 X_MODES = ("step", "relative", "wall")
 GROUPS = ("train", "val", "perf", "system", "other")
@@ -52,6 +53,15 @@ FOLLOW_MARGIN = 0.05
 
 Smoothing = tuple[str, float]
 NO_SMOOTHING: Smoothing = ("none", 0.0)
+
+#: A key with more points than this keeps only its newest ones in memory; the rest is its
+#: history, read from the journal's summaries for the view on screen (viewport reads).
+HISTORY_LIMIT = 200_000
+#: The history's overview: one read of its whole range at this many columns, drawn where
+#: no finer read covers the view (at once on open, and while a finer one loads).
+OVERVIEW_WIDTH = 2048
+#: A view read covers the view plus this fraction of its span on each side (panning).
+PREFETCH = 0.25
 
 
 def group_of(key: str) -> str:
@@ -86,11 +96,62 @@ class Mark:
     text: str
 
 
+@dataclass(frozen=True)
+class EnvelopeRequest:
+    """A viewport read a curve wants: ``axis`` is "step" or "wall" (unix s)."""
+
+    axis: str
+    x0: float
+    x1: float
+    width: int
+    overview: bool
+
+
+class HistoryView:
+    """What a long curve shows of its history (the points before its buffer): an overview of
+    all of it, and a finer read of the part in view."""
+
+    def __init__(self, info: History) -> None:
+        self.info = info
+        self.overview: dict[str, Envelope] = {}
+        self.view: dict[str, Envelope] = {}
+        self.pending: set[tuple[str, bool]] = set()
+
+    def x_first(self, mode: str, origin: float) -> float:
+        if mode == "step":
+            return float(self.info.first_step)
+        return self.info.first_wall - (origin if mode == "relative" else 0.0)
+
+    def invalidate(self) -> None:
+        """A resume superseded steps: read everything again."""
+        self.overview.clear()
+        self.view.clear()
+
+
+def _aligned(envelope: Envelope, x0: float, per_px: float) -> bool:
+    """True when ``envelope``'s pixel columns are those of a view from ``x0`` at ``per_px``."""
+    have = (envelope.x1 - envelope.x0) / envelope.width
+    if not math.isclose(have, per_px, rel_tol=1e-9):
+        return False
+    shift = (x0 - envelope.x0) / per_px
+    return abs(shift - round(shift)) < 1e-6
+
+
+def _axis(mode: str) -> str:
+    return "step" if mode == "step" else "wall"
+
+
 class Curve:
-    """One key of one run: raw points, their smoothed copy and peak indexes of both."""
+    """One key of one run: raw points, their smoothed copy and peak indexes of both.
+
+    A long key (see :data:`HISTORY_LIMIT`) keeps only its newest points in the buffer; its
+    :attr:`history` is drawn from viewport reads of the journal's summaries, exact per pixel
+    column, and the memory it takes follows the screen, not the run's length.
+    """
 
     def __init__(self, smoothing: Smoothing = NO_SMOOTHING) -> None:
         self.buffer = SeriesBuffer()
+        self.history: HistoryView | None = None
         self.version = 0  # bumped by every change of what the curve draws
         self._smoothing = smoothing
         self._smoother: Smoother = make_smoother(*smoothing, dtype=SMOOTHED_DTYPE)
@@ -101,6 +162,92 @@ class Curve:
 
     def __len__(self) -> int:
         return len(self.buffer)
+
+    def total(self) -> int:
+        """Points of the key, the history's included."""
+        return len(self.buffer) + (self.history.info.count if self.history else 0)
+
+    def set_envelope(self, request: EnvelopeRequest, envelope: Envelope) -> None:
+        """Take in a viewport read (on the GUI thread); the curve draws it from now on."""
+        if self.history is None:
+            return
+        self.history.pending.discard((request.axis, request.overview))
+        target = self.history.overview if request.overview else self.history.view
+        target[request.axis] = envelope
+        self.version += 1
+
+    def wants(
+        self, mode: str, origin: float, x_range: tuple[float, float], width: int
+    ) -> EnvelopeRequest | None:
+        """The viewport read this curve needs to draw its history in ``x_range`` (view
+        coordinates) at ``width`` pixels, or None when what it has is fine enough."""
+        history = self.history
+        if history is None:
+            return None
+        axis = _axis(mode)
+        shift = origin if mode == "relative" else 0.0
+        end = self._history_end(mode, origin) + shift
+        first = history.x_first(axis, 0.0)
+        if (axis, True) not in history.pending and axis not in history.overview:
+            history.pending.add((axis, True))
+            return EnvelopeRequest(axis, first, end, OVERVIEW_WIDTH, True)
+        x0, x1 = x_range[0] + shift, x_range[1] + shift
+        lo, hi = max(x0, first), min(x1, end)
+        if hi <= lo or (axis, False) in history.pending or x1 <= x0:
+            return None
+        per_px = (x1 - x0) / max(width, 1)
+        have = history.view.get(axis)
+        if have is not None and _aligned(have, x0, per_px) and have.x0 <= lo and have.x1 >= hi:
+            return None
+        # Columns aligned with the view's, so that each pixel column is exact; a margin on
+        # each side so that a small pan needs no read.
+        margin = math.ceil(PREFETCH * width)
+        history.pending.add((axis, False))
+        return EnvelopeRequest(
+            axis, x0 - margin * per_px, x1 + margin * per_px, width + 2 * margin, False
+        )
+
+    def _history_end(self, mode: str, origin: float) -> float:
+        """The x (view coordinates) where the history ends: the buffer's first point."""
+        assert self.history is not None
+        if len(self.buffer):
+            base, offset = self.x_base(mode, origin)
+            return float(base[0]) - offset
+        if mode == "step":
+            return float(self.history.info.tail_start)
+        env = self.history.overview.get("wall")
+        shift = origin if mode == "relative" else 0.0
+        return (env.x1 if env is not None else math.inf) - shift
+
+    def _history_points(
+        self, mode: str, origin: float, x_range: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The history's points to draw in ``x_range``: the view read where it covers the
+        range, the overview elsewhere (view coordinates)."""
+        history = self.history
+        if history is None:
+            return np.empty(0), np.empty(0)
+        axis = _axis(mode)
+        shift = origin if mode == "relative" else 0.0
+        end = self._history_end(mode, origin) + shift
+        x0, x1 = x_range[0] + shift, min(x_range[1] + shift, end)
+        xs, ys = [], []
+        view = history.view.get(axis)
+        covered = (view.x0, view.x1) if view is not None else (math.inf, -math.inf)
+        overview = history.overview.get(axis)
+        for env, inside in ((overview, False), (view, True)):
+            if env is None:
+                continue
+            keep = (env.x >= x0 - (x1 - x0)) & (env.x <= x1) & (env.x < end)
+            in_view = (env.x >= covered[0]) & (env.x <= covered[1])
+            keep &= in_view if inside else ~in_view
+            xs.append(env.x[keep])
+            ys.append(env.y[keep])
+        if not xs:
+            return np.empty(0), np.empty(0)
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        order = np.argsort(x, kind="stable")
+        return x[order] - shift, y[order]
 
     @property
     def smoothed(self) -> bool:
@@ -221,16 +368,28 @@ class Curve:
             if len(breaks):
                 xs = np.insert(xs, breaks, np.nan)
                 ys = np.insert(ys, breaks, np.nan)
+        if self.history is not None:
+            view = (10.0 ** x_range[0], 10.0 ** x_range[1]) if log_x else x_range
+            hx, hy = self._history_points(mode, origin, view)
+            if len(hx):
+                xs, ys = np.concatenate((hx, xs)), np.concatenate((hy, ys))
         return xs, ys
 
     def bounds(self, mode: str, origin: float) -> tuple[float, float] | None:
         """First and last x of the curve (None when empty)."""
         if not len(self.buffer):
-            return None
+            if self.history is None:
+                return None
+            first = self.history.x_first(mode, origin)
+            return first, self._history_end(mode, origin)
         base, offset = self.x_base(mode, origin)
         if self.x_sorted(mode):
-            return float(base[0]) - offset, float(base[-1]) - offset
-        return float(base.min()) - offset, float(base.max()) - offset
+            lo, hi = float(base[0]) - offset, float(base[-1]) - offset
+        else:
+            lo, hi = float(base.min()) - offset, float(base.max()) - offset
+        if self.history is not None:
+            lo = min(lo, self.history.x_first(mode, origin))
+        return lo, hi
 
     def nearest(self, mode: str, origin: float, x: float) -> tuple[float, float, float] | None:
         """(x, raw value, displayed value) of the point nearest to ``x`` (None when empty)."""
@@ -383,6 +542,17 @@ class ChartsModel:
                 if old.buffer.truncate_from(start):
                     old.changed()
                     changed.add(key)
+                if old.history is not None and start < old.history.info.tail_start:
+                    old.history.invalidate()
+                    old.version += 1
+                    changed.add(key)
+        for key, info in batch.history.items():
+            curve = run.curves.get(key)
+            if curve is None:
+                curve = run.curves[key] = Curve(self.smoothing)
+            curve.history = HistoryView(info)
+            curve.version += 1
+            changed.add(key)
         for key, series in batch.points.items():
             if not len(series):
                 continue
@@ -412,7 +582,7 @@ class ChartsModel:
             run.error = message
 
     def n_points(self) -> int:
-        """Points held by all curves of the selected runs."""
+        """Points held in memory by all curves of the selected runs (histories excluded)."""
         return sum(len(c) for run in self.runs.values() for c in run.curves.values())
 
     def holds(self, runs: int, keys: int, points: int) -> bool:
@@ -421,7 +591,7 @@ class ChartsModel:
         return len(self.runs) == runs and all(
             run.loaded
             and len(run.curves) == keys
-            and all(len(curve) >= points for curve in run.curves.values())
+            and all(curve.total() >= points for curve in run.curves.values())
             for run in self.runs.values()
         )
 

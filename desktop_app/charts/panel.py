@@ -9,6 +9,7 @@ window, collapsed or scrolled-away charts and charts whose data did not change.
 from __future__ import annotations
 
 import html
+import logging
 import math
 import time
 from collections import deque
@@ -20,11 +21,22 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, 
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.groups import MIN_CHART_WIDTH, ChartGroup
-from desktop_app.charts.model import GROUPS, X_MODES, ChartsModel, follow_range, group_of
+from desktop_app.charts.model import (
+    GROUPS,
+    X_MODES,
+    ChartsModel,
+    Curve,
+    EnvelopeRequest,
+    follow_range,
+    group_of,
+)
 from desktop_app.charts.plot import PALETTE, DrawContext, MetricPlot
 from desktop_app.charts.reading import JournalFeeds
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
+from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
+
+log = logging.getLogger(__name__)
 
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
 #: How many recent redraw times the panel keeps (for the health panel).
@@ -320,8 +332,33 @@ class ChartsPanel(QWidget):
 
     def _context(self) -> DrawContext:
         return DrawContext(
-            self.model, self._colors, self._x_mode, self._log_x, self._log_y, self._follow
-        )
+            self.model, self._colors, self._x_mode, self._log_x, self._log_y, self._follow,
+            self._request_envelope,
+        )  # fmt: skip
+
+    def _request_envelope(self, folder: Path, key: str, request: EnvelopeRequest) -> None:
+        """Read a long curve's history for the view, off the GUI thread; drawn on arrival."""
+
+        def done(envelope: Envelope) -> None:
+            curve = self._curve(folder, key)
+            if curve is not None:
+                curve.set_envelope(request, envelope)
+                plot = self.plots.get(key)
+                if plot is not None:
+                    plot.dirty = True
+
+        def failed(exc: BaseException) -> None:
+            curve = self._curve(folder, key)
+            if curve is not None and curve.history is not None:
+                curve.history.pending.discard((request.axis, request.overview))
+            log.info("cannot read %s of %s by viewport: %s", key, folder, exc)
+
+        if not self._feeds.request_envelope(folder, key, request, done, failed):
+            failed(RuntimeError("the reader is busy or gone"))
+
+    def _curve(self, folder: Path, key: str) -> Curve | None:
+        run = self.model.runs.get(Path(folder))
+        return None if run is None else run.curves.get(key)
 
     def _mark_all_dirty(self) -> None:
         for plot in self.plots.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop_app.charts.axes import XAxis, YAxis, format_x
-from desktop_app.charts.model import EVENT_SYMBOLS, ChartsModel, RunData
+from desktop_app.charts.model import EVENT_SYMBOLS, ChartsModel, EnvelopeRequest, RunData
 
 #: Distinct, colour-blind-friendly run colours (Tableau 10), assigned in selection order.
 PALETTE = (
@@ -49,6 +50,8 @@ class DrawContext:
     log_x: bool = False
     log_y: bool = False
     follow: bool = True  # fit the y axes to the data
+    #: Called with (run folder, key, request) when a long curve needs a viewport read.
+    request: Callable[[Path, str, EnvelopeRequest], None] | None = None
 
 
 @dataclass
@@ -203,6 +206,11 @@ class MetricPlot(pg.PlotWidget):
                 continue
             smoothed = curve.smoothed
             where = (ctx.x_mode, run.origin, (x0, x1), width)
+            if curve.history is not None and ctx.request is not None:
+                shown = (10.0**x0, 10.0**x1) if ctx.log_x else (x0, x1)
+                wanted = curve.wants(ctx.x_mode, run.origin, shown, width)
+                if wanted is not None:
+                    ctx.request(folder, self.key, wanted)
             view = (curve.version, ctx.log_x, *where)
             raw_pen = (smoothed, items.color.name())
             if items.drawn.get("raw-pen") != raw_pen:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.feed import RunFeed
+from desktop_app.charts.model import EnvelopeRequest
+from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,21 @@ class JournalFeeds:
                 partial(self._error, feed),
             ):
                 self._next[folder] = now + POLL_LIVE_S
+
+    def request_envelope(
+        self,
+        folder: Path,
+        key: str,
+        request: EnvelopeRequest,
+        on_result: Callable[[Envelope], None],
+        on_error: Callable[[BaseException], None],
+    ) -> bool:
+        """Read a viewport of ``folder``'s ``key`` on the worker; False if it cannot now."""
+        feed = self._feeds.get(Path(folder))
+        if feed is None:
+            return False
+        tag = f"charts-envelope-{id(feed)}-{key}-{request.overview}"
+        return self._io.submit(tag, partial(feed.envelope, key, request), on_result, on_error)
 
     def close(self) -> None:
         """Close every reader now. Call after ``io.close()`` (no read is in flight then)."""

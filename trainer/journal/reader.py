@@ -155,6 +155,46 @@ class SampleRow:
     gpus: list[dict[str, Any]] | None
 
 
+@dataclass(frozen=True)
+class History:
+    """A long key's points before those a tail read returns: drawn by viewport."""
+
+    count: int  # visible points before ``tail_start``
+    first_step: int
+    first_wall: float  # unix s
+    tail_start: int  # the first step the tail returns
+    resume_from: tuple[int, int]  # the reader's position: (attempt, step) before tail_start
+
+
+def _history(conn: sqlite3.Connection, key_id: int, limit: int, created: float) -> History | None:
+    """Where a key with more than ``limit`` visible points starts its tail (None: it has not
+    that many). Reads the newest level-1 rows until they hold ``limit`` points."""
+    top = summaries.fetch_rows(conn, key_id, summaries.LEVELS, -(2**62), 2**62)
+    total = int(top["n"].sum()) if len(top) else 0
+    if total <= limit:
+        return None
+    seen = 0
+    tail_start = None
+    for bucket, n in conn.execute(
+        "SELECT bucket, n FROM summary WHERE key_id = ? AND level = 1 ORDER BY bucket DESC",
+        (key_id,),
+    ):
+        seen += n
+        if seen >= limit:
+            tail_start = bucket * summaries.BASE
+            break
+    if tail_start is None or tail_start <= int(top["first_step"][0]):
+        return None
+    attempt = next(a for a, cutoff in summaries.attempt_cutoffs(conn) if cutoff > tail_start)
+    return History(
+        count=total - seen,
+        first_step=int(top["first_step"][0]),
+        first_wall=created + float(top["first_wall"][0]) / 1000.0,
+        tail_start=tail_start,
+        resume_from=(attempt, tail_start - 1),
+    )
+
+
 @dataclass
 class TailBatch:
     """What is new in a journal since the previous :meth:`JournalReader.tail`.
@@ -168,6 +208,8 @@ class TailBatch:
     new_attempts: list[tuple[int, int]] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     samples: list[SampleRow] = field(default_factory=list)
+    #: Keys read only from their newest points on: what came before (see tail()).
+    history: dict[str, History] = field(default_factory=dict)
 
     @property
     def n_points(self) -> int:
@@ -316,8 +358,13 @@ class JournalReader:
         return out
 
     # ---------------------------------------------------------------- incremental
-    def tail(self) -> TailBatch:
-        """Everything committed since the previous call (the first call returns everything)."""
+    def tail(self, history_limit: int | None = None) -> TailBatch:
+        """Everything committed since the previous call (the first call returns everything).
+
+        ``history_limit``: a key met for the first time with more visible points than this
+        returns only about its newest ``history_limit`` points; the rest is its history
+        (:attr:`TailBatch.history`), to be read by viewport (:meth:`envelope`).
+        """
         with self._read() as conn:
             created = self._created_at(conn)
             batch = TailBatch(run=self._run_info(conn))
@@ -336,6 +383,11 @@ class JournalReader:
             ).fetchall():
                 self._keys[key_id] = name
                 self._key_pos[key_id] = (0, -(2**62))
+                if history_limit is not None and self._summarized(conn):
+                    history = _history(conn, key_id, history_limit, created)
+                    if history is not None:
+                        batch.history[name] = history
+                        self._key_pos[key_id] = history.resume_from
             for key_id, (attempt, step) in self._key_pos.items():
                 points = _fetch_points(
                     conn,

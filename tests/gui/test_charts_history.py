@@ -1,0 +1,156 @@
+"""Long runs in the charts: the history is read by viewport, off the GUI thread, exactly."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pytestqt.qtbot import QtBot
+
+import desktop_app.charts.feed as feed_module
+from desktop_app.background import BackgroundIO
+from desktop_app.charts.model import _aligned
+from desktop_app.charts.panel import ChartsPanel
+from tests import journal_oracle as oracle
+from trainer.journal.reader import JournalReader
+from trainer.journal.writer import JournalWriter
+from trainer.paths import RunPaths
+
+pytestmark = pytest.mark.gui
+
+LIMIT = 3_000  # points kept in memory per key in these tests
+STEPS = 60_000
+SPIKE = 12_345  # in the history, far from the newest points
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def long_run(runs_dir: Path) -> Path:
+    folder = RunPaths(runs_dir / "long").create().root
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="long", name="long", entry="t", kind="api",
+        config={}, created=T0,
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    values = np.cumsum(rng.normal(0, 0.1, STEPS))
+    values[SPIKE] = 1_000.0
+    for step, value in enumerate(values.tolist()):
+        writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
+    writer.set_status("finished")
+    writer.close()
+    return folder
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every journal read of the charts, with the thread it ran on."""
+    seen: list[tuple[str, str]] = []
+    for name in ("tail", "envelope"):
+        original = getattr(JournalReader, name)
+
+        def probe(self: JournalReader, *args: object, _o=original, _n=name, **kw: object):  # type: ignore[no-untyped-def]
+            seen.append((_n, threading.current_thread().name))
+            return _o(self, *args, **kw)
+
+        monkeypatch.setattr(JournalReader, name, probe)
+    monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
+    return seen
+
+
+@pytest.fixture
+def panel(qtbot: QtBot) -> Iterator[ChartsPanel]:
+    io = BackgroundIO()
+    widget = ChartsPanel(io)
+    qtbot.addWidget(widget)
+    widget.resize(1000, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    io.close()
+    widget.shutdown()
+
+
+def _drawn(panel: ChartsPanel, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    plot = panel.plots.get("loss")
+    if plot is None or folder not in plot.runs:
+        return np.empty(0), np.empty(0)
+    item = plot.items_of(folder)[0]
+    if item.xData is None:
+        return np.empty(0), np.empty(0)
+    return np.asarray(item.xData), np.asarray(item.yData)
+
+
+def test_a_long_run_opens_with_its_newest_points_and_a_history_read_by_viewport(
+    qtbot: QtBot, panel: ChartsPanel, long_run: Path, reads: list[tuple[str, str]]
+) -> None:
+    panel.set_runs([(long_run, "long")])
+    qtbot.waitUntil(lambda: "loss" in panel.plots, timeout=15_000)
+    qtbot.waitUntil(lambda: _drawn(panel, long_run)[0].size > 0, timeout=15_000)
+    curve = panel.model.runs[long_run].curves["loss"]
+    assert curve.history is not None
+    assert len(curve) <= LIMIT + 64  # in memory: the newest points only
+    assert curve.total() == STEPS
+    # The full range shows the spike deep in the history: the overview is exact per column.
+    qtbot.waitUntil(lambda: 1_000.0 in _drawn(panel, long_run)[1], timeout=15_000)
+    xs, _ = _drawn(panel, long_run)
+    assert xs.min() == 0 and xs.max() == STEPS - 1
+    assert len(xs) < 6 * 2048 + LIMIT  # never the 60,000 points
+
+    # Zoom into the history: a finer read arrives, and matches the raw min/max per column.
+    panel.set_follow(False)
+    plot = panel.plots["loss"]
+    x0, x1 = 20_000.0, 24_000.0
+    plot.vb.setXRange(x0, x1, padding=0)
+
+    def fine() -> bool:
+        (a, b), _ = plot.vb.viewRange()
+        per_px = (b - a) / max(int(plot.vb.width()), 50)
+        view = curve.history.view.get("step") if curve.history else None
+        return (
+            view is not None
+            and view.x0 <= a
+            and view.x1 >= b
+            and _aligned(view, a, per_px)
+            and not plot.dirty
+        )
+
+    qtbot.waitUntil(fine, timeout=15_000)
+    (x0, x1), _ = plot.vb.viewRange()
+    width = max(int(plot.vb.width()), 50)
+    xs, ys = _drawn(panel, long_run)
+    points = [(float(s), v) for s, v, _ in oracle.visible(long_run, "loss")]
+    want, _ = oracle.envelope(points, x0, x1, width)
+    got, _ = oracle.envelope(list(zip(xs.tolist(), ys.tolist(), strict=True)), x0, x1, width)
+    assert got == want
+
+    # Every read ran on the I/O worker, none on the GUI thread.
+    assert {name for name, _ in reads} == {"tail", "envelope"}
+    assert all(thread != threading.main_thread().name for _, thread in reads)
+
+
+def test_a_resume_that_supersedes_the_history_is_read_again(
+    qtbot: QtBot, panel: ChartsPanel, long_run: Path, reads: list[tuple[str, str]]
+) -> None:
+    panel.set_runs([(long_run, "long")])
+    qtbot.waitUntil(lambda: 1_000.0 in _drawn(panel, long_run)[1], timeout=15_000)
+    writer = JournalWriter.open_next_attempt(long_run / "journal.sqlite", resume_step=10_000)
+    for step in range(10_001, 10_100):
+        writer.log_scalars({"loss": -5.0}, step, wall=T0 + 10_000 + step * 0.1)
+    writer.close()
+
+    # The spike at step 12,345 is superseded: it leaves the chart, the new points come in,
+    # and nothing past the new attempt's last step is drawn.
+    def redone() -> bool:
+        xs, ys = _drawn(panel, long_run)
+        return (
+            len(xs) > 0
+            and 1_000.0 not in ys
+            and -5.0 in ys
+            and math.isclose(float(np.nanmax(xs)), 10_099)
+        )
+
+    qtbot.waitUntil(redone, timeout=15_000)
