@@ -1,7 +1,14 @@
-"""Every test gets its own runs and settings dirs, and fails if it leaves a process behind."""
+"""Every test gets its own runs, settings and state dirs, and fails if it leaves a process behind.
+
+The dirs (and so the GPU lease store) are per test, so the suite runs on several pytest-xdist
+workers at once. ``--fast`` (``make check``) leaves out the tests that took longer than
+``FAST_LIMIT_S`` in the durations recorded in ``tests/durations.json`` (``make durations``
+records them); a test not recorded there counts as fast.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -12,6 +19,50 @@ from pathlib import Path
 import psutil
 import pytest
 
+DURATIONS = Path(__file__).with_name("durations.json")
+#: A test recorded as taking longer than this (setup, call and teardown) is not "fast".
+FAST_LIMIT_S = 2.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help=f"only the tests recorded in {DURATIONS.name} as under {FAST_LIMIT_S} s",
+    )
+    parser.addoption(
+        "--record-durations",
+        metavar="FILE",
+        help="write each test's duration (setup + call + teardown) to FILE as JSON",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast") or not DURATIONS.is_file():
+        return
+    recorded: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    fast, slow = [], []
+    for item in items:
+        (slow if recorded.get(item.nodeid, 0.0) > FAST_LIMIT_S else fast).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = fast
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # On pytest-xdist's controller too: it receives every worker's reports.
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.getoption("--record-durations")
+    if target and not hasattr(session.config, "workerinput"):  # the controller writes it
+        rounded = {k: round(v, 2) for k, v in sorted(_durations.items())}
+        Path(target).write_text(json.dumps(rounded, indent=0) + "\n", encoding="utf-8")
+
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -20,6 +71,8 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("TRAINDESK_LEASES", str(tmp_path / "xdg-state" / "leases.sqlite"))
     for name in ("TRAINDESK_RUN_DIR", "TRAINDESK_ENV", "TRAINDESK_ENTRY"):
         monkeypatch.delenv(name, raising=False)
     return runs

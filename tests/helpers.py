@@ -99,3 +99,21 @@ def assert_same_points(
             [final[key][s] for s in sorted(points)], [points[s] for s in sorted(points)],
             atol=1e-6, rtol=0,
         )  # fmt: skip
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything below it, sessions of their own included (torchrun's
+    workers): the whole tree is listed first, so no grandchild is orphaned and missed."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(procs, timeout=10)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tests.helpers import cli, spawn, wait_until
+from tests.helpers import cli, kill_tree, trainer_env, wait_until
 from trainer.export import read_series
 from trainer.journal import JournalReader
 
@@ -40,12 +43,25 @@ def test_two_ranks_train_like_one_process_on_the_same_global_batch(runs_dir: Pat
     assert (info.status, info.step, info.kind) == ("finished", 200, "distributed")
 
 
+# Each wait below is a liveness deadline, not a speed claim, and together they stay inside
+# this test's own timeout, so a failure reports which wait ran out and the finally: clause
+# kills the trainer, torchrun and its workers (each worker in a session of its own).
+@pytest.mark.timeout(600)
 def test_a_killed_rank_is_restarted_by_torchrun_and_the_journal_records_it(
-    runs_dir: Path,
+    runs_dir: Path, tmp_path: Path
 ) -> None:
     folder = runs_dir / "elastic"
-    proc = spawn("run", *QUICK, "--name", "elastic", "--nproc-per-node", "2",
-                 "--set", "max_steps=4000", "--set", "checkpoint_every=100")  # fmt: skip
+    # The step budget only has to outlast the kill: the run is stopped once it has made a
+    # checkpoint after the restart, whatever the machine's speed. Its output goes to a file:
+    # a pipe nobody reads while it runs could fill up and block it.
+    output = tmp_path / "output.txt"
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainer", "run", *QUICK, "--name", "elastic",
+             "--nproc-per-node", "2", "--set", "max_steps=100000",
+             "--set", "checkpoint_every=50"],
+            stdout=out, stderr=subprocess.STDOUT, env=trainer_env(), start_new_session=True,
+        )  # fmt: skip
     ranks_file = folder / "ranks.json"
 
     def rank1_running() -> int | None:
@@ -56,10 +72,24 @@ def test_a_killed_rank_is_restarted_by_torchrun_and_the_journal_records_it(
         found = [r for r in ranks if r["rank"] == 1 and r["step"] >= 150]
         return found[0]["pid"] if found else None
 
-    pid = wait_until(rank1_running, 180, "rank 1 past step 150")
-    os.kill(pid, signal.SIGKILL)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    def checkpointed_after_restart() -> bool:
+        found = events(folder)
+        restarted = [i for i, (kind, _, _) in enumerate(found) if kind == "elastic_restart"]
+        return bool(restarted) and any(k == "checkpoint" for k, _, _ in found[restarted[0] :])
+
+    try:
+        pid = wait_until(rank1_running, 150, "rank 1 past step 150")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: proc.poll() is not None or checkpointed_after_restart(), 240,
+                   "a checkpoint after the restart")  # fmt: skip
+        assert proc.poll() is None, f"the run ended early:\n{output.read_text()[-4000:]}"
+        stop = cli("stop", "elastic")
+        assert stop.returncode == 0, stop.stderr
+        proc.wait(timeout=120)
+    finally:
+        kill_tree(proc.pid)
+        proc.wait()
+    assert proc.returncode == 0, output.read_text()[-4000:]
     found = events(folder)
     restarts = [data for kind, _, data in found if kind == "elastic_restart"]
     # torchrun restarts every worker; on a loaded machine a restarted worker can fail again
@@ -69,9 +99,9 @@ def test_a_killed_rank_is_restarted_by_torchrun_and_the_journal_records_it(
     assert ranks >= 4 and ranks % 2 == 0  # both ranks, before and after each restart seen
     with JournalReader(folder) as reader:
         info = reader.run_info()
-    assert (info.status, info.step) == ("finished", 4000)
+    assert info.status == "stopped" and 150 < info.step < 100000
     loss = read_series(folder)["train/loss"]
-    assert loss.steps[-1] == 4000 and np.all(np.diff(loss.steps) > 0)
+    assert loss.steps[-1] <= info.step and np.all(np.diff(loss.steps) > 0)
 
 
 def test_distributed_mistakes_get_one_line_errors(runs_dir: Path) -> None:
