@@ -25,6 +25,7 @@ from desktop_app.runs_model import (
     loss_text,
     step_text,
 )
+from desktop_app.status_icons import DARK_BACKGROUNDS, dark_theme, status_color, status_icon
 from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
@@ -41,8 +42,8 @@ MAX_ROW_EDITS = 32
 
 #: A symbol per status, so status does not rest on colour alone.
 STATUS_ICONS: dict[str, str] = {
-    "queued": "◌", "starting": "▶", "running": "▶", "paused": "⏸", "stopping": "⏹",
-    "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "⏹", "failed": "✖",
+    "queued": "◌", "starting": "▶", "running": "▶", "paused": "‖", "stopping": "■",
+    "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "■", "failed": "✖",
     "crashed": "✖", "unreadable": "⚠",
 }  # fmt: skip
 
@@ -168,13 +169,13 @@ class RunsTableModel(QAbstractTableModel):
             if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
                 text = self.status_text(run)
                 return text if role == Qt.ItemDataRole.DisplayRole else text.lower()
-            if role in (
-                Qt.ItemDataRole.ForegroundRole,
-                Qt.ItemDataRole.DecorationRole,  # a swatch, still visible on a selected row
-            ):
-                return QColor(STATUS_COLORS.get(status, "#374151"))
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return status_color(status)  # lighter shades on a dark theme
+            if role == Qt.ItemDataRole.DecorationRole:
+                return status_icon(status)  # drawn, in its colour: still seen when selected
             if role == Qt.ItemDataRole.BackgroundRole and status in STATUS_BACKGROUNDS:
-                return QColor(STATUS_BACKGROUNDS[status])
+                tints = DARK_BACKGROUNDS if dark_theme() else STATUS_BACKGROUNDS
+                return QColor(tints[status])
             if role == Qt.ItemDataRole.ToolTipRole:
                 note = self._notes.get(run.path)
                 tips = [STATUS_TIPS.get(status, ""), note.message if note else "",
