@@ -11,7 +11,7 @@ from typing import Any
 
 from trainer import control, paths
 from trainer.errors import RunNotFoundError, UsageError
-from trainer.export import write_csv
+from trainer.export import stream_csv, stream_json
 from trainer.journal.reader import JournalReader
 from trainer.journal.status import ALIVE, derive_status
 from trainer.runs import RunSummary, resolve_run, summarize, summarize_all
@@ -237,41 +237,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     out_path = Path(args.output) if args.output else None
     if out_path is not None and out_path.exists() and not args.force:
         raise UsageError(f"{out_path} already exists: choose another -o FILE or add --force")
+    tmp = out_path.with_name(f".{out_path.name}.tmp") if out_path else None
+    # Streamed: each key is read in chunks as it is written (constant memory, any length).
     with JournalReader(run.root) as reader:
         info = reader.run_info()
         keys = reader.keys()
-        series = {k: reader.series(k, include_superseded=args.all_attempts) for k in keys}
-        events = reader.events()
-    tmp = out_path.with_name(f".{out_path.name}.tmp") if out_path else None
-    fh = tmp.open("w", encoding="utf-8", newline="") if tmp else sys.stdout
-    try:
-        if args.format == "csv":
-            write_csv(fh, [(info.name, series)], run_column=False)
-        else:
-            doc = {
-                "run": {"id": info.id, "name": info.name, "entry": info.entry,
+        fh = tmp.open("w", encoding="utf-8", newline="") if tmp else sys.stdout
+        try:
+            if args.format == "csv":
+                count = stream_csv(fh, reader, keys, all_attempts=args.all_attempts)
+            else:
+                head = {"id": info.id, "name": info.name, "entry": info.entry,
                         "status": derive_status(info), "attempt": info.attempt,
-                        "created": info.created, "config": info.config},
-                "metrics": {k: {"steps": s.steps.tolist(), "values": s.values.tolist(),
-                                "wall_times": s.walls.tolist(), "attempts": s.attempts.tolist()}
-                            for k, s in series.items()},
-                "events": [{"wall": e.wall, "attempt": e.attempt, "step": e.step,
-                            "kind": e.kind, "message": e.message} for e in events],
-            }  # fmt: skip
-            json.dump(doc, fh, indent=1, default=_json_float)
-            fh.write("\n")
-    finally:
-        if tmp is not None:
-            fh.close()
+                        "created": info.created, "config": info.config}  # fmt: skip
+                events = [{"wall": e.wall, "attempt": e.attempt, "step": e.step,
+                           "kind": e.kind, "message": e.message}
+                          for e in reader.events()]  # fmt: skip
+                count = stream_json(fh, reader, keys, run=head, events=events,
+                                    all_attempts=args.all_attempts)  # fmt: skip
+        finally:
+            if tmp is not None:
+                fh.close()
     if tmp is not None and out_path is not None:
         tmp.replace(out_path)
-        print(f"wrote {sum(len(s) for s in series.values())} points of {len(series)} keys "
-              f"to {out_path}", file=sys.stderr)  # fmt: skip
+        print(f"wrote {count} points of {len(keys)} keys to {out_path}", file=sys.stderr)
     return 0
-
-
-def _json_float(value: object) -> object:
-    return str(value)
 
 
 # ------------------------------------------------------------------------ control
