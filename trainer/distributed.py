@@ -29,6 +29,7 @@ import torch.distributed as dist
 from trainer import recipes
 from trainer.capture.api_run import ENV_COMMAND_CONFIG, CaptureRun
 from trainer.capture.records import ENV_CAPTURE_FILE
+from trainer.distributed_tree import die_with_parent, parent_is_torchrun
 from trainer.errors import ConfigError, TrainDeskError
 from trainer.paths import ENV_RUN_DIR
 
@@ -110,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     if not capture or not run_dir:
         print("error: run it as `trainer run RECIPE --nproc-per-node N`", file=sys.stderr)
         return 2
+    # torchrun put this rank in a session of its own: if torchrun is killed outright (the
+    # trainer gone), nothing else would stop it. If it died before this line, go now.
+    die_with_parent()
+    if not parent_is_torchrun():
+        print("error: torchrun, which started this rank, is gone: exiting", file=sys.stderr)
+        return 1
     import json
 
     config: dict[str, Any] = json.loads(os.environ.get(ENV_COMMAND_CONFIG) or "{}")

@@ -9,11 +9,15 @@ lines; TensorBoard pulls in protobuf, grpc and a web server); tests check it aga
 writer.
 
 :class:`EventFileReader` reads incrementally: a record still being written is left for the
-next :meth:`~EventFileReader.read_new`.
+next :meth:`~EventFileReader.read_new`. Both CRCs of every record are checked (a masked
+CRC-32C, computed here from a table, checked against the real writer by the tests): a corrupt
+or truncated record is skipped and reported, never read as a value, and no record larger than
+:data:`MAX_RECORD` is read into memory.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,37 +127,168 @@ def parse_event(data: bytes) -> list[ScalarEvent]:
     return out
 
 
-def read_from(path: Path, offset: int) -> bytes:
-    """What a growing file holds past ``offset`` (nothing if it cannot be read now)."""
+def read_from(path: Path, offset: int, limit: int | None = None) -> bytes:
+    """What a growing file holds past ``offset``, at most ``limit`` bytes (nothing if it
+    cannot be read now)."""
     try:
         with path.open("rb") as fh:
             fh.seek(offset)
-            return fh.read()
+            return fh.read() if limit is None else fh.read(limit)
     except OSError:
         return b""
 
 
-class EventFileReader:
-    """Reads one event file from where it left off; safe on a file still being written."""
+# ----------------------------------------------------------------------------- checksums
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
 
-    def __init__(self, path: Path) -> None:
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the checksum of TFRecord files."""
+    crc = 0xFFFFFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked CRC: rotated right by 15 bits, plus a constant."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------- records
+#: The largest record read into memory; a bigger one (an image, or a length field that lies)
+#: is stepped over unread, so memory stays bounded whatever a file claims.
+MAX_RECORD = 16 * 1024 * 1024
+#: How far past a corrupt header the reader looks for the next good one, per call.
+RESYNC_WINDOW = 64 * 1024
+_HEADER, _FOOTER = 12, 4
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A part of an event file that was skipped: where, and why."""
+
+    path: Path
+    offset: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: byte {self.offset}: {self.what}"
+
+
+class EventFileReader:
+    """Reads one event file from where it left off; safe on a file still being written.
+
+    Every record is checked against its CRCs: a corrupt or truncated record is skipped and
+    added to :attr:`problems` (file, offset, what), never turned into a value. A record not
+    yet whole waits for the next :meth:`read_new`, unless ``final`` says the file is
+    complete (then it is reported as truncated).
+    """
+
+    def __init__(self, path: Path, max_record: int = MAX_RECORD) -> None:
         self.path = Path(path)
         self.offset = 0
+        self.max_record = max_record
+        self.problems: list[Problem] = []
+        self._reported = 0
 
-    def read_new(self) -> list[ScalarEvent]:
-        """The scalars of every whole record added since the last call."""
-        data = read_from(self.path, self.offset)
+    def new_problems(self) -> list[Problem]:
+        """The problems found since the last call."""
+        found = self.problems[self._reported :]
+        self._reported = len(self.problems)
+        return found
+
+    def _skip(self, offset: int, what: str) -> None:
+        self.problems.append(Problem(self.path, offset, what))
+
+    def read_new(self, final: bool = False) -> list[ScalarEvent]:
+        """The scalars of every whole, intact record added since the last call."""
         out: list[ScalarEvent] = []
-        pos = 0
-        while len(data) - pos >= 12:
-            (length,) = struct.unpack_from("<Q", data, pos)
-            end = pos + 12 + length + 4
-            if end > len(data):
-                break  # the writer has not finished this record yet
-            out.extend(parse_event(data[pos + 12 : pos + 12 + length]))
-            pos = end
-        self.offset += pos
+        try:
+            fh = self.path.open("rb")
+        except OSError:
+            return out
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            while self.offset < size:
+                if not self._record(fh, size, final, out):
+                    break
         return out
+
+    def _record(self, fh: Any, size: int, final: bool, out: list[ScalarEvent]) -> bool:
+        """Read the record at :attr:`offset`; False when it must wait (or the file ended)."""
+        start = self.offset
+        fh.seek(start)
+        header = fh.read(_HEADER)
+        if len(header) < _HEADER:
+            if final:
+                self._skip(start, f"truncated record header ({len(header)} of 12 bytes)")
+                self.offset = size
+            return False
+        (length,) = struct.unpack_from("<Q", header)
+        if masked_crc32c(header[:8]) != struct.unpack_from("<I", header, 8)[0]:
+            return self._resync(fh, size, final)
+        end = start + _HEADER + length + _FOOTER
+        if end > size:
+            if final:
+                got = max(0, size - start - _HEADER)
+                self._skip(start, f"truncated record ({got} of {length + _FOOTER} bytes)")
+                self.offset = size
+            return False
+        self.offset = end
+        if length > self.max_record:
+            self._skip(start, f"record of {length} bytes skipped unread (over the "
+                       f"{self.max_record}-byte limit)")  # fmt: skip
+            return True
+        data = fh.read(length)
+        footer = fh.read(_FOOTER)
+        try:
+            events = parse_event(data)
+            broken = False
+        except (IndexError, ValueError, struct.error, UnicodeDecodeError):
+            events, broken = [], True
+        # Records without scalars (images, graphs...) are not checked: nothing is taken.
+        if (events or broken) and masked_crc32c(data) != struct.unpack("<I", footer)[0]:
+            self._skip(start, f"corrupt record ({length} bytes): data checksum mismatch")
+            return True
+        if broken:
+            self._skip(start, f"record ({length} bytes) is not a readable Event")
+            return True
+        out.extend(events)
+        return True
+
+    def _resync(self, fh: Any, size: int, final: bool) -> bool:
+        """A header failed its CRC: find the next header that passes, skipping what is
+        between (the length field cannot be trusted, so records are not counted on)."""
+        start = self.offset
+        fh.seek(start + 1)
+        window = fh.read(RESYNC_WINDOW + _HEADER)
+        for i in range(max(0, len(window) - _HEADER + 1)):
+            if masked_crc32c(window[i : i + 8]) == struct.unpack_from("<I", window, i + 8)[0]:
+                self._skip(start, f"corrupt record header: {i + 1} bytes skipped")
+                self.offset = start + 1 + i
+                return True
+        if final:
+            self._skip(start, f"corrupt record header: the last {size - start} bytes skipped")
+            self.offset = size
+            return False
+        if len(window) > RESYNC_WINDOW:  # every position of a full window was tried
+            self.offset = start + 1 + len(window) - _HEADER + 1
+            self._skip(start, f"corrupt record header: {self.offset - start} bytes skipped")
+            return True
+        return False  # wait: the next header may still be on its way
 
 
 def event_files(log_dir: Path) -> list[Path]:
@@ -167,11 +302,18 @@ def read_dir(log_dir: Path) -> list[ScalarEvent]:
     A scalar in a subfolder ``sub`` (SummaryWriter's ``add_scalars``, or runs side by side)
     gets the tag ``sub/tag``.
     """
+    return read_dir_checked(log_dir)[0]
+
+
+def read_dir_checked(log_dir: Path) -> tuple[list[ScalarEvent], list[Problem]]:
+    """:func:`read_dir`, and the corrupt or truncated parts that were skipped."""
     root = Path(log_dir)
-    out = []
+    out, problems = [], []
     for path in event_files(root):
         prefix = path.parent.relative_to(root).as_posix()
-        for event in EventFileReader(path).read_new():
+        reader = EventFileReader(path)
+        for event in reader.read_new(final=True):
             tag = event.tag if prefix == "." else f"{prefix}/{event.tag}"
             out.append(ScalarEvent(tag, event.step, event.wall, event.value))
-    return out
+        problems += reader.problems
+    return out, problems
