@@ -32,6 +32,7 @@ from trainer.capture.printed import Parser, parser_for
 from trainer.capture.records import ENV_CAPTURE_FILE, CaptureTail
 from trainer.cli.console import ConsoleCapture, Progress
 from trainer.cli.resource_options import resources_from_args
+from trainer.distributed_tree import ProcessTree, child_dies_with_us
 from trainer.errors import UsageError
 from trainer.imports.tfevents import EventFileReader, event_files
 from trainer.resources.limits import Resources
@@ -41,6 +42,9 @@ from trainer.supervision.exits import signal_name
 
 #: Seconds between looks at the capture sources and the control channel.
 POLL_S = 0.2
+#: When a stopped command's whole tree is killed, as a share of the stop deadline: early
+#: enough for the trainer to record the stop before its own deadline ends it.
+KILL_AT = 0.8
 SHIM_DIR = Path(__file__).resolve().parent.parent / "capture" / "shim"
 
 
@@ -89,7 +93,7 @@ def find_command(cmd: list[str]) -> None:
 
 def execute_command(args: argparse.Namespace) -> int:
     """``trainer run [options] -- CMD ARGS``."""
-    from trainer.cli.gpu_plan import plan_gpus
+    from trainer.cli.execute import plan_gpus
 
     cmd = [args.target, *args.script_args]
     find_command(cmd)
@@ -139,7 +143,7 @@ def torchrun_command(args: argparse.Namespace, recipe: str) -> list[str]:
 def execute_distributed(args: argparse.Namespace) -> int:
     """``trainer run RECIPE --nproc-per-node N``: the recipe on torchrun, one run folder."""
     from trainer import recipes
-    from trainer.cli.gpu_plan import plan_gpus
+    from trainer.cli.execute import plan_gpus
     from trainer.resources.store import GpuRequest
 
     recipe = recipes.get(args.target)
@@ -174,7 +178,7 @@ def execute_distributed(args: argparse.Namespace) -> int:
 def resume_command(run_paths: paths.RunPaths, args: argparse.Namespace, entry: str,
                    config: dict[str, Any]) -> int:  # fmt: skip
     """``trainer resume`` of a command run: the same command again, as a new attempt."""
-    from trainer.cli.gpu_plan import plan_gpus
+    from trainer.cli.execute import plan_gpus
 
     cmd = shlex.split(entry)
     find_command(cmd)
@@ -204,14 +208,14 @@ def drive_command(
     resources: Resources,
     request: Any,
 ) -> int:
-    from trainer.cli.gpu_plan import hold_resources
+    from trainer.cli.execute import _hold_resources
     from trainer.resources.acquire import release
 
     run.install_signal_handlers()
     with ConsoleCapture(run.paths.stdout_log, run.paths.stderr_log) as console, run_tmpdir(run.id):
         print(f"run {run.name} ({run.id}) in {run.paths.root}: {shlex.join(cmd)}", flush=True)
         try:
-            gpus = hold_resources(run, request, resources)
+            gpus = _hold_resources(run, request, resources)
             if gpus is None:
                 run.finish("stopped", f"stopped while queued ({run.stop_reason or 'cancelled'})")
                 return 0
@@ -250,6 +254,7 @@ class CommandDriver:
         self.ranks: dict[int, dict[str, Any]] = {}
         self.elastic_restart = 0
         self._ranks_saved = 0.0
+        self.tree = ProcessTree(os.getpid())  # replaced by the command's tree once it starts
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -269,8 +274,9 @@ class CommandDriver:
         self.capture_file.touch()
         proc = subprocess.Popen(
             self.cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=self._env(),
+            env=self._env(), preexec_fn=child_dies_with_us(),
         )  # fmt: skip
+        self.tree = tree = ProcessTree(proc.pid)
         assert proc.stdout is not None and proc.stderr is not None
         pumps = [
             threading.Thread(target=self._pump, args=(proc.stdout, "stdout"), name="cmd-stdout"),
@@ -279,26 +285,36 @@ class CommandDriver:
         for pump in pumps:
             pump.start()
         stop_sent: float | None = None
-        deadline = stop_deadline()
+        # The whole tree is killed in time for the trainer to record it within the deadline.
+        kill_after = stop_deadline() * KILL_AT
         try:
             while proc.poll() is None:
+                tree.refresh_now_and_then()
                 self._collect()
                 self._control(proc)
                 if self.run_.stop_reason and stop_sent is None:
                     if self.paused:
-                        proc.send_signal(signal.SIGCONT)
+                        self._signal(proc, signal.SIGCONT)
+                    # torchrun passes SIGTERM on to its workers and waits for them.
                     proc.send_signal(signal.SIGTERM)
                     stop_sent = time.monotonic()
-                elif stop_sent is not None and time.monotonic() - stop_sent > deadline:
+                elif stop_sent is not None and time.monotonic() - stop_sent > kill_after:
+                    tree.kill()
                     proc.kill()
                 time.sleep(POLL_S)  # pacing the poll of the sources, not synchronisation
         finally:
             if proc.poll() is None:
+                tree.kill()
                 proc.kill()
                 proc.wait()
+            # What the command left running (torchrun's workers, when torchrun was killed).
+            left = tree.reap(grace=min(5.0, kill_after))
+            if left:
+                self._event("warning", f"stopped {len(left)} processes the command left "
+                            "running", {"pids": left})  # fmt: skip
             for pump in pumps:
                 pump.join(30)
-        self._collect()
+        self._collect(final=True)
         if self.ranks:
             self._ranks_saved = 0.0
             self._rank(self.ranks[min(self.ranks)])  # the final ranks.json
@@ -317,7 +333,7 @@ class CommandDriver:
                     self.metrics.put(found)
         stream.close()
 
-    def _collect(self) -> None:
+    def _collect(self, final: bool = False) -> None:
         run = self.run_
         while True:
             try:
@@ -333,7 +349,7 @@ class CommandDriver:
         for record in self.tail.read_new():
             self._record(record)
         for log_dir in self.captures.tensorboard:
-            self._tensorboard(log_dir)
+            self._tensorboard(log_dir, final)
 
     def _record(self, record: dict[str, Any]) -> None:
         run = self.run_
@@ -382,7 +398,7 @@ class CommandDriver:
                                            "ranks": [self.ranks[r] for r in sorted(self.ranks)]},
                                           indent=1))  # fmt: skip
 
-    def _tensorboard(self, log_dir: Path) -> None:
+    def _tensorboard(self, log_dir: Path, final: bool = False) -> None:
         for path in event_files(log_dir) if log_dir.is_dir() else []:
             reader = self.tb_readers.get(path)
             if reader is None:
@@ -394,9 +410,13 @@ class CommandDriver:
                 reader = self.tb_readers[path] = EventFileReader(path)
             prefix = path.parent.relative_to(log_dir).as_posix()
             by_step: dict[int, dict[str, float]] = {}
-            for event in reader.read_new():
+            for event in reader.read_new(final=final):
                 tag = event.tag if prefix == "." else f"{prefix}/{event.tag}"
                 by_step.setdefault(event.step, {})[tag] = event.value
+            for problem in reader.new_problems():  # corrupt or truncated: skipped, said
+                self._event("warning", f"TensorBoard capture skipped {problem}",
+                            {"file": str(problem.path), "offset": problem.offset,
+                             "what": problem.what})  # fmt: skip
             for step in sorted(by_step):
                 self.run_.log(by_step[step], step=step)
 
@@ -425,14 +445,20 @@ class CommandDriver:
 
     _disk_paused = False
 
+    def _signal(self, proc: subprocess.Popen[bytes], sig: int) -> None:
+        """``sig`` to the command and every process of its tree (torchrun's workers)."""
+        proc.send_signal(sig)
+        self.tree.refresh()
+        self.tree.signal(sig)
+
     def _pause(self, proc: subprocess.Popen[bytes], reason: str) -> None:
-        proc.send_signal(signal.SIGSTOP)
+        self._signal(proc, signal.SIGSTOP)
         self.paused = True
         self._disk_paused = reason.startswith("disk space low")
         self.run_._transition("paused", "paused", reason, step=self.run_.step,
                               exit_reason=reason)  # fmt: skip
 
     def _resume(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.send_signal(signal.SIGCONT)
+        self._signal(proc, signal.SIGCONT)
         self.paused = self._disk_paused = False
         self.run_._transition("running", "resumed", step=self.run_.step)
