@@ -1,6 +1,6 @@
 """The app's own log: JSON lines in the user log folder, rotated by size. Qt-free.
 
-Each line is one record, in the trainer's format (:class:`trainer.structlog.JsonLineFormatter`):
+Each line is one record, in the trainer's format (:class:`trainer.jsonlog.JsonLineFormatter`):
 ``time``, ``iso``, ``level``, ``component`` (the logger's name), ``run`` (the run the record is
 about, where known: ``log.info(..., extra={"run": name})``), ``event`` (the message) and any
 ``extra={"fields": {...}}``; a traceback when there is one. The file is
@@ -19,8 +19,8 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+from trainer.jsonlog import JsonLineFormatter
 from trainer.paths import make_private_dir
-from trainer.structlog import JsonLineFormatter
 
 log = logging.getLogger(__name__)
 

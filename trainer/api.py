@@ -39,11 +39,11 @@ from typing import Any, cast
 from trainer import control, jail
 from trainer.errors import TrainDeskError, UsageError, disk_full, disk_full_cause
 from trainer.journal.writer import JournalWriter
+from trainer.jsonlog import attach_run_log
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
 from trainer.resources.limits import Limits
 from trainer.runlock import RunLock
 from trainer.runs import default_run_name, new_run_id
-from trainer.structlog import attach_run_log
 from trainer.supervision.lifecycle import (
     PAUSED,
     QUEUED,

@@ -330,9 +330,21 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_limits(args: argparse.Namespace) -> int:
-    from trainer.cli.resources_cmd import cmd_limits as run
+    """``trainer limits RUN``: new memory and disk limits for a live run, as a control message."""
+    from trainer.resources.sizes import format_size, parse_size
 
-    return run(args)
+    changes: dict[str, int] = {}
+    if args.max_rss is not None:
+        changes["max_rss"] = parse_size(args.max_rss, what="--max-rss")
+    if args.disk_floor is not None:
+        changes["disk_floor"] = parse_size(args.disk_floor, what="--disk-floor")
+    if not changes:
+        raise UsageError("trainer limits: give --max-rss SIZE and/or --disk-floor SIZE")
+    run, summary = _live(args)
+    control.send(run, "limits", **changes)
+    shown = ", ".join(f"{k.replace('_', '-')} {format_size(v)}" for k, v in changes.items())
+    print(f"limits sent to {summary.name} ({shown}): it applies them at its next safe point")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

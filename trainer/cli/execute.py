@@ -17,9 +17,9 @@ from trainer import config as cfg
 from trainer import paths, recipes
 from trainer.api import Run, create_run, resume_run, set_active
 from trainer.cli.console import ConsoleCapture, Progress
+from trainer.cli.gpu_plan import hold_resources, plan_gpus
 from trainer.cli.resource_options import resources_from_args
 from trainer.errors import (
-    ConfigError,
     ScriptError,
     TrainDeskError,
     UsageError,
@@ -27,15 +27,8 @@ from trainer.errors import (
     disk_full_cause,
 )
 from trainer.journal.reader import JournalReader
-from trainer.resources.acquire import (
-    acquire,
-    cuda_environment,
-    decide_request,
-    read_inventory,
-    release,
-    validate,
-)
-from trainer.resources.limits import Limits, Resources
+from trainer.resources.acquire import release
+from trainer.resources.limits import Resources
 from trainer.resources.store import GpuRequest
 from trainer.resources.tmpdirs import run_tmpdir
 
@@ -77,26 +70,6 @@ def prepare_target(args: argparse.Namespace) -> Target:
     return Target("recipe", recipe.name, config)
 
 
-def check_device(config: dict[str, Any]) -> None:
-    """Fail early, before a run folder exists, when the config asks for a missing GPU."""
-    device = str(config.get("device", "auto"))
-    if not device.startswith("cuda"):
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            f"config key 'device': {device!r} is not available here (no CUDA device): "
-            "use --device cpu or auto"
-        )
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise ConfigError(
-            f"config key 'device': {device!r} does not exist ({torch.cuda.device_count()} CUDA "
-            "devices): use a smaller index or auto"
-        )
-
-
 def _run_options(config: dict[str, Any]) -> dict[str, Any]:
     max_steps = config.get("max_steps")
     return {
@@ -106,20 +79,6 @@ def _run_options(config: dict[str, Any]) -> dict[str, Any]:
         if config.get("checkpoint_every")
         else None,
     }
-
-
-def plan_gpus(resources: Resources, config: dict[str, Any]) -> GpuRequest:
-    """The GPU request to make, refused now (before anything is written) if this machine
-    can never satisfy it."""
-    inventory = read_inventory()
-    request = decide_request(
-        resources.gpus, str(config.get("device", "auto")), inventory,
-        mem_budget=resources.limits.gpu_mem, share=resources.share, policy=resources.policy,
-    )  # fmt: skip
-    validate(request, inventory)
-    if not request.wants_gpu:
-        check_device(config)
-    return request
 
 
 def execute(target: Target, args: argparse.Namespace) -> int:
@@ -163,45 +122,6 @@ def execute_resume(run_paths: paths.RunPaths, args: argparse.Namespace) -> int:
     return _drive(run, target, quiet=args.quiet, resources=resources, request=request)
 
 
-def _hold_resources(run: Run, request: GpuRequest, resources: Resources) -> list[int] | None:
-    """Lease the run's GPUs (waiting, queued, while they are busy) and apply its limits.
-
-    Returns the leased GPU indexes, or None if the run was stopped while it waited.
-    """
-    run.limits = resources.limits
-    gpus: list[int] = []
-    if request.wants_gpu:
-        leases = acquire(
-            run.paths.root, request, resources, on_queued=run.queued,
-            should_stop=run.poll_control,
-        )  # fmt: skip
-        if leases is None:
-            return None
-        os.environ.update(cuda_environment(leases))
-        gpus = sorted({lease.gpu for lease in leases})
-        device = str(run.config.get("device", "auto"))
-        if device.startswith("cuda:"):
-            run.config["device"] = "cuda"  # the leased GPU is the process's cuda:0
-        check_device(run.config)
-    apply_torch_limits(resources.limits)
-    run.granted(gpus, resources.limits.describe())
-    return gpus
-
-
-def apply_torch_limits(limits: Limits) -> None:
-    """CPU threads and the GPU memory cap, in torch (imported here, after CUDA_VISIBLE_DEVICES)."""
-    if not limits.cpu_threads and not limits.gpu_mem:
-        return
-    import torch
-
-    if limits.cpu_threads:
-        torch.set_num_threads(limits.cpu_threads)
-    if limits.gpu_mem and torch.cuda.is_available():
-        for index in range(torch.cuda.device_count()):
-            total = torch.cuda.get_device_properties(index).total_memory
-            torch.cuda.set_per_process_memory_fraction(min(1.0, limits.gpu_mem / total), index)
-
-
 def _drive(
     run: Run,
     target: Target,
@@ -221,7 +141,7 @@ def _drive(
     ):
         print(f"run {run.name} ({run.id}) in {run.paths.root}", flush=True)
         try:
-            gpus = _hold_resources(run, request, resources)
+            gpus = hold_resources(run, request, resources)
             if gpus is None:
                 reason = run.stop_reason or "cancelled: taken out of the queue"
                 run.finish("stopped", f"stopped while queued ({reason})")

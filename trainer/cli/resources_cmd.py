@@ -1,5 +1,5 @@
-"""``trainer gpus``, ``trainer queue`` and ``trainer limits``: the machine's GPUs, leases and
-queue, and a live run's limits. No torch is imported."""
+"""``trainer gpus`` and ``trainer queue``: the machine's GPUs, leases and queue (the lease
+store). No torch is imported. (``trainer limits``, a control message, is in commands.)"""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainer import control
 from trainer.errors import UsageError
 from trainer.resources.acquire import read_inventory
-from trainer.resources.sizes import format_size, parse_size
+from trainer.resources.sizes import format_size
 from trainer.resources.store import LeaseStore
 
 
@@ -107,21 +106,4 @@ def _queue_action(store: LeaseStore, action: str, ids: list[int]) -> int:
     else:
         store.set_priority(ids[0], ids[1])
         print(f"{name} now has priority {ids[1]}")
-    return 0
-
-
-def cmd_limits(args: argparse.Namespace) -> int:
-    from trainer.cli.commands import _live
-
-    changes: dict[str, int] = {}
-    if args.max_rss is not None:
-        changes["max_rss"] = parse_size(args.max_rss, what="--max-rss")
-    if args.disk_floor is not None:
-        changes["disk_floor"] = parse_size(args.disk_floor, what="--disk-floor")
-    if not changes:
-        raise UsageError("trainer limits: give --max-rss SIZE and/or --disk-floor SIZE")
-    run, summary = _live(args)
-    control.send(run, "limits", **changes)
-    shown = ", ".join(f"{k.replace('_', '-')} {format_size(v)}" for k, v in changes.items())
-    print(f"limits sent to {summary.name} ({shown}): it applies them at its next safe point")
     return 0

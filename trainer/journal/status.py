@@ -12,7 +12,7 @@ import socket
 import time
 
 from trainer.journal.reader import RunInfo
-from trainer.supervision.lifecycle import LIVE, TERMINAL
+from trainer.journal.states import LIVE, TERMINAL
 
 __all__ = [
     "ALIVE",

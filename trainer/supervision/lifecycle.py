@@ -15,14 +15,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The state names are the journal's (the bottom layer); the moves between them are ours.
+from trainer.journal.states import (
+    CRASHED,
+    FAILED,
+    FINISHED,
+    LIVE,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    STATES,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+)
+
+__all__ = [
+    "CRASHED", "FAILED", "FINISHED", "LIVE", "PAUSED", "QUEUED", "RUNNING", "STARTING",
+    "STATES", "STOPPED", "STOPPING", "TERMINAL", "TRANSITIONS", "Lifecycle", "Transition",
+]  # fmt: skip
+
 log = logging.getLogger(__name__)
-
-QUEUED, STARTING, RUNNING, PAUSED, STOPPING = "queued", "starting", "running", "paused", "stopping"
-FINISHED, STOPPED, FAILED, CRASHED = "finished", "stopped", "failed", "crashed"
-
-LIVE = frozenset({QUEUED, STARTING, RUNNING, PAUSED, STOPPING})
-TERMINAL = frozenset({FINISHED, STOPPED, FAILED, CRASHED})
-STATES = LIVE | TERMINAL
 
 _ENDS = TERMINAL
 TRANSITIONS: dict[str, frozenset[str]] = {
