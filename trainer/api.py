@@ -41,6 +41,7 @@ from trainer.errors import TrainDeskError, UsageError, disk_full, disk_full_caus
 from trainer.journal.writer import JournalWriter
 from trainer.jsonlog import attach_run_log
 from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
+from trainer.private import private_dir
 from trainer.resources.limits import Limits
 from trainer.runlock import RunLock
 from trainer.runs import default_run_name, new_run_id
@@ -520,7 +521,7 @@ def create_run(
         name = validate_run_name(name or default_run_name(entry))
         folder = root / name
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            private_dir(root, "runs directory")  # 0700 whatever the umask; tightened if open
         except OSError as exc:
             raise UsageError(
                 f"runs directory {root} cannot be created ({exc.strerror}): "

@@ -62,10 +62,11 @@ def validate_run_name(name: str) -> str:
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if missing; the folder itself is private (0700)."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
+    """Create ``path`` (and missing parents) private (0700) whatever the umask, or tighten an
+    existing one."""
+    from trainer.private import private_dir
+
+    return private_dir(path)
 
 
 def write_private_text(path: Path, text: str) -> None:
@@ -127,7 +128,9 @@ class RunPaths:
 
     def create(self) -> RunPaths:
         """Create the folder tree, private to the user. The run folder itself must be new."""
-        self.root.parent.mkdir(parents=True, exist_ok=True)
+        from trainer.private import private_dir
+
+        private_dir(self.root.parent, "runs directory")
         self.root.mkdir(mode=0o700)  # FileExistsError if the name is taken
         os.chmod(self.root, 0o700)
         for sub in (self.checkpoints, self.logs, self.control):

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from trainer.errors import UsageError
+from trainer.inert import inert
 from trainer.paths import make_private_dir, write_private_text
 
 #: Kinds of run whose resume runs nothing named by the folder (a built-in recipe).
@@ -70,6 +71,7 @@ def require(folder: Path, run_id: str, kind: str, entry: str, *, trusted: bool) 
         what = "command" if kind in ("command", "distributed") else "script"
         raise UsageError(
             f"run {folder.name} was not made in this folder on this machine (copied or moved "
-            f"here): resuming it runs the {what} {command!r}; check it, then resume with --trust"
+            f"here); resuming it runs the {what} `{inert(command)}`: check it, then resume "
+            "with --trust"
         )
     record(folder, run_id, entry)

@@ -24,12 +24,14 @@ from desktop_app.runs_ctl.controls import (
     enabled_actions,
     export_csv,
     send_control,
+    untrusted_command,
 )
 from desktop_app.runs_ctl.export_dialog import ExportDialog
 from desktop_app.runs_ctl.new_run_dialog import GpuLister, GpuReader, NewRunDialog
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from trainer.errors import TrainDeskError
+from trainer.inert import inert
 from trainer.runs import RunSummary
 
 log = logging.getLogger(__name__)
@@ -186,10 +188,31 @@ class RunController(QObject):
         ask.finished.connect(ask.deleteLater)
         self._show(ask)
 
-    def restart(self) -> None:
-        """Restart a stopped, crashed or failed run from its last checkpoint, as our child."""
+    def restart(self, *, trusted: bool = False) -> None:
+        """Restart a stopped, crashed or failed run from its last checkpoint, as our child.
+
+        A run folder made elsewhere (copied here) that would run a command or script asks
+        first, showing it (``trusted``: the user said yes).
+        """
         run = self._checked(Action.RESTART)
-        if run is not None and self.supervisor.resume(run.path):
+        if run is None:
+            return
+        command = None if trusted else untrusted_command(Path(run.path))
+        if command is not None:
+            box = QMessageBox(self._parent)
+            box.setIcon(QMessageBox.Icon.Warning)
+            box.setWindowTitle("Run a command from elsewhere?")
+            box.setText(f"The run {run.name} was not made in this folder on this machine.")
+            box.setInformativeText(f"Restarting it runs:\n\n{inert(command)}\n\nRun it only "
+                                   "if you know what it does.")  # fmt: skip
+            yes = box.addButton("Run it", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.buttonClicked.connect(lambda b: self._on_trust_answer(b is yes))
+            box.finished.connect(box.deleteLater)
+            self._show(box)
+            return
+        if self.supervisor.resume(run.path, trust=trusted):
             self.message.emit(f"restarting {run.name} from its last checkpoint")
             self.update()
 
@@ -239,6 +262,10 @@ class RunController(QObject):
             self.deleted.emit(run.path)
 
     # ------------------------------------------------------------------ internals
+    def _on_trust_answer(self, trusted: bool) -> None:
+        if trusted:
+            self.restart(trusted=True)
+
     def _on_delete_answer(self, confirmed: bool) -> None:
         if confirmed:
             self.delete(confirmed=True)

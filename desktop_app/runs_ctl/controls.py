@@ -175,3 +175,16 @@ def export_csv(
         raise
     tmp.replace(path)
     return count
+
+
+def untrusted_command(folder: Path) -> str | None:
+    """The command or script that restarting ``folder`` would run, if the folder was made
+    elsewhere (copied here) and so needs the user's confirmation; None otherwise."""
+    from trainer import trust
+
+    try:
+        with JournalReader(folder) as reader:
+            info = reader.run_info()
+    except JournalError:
+        return None  # `trainer resume` reports an unreadable journal itself
+    return trust.needs_trust(folder, info.id, info.kind, info.entry)

@@ -198,11 +198,16 @@ def size_arg(n: int) -> str:
     return f"{n}B"
 
 
-def resume_args(run_folder: Path, max_steps: int | None = None) -> list[str]:
-    """The arguments of ``trainer resume FOLDER`` (restart from the last checkpoint)."""
+def resume_args(
+    run_folder: Path, max_steps: int | None = None, *, trust: bool = False
+) -> list[str]:
+    """The arguments of ``trainer resume FOLDER`` (restart from the last checkpoint);
+    ``trust``: the user confirmed running the command of a folder made elsewhere."""
     args = ["resume", str(run_folder)]
     if max_steps is not None:
         args.append(f"--max-steps={max_steps}")
+    if trust:
+        args.append("--trust")
     return [*args, f"--runs-dir={run_folder.parent}"]
 
 

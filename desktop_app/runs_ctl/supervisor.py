@@ -250,7 +250,9 @@ class Supervisor(QObject):
         """The working directory of a command run launched here (None: not one)."""
         return self._cwds.get(str(run_folder))
 
-    def resume(self, run_folder: str | Path, *, max_steps: int | None = None) -> bool:
+    def resume(
+        self, run_folder: str | Path, *, max_steps: int | None = None, trust: bool = False
+    ) -> bool:
         """Restart a stopped, crashed or failed run from its last checkpoint, as a child.
 
         The trainer refuses (exit code 2, reason on stderr) a run that cannot be resumed. A
@@ -263,7 +265,7 @@ class Supervisor(QObject):
         old = self._tracked.get(str(folder))
         if old is not None:  # waiting to restart: the user's resume replaces the policy's
             self._end_pending(old, "restarted by the user instead")
-        args = resume_args(folder, max_steps)
+        args = resume_args(folder, max_steps, trust=trust)
         tracked = self._track(str(folder), folder.name, args, self._cwds.get(str(folder)))
         return self._spawn(tracked, args, folder.parent) is not None
 

@@ -127,7 +127,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print(json.dumps([s.to_json() for s in summaries], indent=2))
         return 0
     if not summaries:
-        print(f"no runs in {runs_dir} (start one with `trainer run spirals`)")
+        _out(f"no runs in {runs_dir} (start one with `trainer run spirals`)")
         return 0
     rows = [("NAME", "ID", "STATUS", "STEP", "ATT", "ENTRY", "UPDATED", "METRIC")]
     for s in summaries:
@@ -137,7 +137,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                      s.error or _main_metric(s)))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)), r[-1])
+        _out("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)), r[-1])
     return 0
 
 
@@ -159,27 +159,35 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     progress = f"{summary.step}/{summary.max_steps}" if summary.max_steps else str(summary.step)
-    print(f"{summary.name}  ({summary.id})")
-    print(f"  status    {summary.status}" + (f": {info.exit_reason}" if info.exit_reason else ""))
-    print(f"  step      {progress}   attempt {summary.attempt}")
-    print(f"  entry     {info.entry} ({info.kind})")
-    print(f"  folder    {run.root}")
-    print(f"  created   {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created))}"
+    _out(f"{summary.name}  ({summary.id})")
+    _out(f"  status    {summary.status}" + (f": {info.exit_reason}" if info.exit_reason else ""))
+    _out(f"  step      {progress}   attempt {summary.attempt}")
+    _out(f"  entry     {info.entry} ({info.kind})")
+    _out(f"  folder    {run.root}")
+    _out(f"  created   {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.created))}"
           f"   host {info.host}   pid {info.pid}")  # fmt: skip
     if info.heartbeat_wall:
-        print(f"  heartbeat {_age(info.heartbeat_wall)} ago")
+        _out(f"  heartbeat {_age(info.heartbeat_wall)} ago")
     if summary.latest:
-        print("  metrics")
+        _out("  metrics")
         for key, value in sorted(summary.latest.items()):
-            print(f"    {key:<24} {value:.6g}")
+            _out(f"    {key:<24} {value:.6g}")
     if events:
-        print("  events")
+        _out("  events")
         for e in events[-10:]:
             when = time.strftime("%H:%M:%S", time.localtime(e.wall))
             step = "" if e.step is None else f"step {e.step}"
             first_line = e.message.splitlines()[0] if e.message else ""
-            print(f"    {when} #{e.attempt} {e.kind:<11} {step:<11} {first_line}")
+            _out(f"    {when} #{e.attempt} {e.kind:<11} {step:<11} {first_line}")
     return 0
+
+
+def _out(*parts: object) -> None:
+    """print() for text that comes from journals: control characters shown as escapes (a run
+    from elsewhere must not drive the terminal)."""
+    from trainer.inert import inert
+
+    print(*(inert(p) for p in parts))
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

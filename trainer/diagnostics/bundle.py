@@ -25,7 +25,13 @@ from typing import Any
 from trainer import jail
 from trainer.diagnostics.checks import Report, run_checks
 from trainer.diagnostics.probes import dist_version
-from trainer.diagnostics.scrub import SAFE_ENV_NAMES, safe_environment, scrub
+from trainer.diagnostics.scrub import (
+    REDACTED,
+    SAFE_ENV_NAMES,
+    is_secret_name,
+    safe_environment,
+    scrub,
+)
 from trainer.errors import JournalError, UsageError
 from trainer.journal.reader import JournalReader
 from trainer.paths import JOURNAL_NAME, RunPaths
@@ -82,8 +88,10 @@ def build_bundle(
         "platform.json": _json(platform_info()),
         "environment.json": _json(safe_environment(os.environ if environ is None else environ)),
     }
+    env = os.environ if environ is None else environ
+    hidden = [n for n in safe_environment(env) if is_secret_name(n) and env[n] != REDACTED]
     notes: list[str] = []
-    found_in: dict[str, list[str]] = {}  # what the tails' scrubbing found, by file
+    found_in: dict[str, list[str]] = {"environment.json": hidden}  # what was redacted where
     settings = settings_file()
     if settings.is_file():
         found_in["app/settings.toml"] = []

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from trainer.errors import UsageError
 from trainer.journal.status import process_alive, process_start_time
+from trainer.private import private_dir, private_file, tighten
 from trainer.retry import sqlite_transient
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,11 @@ class LeaseStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path if path is not None else store_path()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Private whatever the umask: another user must not plant or read leases.
+            private_dir(self.path.parent, "lease store folder")
+            private_file(self.path, "lease store")
+            for suffix in ("-wal", "-shm"):
+                tighten(self.path.with_name(self.path.name + suffix), 0o600, "lease store")
             self._conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                 check_same_thread=False,

@@ -75,6 +75,8 @@ class Decision:
             return 2
         if kind == ExitKind.DISK_FULL:
             return 4
+        if kind == ExitKind.BUSY:
+            return 5
         return 1
 
 
@@ -263,6 +265,8 @@ class Supervision:
             if kind == ExitKind.USAGE:
                 message = (f"run {name} failed: {exit_class.reason} (a configuration or usage "
                            "error: not restarted)")  # fmt: skip
+            elif kind == ExitKind.BUSY:
+                message = f"run {name} not started: {exit_class.reason} (not restarted)"
             else:
                 message = f"run {name} {exit_class.state}: {exit_class.reason}"
             self.lifecycle.to(exit_class.state, exit_class.reason)
