@@ -153,3 +153,143 @@ def test_an_imported_run_cannot_be_resumed(tmp_path: Path, runs_dir: Path) -> No
     assert cli("import", str(source), "--name", "imp").returncode == 0
     done = cli("resume", "imp", "--max-steps", "10")
     assert done.returncode == 2 and "was imported from" in done.stderr, done.stderr
+
+
+# ------------------------------------------------------------------ checksums, damage
+def records(data: bytes) -> list[tuple[int, int]]:
+    """(offset, data length) of each record of an intact event file."""
+    out, pos = [], 0
+    while pos < len(data):
+        (length,) = struct.unpack_from("<Q", data, pos)
+        out.append((pos, length))
+        pos += 12 + length + 4
+    return out
+
+
+def scalar_records(data: bytes) -> list[tuple[int, int]]:
+    from trainer.imports.tfevents import parse_event
+
+    return [(o, n) for o, n in records(data) if parse_event(data[o + 12 : o + 12 + n])]
+
+
+def test_the_crc_is_the_one_the_real_writer_writes(tmp_path: Path) -> None:
+    from trainer.imports.tfevents import crc32c, masked_crc32c
+
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    write_tb(tmp_path / "tb", steps=3)
+    data = event_files(tmp_path / "tb")[0].read_bytes()
+    for offset, length in records(data):
+        header = data[offset : offset + 8]
+        body = data[offset + 12 : offset + 12 + length]
+        assert masked_crc32c(header) == struct.unpack_from("<I", data, offset + 8)[0]
+        assert masked_crc32c(body) == struct.unpack_from("<I", data, offset + 12 + length)[0]
+
+
+def test_a_corrupt_record_is_skipped_and_reported_never_a_wrong_value(tmp_path: Path) -> None:
+    expected = write_tb(tmp_path / "tb", steps=5)
+    source = event_files(tmp_path / "tb")[0]
+    data = bytearray(source.read_bytes())
+    intact = EventFileReader(source).read_new()
+    offset, length = scalar_records(bytes(data))[3]
+    data[offset + 12 + length - 1] ^= 0x40  # a bit of the value flips on disk
+    source.write_bytes(bytes(data))
+    reader = EventFileReader(source)
+    got = {(e.tag, e.step): e.value for e in reader.read_new(final=True)}
+    assert len(got) == len(intact) - 1
+    for (tag, step), value in got.items():
+        assert expected[tag][step] == value  # every value read is the one written
+    [problem] = reader.problems
+    assert (problem.path, problem.offset) == (source, offset)
+    assert "checksum" in problem.what and str(source) in str(problem)
+
+
+def test_a_corrupt_header_is_skipped_up_to_the_next_good_record(tmp_path: Path) -> None:
+    write_tb(tmp_path / "tb", steps=5)
+    source = event_files(tmp_path / "tb")[0]
+    data = bytearray(source.read_bytes())
+    intact = EventFileReader(source).read_new()
+    offset, length = scalar_records(bytes(data))[2]
+    data[offset] ^= 0xFF  # the length field lies: its CRC catches it
+    source.write_bytes(bytes(data))
+    reader = EventFileReader(source)
+    got = reader.read_new(final=True)
+    lost = [e for e in intact if e not in got]
+    assert len(lost) == 1 and all(e in intact for e in got)
+    [problem] = reader.problems
+    assert problem.offset == offset and "header" in problem.what
+    assert f"{12 + length + 4} bytes skipped" in problem.what
+
+
+def test_a_truncated_file_waits_live_and_is_reported_at_the_end(tmp_path: Path) -> None:
+    write_tb(tmp_path / "tb", steps=5)
+    data = event_files(tmp_path / "tb")[0].read_bytes()
+    offset, length = records(data)[-1]
+    cut = tmp_path / "cut.tfevents"
+    cut.write_bytes(data[: offset + 12 + length // 2])
+    live = EventFileReader(cut)
+    first = live.read_new()
+    assert live.offset == offset and live.problems == []  # the partial record waits
+    cut.write_bytes(data)
+    assert len(live.read_new()) >= 1 and live.problems == []  # and is read once whole
+    cut.write_bytes(data[: offset + 12 + length // 2])
+    done = EventFileReader(cut)
+    assert done.read_new(final=True) == first
+    [problem] = done.problems
+    assert problem.offset == offset and "truncated" in problem.what
+
+
+def test_memory_stays_bounded_whatever_a_length_field_claims(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from trainer.imports.tfevents import masked_crc32c
+
+    write_tb(tmp_path / "tb", steps=3)
+    data = event_files(tmp_path / "tb")[0].read_bytes()
+
+    def header(length: int) -> bytes:
+        head = struct.pack("<Q", length)
+        return head + struct.pack("<I", masked_crc32c(head))
+
+    huge = tmp_path / "huge.tfevents"  # a header claiming 1 TiB, with a valid CRC
+    huge.write_bytes(header(1 << 40) + b"\0" * 100)
+    big = tmp_path / "big.tfevents"  # a whole record over the limit, then good records
+    big.write_bytes(header(3_000_000) + b"\0" * 3_000_004 + data)
+    tracemalloc.start()
+    try:
+        live = EventFileReader(huge)
+        assert live.read_new() == [] and live.offset == 0  # it may still be coming
+        ended = EventFileReader(huge)
+        assert ended.read_new(final=True) == []
+        assert "truncated" in ended.problems[0].what
+        limited = EventFileReader(big, max_record=1_000_000)
+        assert len(limited.read_new(final=True)) == len(EventFileReader(tmp_path / "tb" /
+                                                         event_files(tmp_path / "tb")[0].name)
+                                                         .read_new())  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "over the 1000000-byte limit" in limited.problems[0].what
+    assert peak < 1_000_000
+
+
+def test_import_counts_the_points_it_stored(tmp_path: Path, runs_dir: Path) -> None:
+    writer = tensorboard.SummaryWriter(str(tmp_path / "tb"))
+    for step in (1, 2, 2, 3):  # step 2 logged twice: one point is stored
+        writer.add_scalar("loss", float(step), step)
+    writer.add_scalar("loss", float("nan"), 4)  # NaN: not stored by the journal
+    writer.close()
+    source = event_files(tmp_path / "tb")[0]
+    data = bytearray(source.read_bytes())
+    offset, length = scalar_records(bytes(data))[0]
+    data[offset + 12 + length - 1] ^= 0x01
+    source.write_bytes(bytes(data))
+    seen: list[str] = []
+    paths, points, keys = import_run(tmp_path / "tb", runs_dir, name="counted",
+                                     on_problem=seen.append)  # fmt: skip
+    assert (points, keys) == (2, 1)  # step 1 corrupt, 2 once, 3; NaN not stored
+    assert read_series(paths.root)["loss"].steps.tolist() == [2, 3]
+    assert len(seen) == 1 and f"byte {offset}" in seen[0]
+    done = cli("import", str(tmp_path / "tb"), "--name", "counted-cli")
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 points of 1 keys" in done.stdout
+    assert f"byte {offset}" in done.stderr and "checksum" in done.stderr

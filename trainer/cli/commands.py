@@ -366,7 +366,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     paths_, points, keys = import_run(
         Path(args.source).expanduser(), _runs_dir(args), fmt=args.format, name=args.name,
-        run=args.run,
+        run=args.run, on_problem=lambda problem: print(f"warning: skipped {problem}",
+                                                       file=sys.stderr),
     )  # fmt: skip
     print(f"imported {points} points of {keys} keys into run {paths_.name} ({paths_.root})")
     return 0
