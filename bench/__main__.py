@@ -14,8 +14,10 @@ from bench import (
     app_live,
     app_memory,
     app_start,
+    flat_out,
     journal_size,
     log_cost,
+    many_runs,
     redraw,
     report,
     tail_read,
@@ -27,6 +29,7 @@ MODULES: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
         log_cost,
+        flat_out,
         journal_size,
         training_overhead,
         tail_read,
@@ -34,6 +37,7 @@ MODULES: dict[str, ModuleType] = {
         redraw,
         app_live,
         app_memory,
+        many_runs,
     )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

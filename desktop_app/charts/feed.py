@@ -32,7 +32,10 @@ class RunFeed:
         """A viewport read of ``key`` (after the first poll)."""
         if self._closed or self._reader is None:
             raise ValueError("the feed is closed")
-        return self._reader.envelope(key, request.x0, request.x1, request.width, axis=request.axis)
+        return self._reader.envelope(
+            key, request.x0, request.x1, request.width, axis=request.axis,
+            exact=not request.overview,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close the reader; idempotent."""

@@ -56,10 +56,11 @@ NO_SMOOTHING: Smoothing = ("none", 0.0)
 
 #: A key with more points than this keeps only its newest ones in memory; the rest is its
 #: history, read from the journal's summaries for the view on screen (viewport reads).
-HISTORY_LIMIT = 200_000
-#: The history's overview: one read of its whole range at this many columns, drawn where
-#: no finer read covers the view (at once on open, and while a finer one loads).
-OVERVIEW_WIDTH = 2048
+HISTORY_LIMIT = 20_000
+#: The history's overview: one quick read (not refined at column edges) of its whole range
+#: at this many columns, drawn where no exact read covers the view (on open, and while an
+#: exact one loads).
+OVERVIEW_WIDTH = 1024
 #: A view read covers the view plus this fraction of its span on each side (panning).
 PREFETCH = 0.25
 

@@ -91,9 +91,12 @@ def read_envelope(
     axis: str = "step",
     created: float = 0.0,
     summarized: bool = True,
+    exact: bool = True,
 ) -> Envelope:
     """The M4 points of ``key_id`` in ``[x0, x1]`` for ``width`` pixel columns (one short read:
-    call inside a read transaction). ``summarized``: the journal's summaries are complete."""
+    call inside a read transaction). ``summarized``: the journal's summaries are complete.
+    ``exact=False`` skips refining the buckets that straddle column edges: every spike is
+    still drawn, but a column may show its neighbour's extreme (a quick first look)."""
     width = max(int(width), 1)
     ax = _Axis(axis, created, x0, x1, width)
     if not summarized:
@@ -102,6 +105,8 @@ def read_envelope(
     if level == 0:
         return _reduce(ax, rows, 0)
     chosen = level
+    if not exact:
+        return _reduce(ax, rows, chosen)
     cutoffs = sm.attempt_cutoffs(conn)
     resolved: list[np.ndarray] = []
     while len(rows):
@@ -182,11 +187,7 @@ def _children(
     if not len(rows):
         return np.zeros(0, sm.ROW)
     if level == 1:
-        parts = [
-            sm.point_rows(sm.visible_points(conn, key_id, b * sm.BASE, b * sm.BASE + 63, cutoffs))
-            for b in rows["bucket"].tolist()
-        ]
-        return np.concatenate(parts)
+        return sm.point_rows(_points_in_buckets(conn, key_id, rows["bucket"].tolist(), cutoffs))
     ids = (rows["bucket"][:, None] * sm.FANOUT + np.arange(sm.FANOUT)).ravel().tolist()
     parts = []
     for start in range(0, len(ids), _IN_CHUNK):
@@ -202,6 +203,41 @@ def _children(
             )
         )
     return np.concatenate(parts)
+
+
+_RANGES = 400  # step ranges per statement (two parameters each)
+
+
+def _points_in_buckets(
+    conn: sqlite3.Connection, key_id: int, buckets: list[int], cutoffs: list[tuple[int, float]]
+) -> np.ndarray:
+    """The visible points of level-1 ``buckets`` (sorted), a few statements in all: each
+    joins a list of step ranges to the clustered index."""
+    parts = []
+    for attempt, cutoff in cutoffs:
+        for start in range(0, len(buckets), _RANGES):
+            chunk = buckets[start : start + _RANGES]
+            ranges = ", ".join(["(?, ?)"] * len(chunk))
+            params: list[float] = []
+            for b in chunk:
+                params += [b * sm.BASE, min((b + 1) * sm.BASE, cutoff) - 1]
+            pts = np.fromiter(
+                conn.execute(
+                    f"WITH r(lo, hi) AS (VALUES {ranges}) "
+                    "SELECT s.step, s.value, COALESCE(s.wall_ms, w.wall_ms, 0) FROM r "
+                    "JOIN scalar AS s ON s.key_id = ? AND s.attempt = ? "
+                    "AND s.step BETWEEN r.lo AND r.hi "
+                    "LEFT JOIN step_wall AS w ON w.attempt = s.attempt AND w.step = s.step",
+                    (*params, key_id, attempt),
+                ),
+                dtype=sm.POINT,
+            )
+            if len(pts):
+                parts.append(pts)
+    if not parts:
+        return np.zeros(0, dtype=sm.POINT)
+    pts = np.concatenate(parts)
+    return pts[np.argsort(pts["step"], kind="stable")]
 
 
 def _raw_rows_in_view(conn: sqlite3.Connection, key_id: int, ax: _Axis) -> np.ndarray:

@@ -296,7 +296,14 @@ class JournalReader:
         return Series._from_points(points, created, conn)
 
     def envelope(
-        self, key: str, x0: float, x1: float, width: int, *, axis: str = "step"
+        self,
+        key: str,
+        x0: float,
+        x1: float,
+        width: int,
+        *,
+        axis: str = "step",
+        exact: bool = True,
     ) -> Envelope:
         """What a chart ``width`` pixels wide draws of ``key`` over ``[x0, x1]``: each pixel
         column's first, last, lowest and highest point, exact (see
@@ -308,7 +315,7 @@ class JournalReader:
                 return envelope.empty(x0, x1, max(int(width), 1))
             return envelope.read_envelope(
                 conn, key_id, x0, x1, width, axis=axis, created=created,
-                summarized=self._summarized(conn),
+                summarized=self._summarized(conn), exact=exact,
             )  # fmt: skip
 
     def extent(self, key: str, *, axis: str = "step") -> KeyExtent | None:

@@ -155,7 +155,7 @@ def attempt_cutoffs(conn: sqlite3.Connection) -> list[tuple[int, float]]:
     return out[::-1]
 
 
-_POINT = np.dtype([("step", np.int64), ("value", np.float64), ("wall_ms", np.float64)])
+POINT = np.dtype([("step", np.int64), ("value", np.float64), ("wall_ms", np.float64)])
 
 
 def visible_points(
@@ -180,12 +180,12 @@ def visible_points(
                 "ORDER BY s.step",
                 (key_id, attempt, lo, top),
             ),
-            dtype=_POINT,
+            dtype=POINT,
         )
         if len(pts):
             parts.append(pts)
     if not parts:
-        return np.zeros(0, dtype=_POINT)
+        return np.zeros(0, dtype=POINT)
     pts = np.concatenate(parts)
     if len(parts) > 1:
         pts = pts[np.argsort(pts["step"], kind="stable")]
@@ -356,7 +356,7 @@ def build_all(conn: sqlite3.Connection, chunk: int = 1 << 18) -> Iterator[int]:
                         "ORDER BY s.step LIMIT ?",
                         (key_id, attempt, after, top, chunk),
                     ),
-                    dtype=_POINT,
+                    dtype=POINT,
                 )
                 if not len(pts):
                     break
