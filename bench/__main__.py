@@ -14,6 +14,7 @@ from bench import (
     app_live,
     app_memory,
     app_start,
+    big_run,
     flat_out,
     journal_size,
     log_cost,
@@ -38,6 +39,7 @@ MODULES: dict[str, ModuleType] = {
         app_live,
         app_memory,
         many_runs,
+        big_run,
     )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
