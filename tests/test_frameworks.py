@@ -95,9 +95,10 @@ def test_hugging_face_trainer_reporting_to_wandb(runs_dir: Path, tmp_path: Path)
 
 @needs_hf
 def test_hugging_face_trainer_reporting_to_tensorboard(runs_dir: Path, tmp_path: Path) -> None:
+    # docs/capture/huggingface.md: the Trainer writes where TENSORBOARD_LOGGING_DIR says.
     done = cli("run", "--name", "hf-tb", "--quiet", "--capture", "tensorboard=tb", "--",
                PY, str(SCRIPTS / "hf_train.py"), "tensorboard", cwd=tmp_path, timeout=300,
-               **OFFLINE)  # fmt: skip
+               TENSORBOARD_LOGGING_DIR="tb", **OFFLINE)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     got = points(runs_dir / "hf-tb")
     want = hf_reference(tmp_path, set())  # the TensorBoard callback writes every scalar

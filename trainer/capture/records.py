@@ -67,6 +67,10 @@ def numeric(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+#: The most read from the capture file at once (memory stays bounded on a huge backlog).
+READ_LIMIT = 8 * 1024 * 1024
+
+
 class CaptureTail:
     """Reads the records appended to a capture file since the last call."""
 
@@ -77,9 +81,11 @@ class CaptureTail:
     def read_new(self) -> list[dict[str, Any]]:
         from trainer.imports.tfevents import read_from
 
-        data = read_from(self.path, self.offset)
+        data = read_from(self.path, self.offset, READ_LIMIT)
         end = data.rfind(b"\n")
         if end < 0:
+            if len(data) == READ_LIMIT:  # one line longer than any record: not ours, skipped
+                self.offset += len(data)
             return []
         self.offset += end + 1
         records = []

@@ -5,14 +5,12 @@ to ``log_history.json`` as the reference for what it logged.
 """
 
 import json
-import os
 import sys
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 report_to = sys.argv[1]
-os.environ.setdefault("TENSORBOARD_LOGGING_DIR", "tb")  # where --capture tensorboard=tb reads
 torch.manual_seed(0)
 model = GPT2LMHeadModel(
     GPT2Config(
