@@ -28,6 +28,7 @@ folder (`~/.local/share/traindesk/runs` on Linux).
 | 2 | bad usage or config (unknown recipe or key, bad value, bad name, missing script) |
 | 3 | a run or journal that cannot be found or read (damaged, newer schema, read-only) |
 | 4 | the disk (or a file-size limit) is full; everything committed before is kept |
+| 5 | the run is in use: another attempt holds its folder's lock (the message names it) |
 | 130 | interrupted twice (a second Ctrl-C exits at once; the journal stays intact) |
 """
 
