@@ -21,12 +21,13 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import qasync
 from pyqtgraph.util.garbage_collector import GarbageCollector
+from PySide6.QtCore import QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -108,7 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler and handler.level == logging.NOTSET:
             handler.setLevel(logging.INFO)
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    problem = display_problem()
+    if problem:
+        print(f"traindesk: {problem}", file=sys.stderr, flush=True)
+        return EXIT_NO_DISPLAY
+    app = QApplication.instance() or make_application()
     app.setApplicationName("TrainDesk")
     if args.simulate_gpus:
         os.environ[ENV_SIMULATED] = args.simulate_gpus
@@ -117,6 +122,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.setQuitOnLastWindowClosed(False)
     result: int = qasync.run(run_app(args))
     return result
+
+
+#: traindesk's exit code when it cannot open a window (no display, no usable Qt platform).
+EXIT_NO_DISPLAY = 2
+_HEADLESS_HINT = (
+    "start it in a desktop session (or over `ssh -X`), or set QT_QPA_PLATFORM=offscreen; "
+    "to train without a display use `trainer run` (see `trainer --help`)"
+)
+
+
+def display_problem(
+    platform: str = sys.platform, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """Why no window can be shown here (None: a display seems to be there).
+
+    On Linux without ``QT_QPA_PLATFORM`` naming a platform that needs no display, an X11 or
+    Wayland session must be named by ``DISPLAY`` or ``WAYLAND_DISPLAY``; Qt would otherwise
+    abort the process (SIGABRT) while starting.
+    """
+    if not platform.startswith("linux"):
+        return None
+    qpa = environ.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0]
+    if qpa and not qpa.startswith(("xcb", "wayland")):
+        return None  # offscreen, minimal, vnc, eglfs, linuxfb: no display server needed
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    unset = "DISPLAY and WAYLAND_DISPLAY are unset"
+    return f"no display to open a window on ({unset}): {_HEADLESS_HINT}"
+
+
+def make_application() -> QApplication:
+    """The QApplication; if Qt cannot start a platform (a display that does not answer, a
+    missing xcb library), one line and exit code :data:`EXIT_NO_DISPLAY` instead of Qt's
+    abort (SIGABRT)."""
+    said: list[str] = []
+
+    def on_qt_message(mode: QtMsgType, _context: object, message: str) -> None:
+        if mode == QtMsgType.QtFatalMsg:
+            cause = (said[-1] if said else message).splitlines()[0]
+            print(f"traindesk: cannot open a window ({cause}): {_HEADLESS_HINT}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            os._exit(EXIT_NO_DISPLAY)  # Qt aborts once this returns
+        said.append(message)
+        print(message, file=sys.stderr)
+
+    previous = qInstallMessageHandler(on_qt_message)
+    try:
+        return QApplication([sys.argv[0]])
+    finally:
+        qInstallMessageHandler(previous)
 
 
 async def run_app(args: argparse.Namespace) -> int:
@@ -136,7 +191,10 @@ async def run_app(args: argparse.Namespace) -> int:
     app = QApplication.instance()
     if isinstance(app, QApplication):
         apply_theme(app, settings)  # before any plot exists: plots take the theme's colours
-    window = MainWindow(choose_runs_dir(args.runs_dir, settings), settings=settings)
+    window = MainWindow(
+        choose_runs_dir(args.runs_dir, settings), settings=settings,
+        create_runs_dir=not args.runs_dir,  # a --runs-dir typo is said, not created
+    )  # fmt: skip
     probe = Probe.from_env(window.charts)  # None unless $TRAINDESK_PROBE_FILE (bench/)
     hooks.show = window.show_error
     window.settingsChanged.connect(lambda new: app_log.set_level(new.log_level))
@@ -174,8 +232,8 @@ async def run_app(args: argparse.Namespace) -> int:
     first_paint = os.environ.get(FIRST_PAINT_ENV)
     if first_paint:
         loop.call_soon(record_first_frame, window, Path(first_paint))
-    for spec in args.open:
-        open_run(window, spec)
+    for i, spec in enumerate(args.open):
+        open_run(window, spec, add=i > 0)  # every run named is shown, selected together
     for i, target in enumerate(args.launch):
         if target.endswith(".py"):
             target = str(Path(target).expanduser().resolve())
@@ -250,14 +308,15 @@ def record_first_frame(window: MainWindow, path: Path) -> None:
     path.write_text(repr(time.time()), encoding="utf-8")
 
 
-def open_run(window: MainWindow, spec: str) -> None:
-    """Select ``spec`` (an id, a name or a folder); an unknown one is shown as an error."""
+def open_run(window: MainWindow, spec: str, *, add: bool = False) -> None:
+    """Select ``spec`` (an id, a name or a folder); an unknown one is shown as an error.
+    ``add``: along with the runs selected now."""
     try:
         folder = resolve_run(spec, window.runs.runs_dir).root
     except TrainDeskError as exc:
         window.show_error(str(exc))
         return
-    window.open_folder(folder)
+    window.open_folder(folder, add=add)
 
 
 async def take_screenshot(window: MainWindow, path: Path, at: float | None = None) -> None:

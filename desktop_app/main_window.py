@@ -113,7 +113,10 @@ class MainWindow(QMainWindow):
         *,
         settings: AppSettings | None = None,
         gpu_backend: GpuBackend | None = None,
+        create_runs_dir: bool = True,
     ) -> None:
+        """``create_runs_dir``: create ``runs_dir`` if it is missing (the default folder on a
+        first start); False for one the user named (``--runs-dir``): a typo is said, not made."""
         super().__init__(parent)
         self.setWindowTitle(f"TrainDesk — {runs_dir}")
         self.resize(1280, 800)
@@ -122,8 +125,14 @@ class MainWindow(QMainWindow):
         self._selected_paths: list[str] = []
         self.settings = settings or AppSettings()
         self._runs_dir_error: str | None = None
+        if not create_runs_dir and not runs_dir.is_dir():
+            self._runs_dir_error = (
+                f"the runs folder {runs_dir} does not exist: check --runs-dir for a typo (a run "
+                "launched from here creates it)"
+            )
         try:
-            runs_dir.mkdir(parents=True, exist_ok=True)  # a first start: nothing there yet
+            if create_runs_dir:
+                runs_dir.mkdir(parents=True, exist_ok=True)  # a first start: nothing there yet
         except OSError as exc:
             self._runs_dir_error = f"cannot create the runs folder {runs_dir}: {exc.strerror}"
         self.io = BackgroundIO(self)

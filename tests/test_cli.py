@@ -110,9 +110,9 @@ def test_a_script_that_raises_on_import_fails_cleanly(runs_dir: Path, tmp_path: 
     [
         (["run", "nosuchrecipe"], 2, "unknown recipe 'nosuchrecipe'"),
         (["run", "missing_script.py"], 2, "script missing_script.py does not exist"),
-        (["run", str(TINY), "--name", "a/b"], 2, "contains a path separator or '..'"),
-        (["run", str(TINY), "--name", ".."], 2, "contains a path separator or '..'"),
-        (["run", str(TINY), "--name", "x..y"], 2, "contains a path separator or '..'"),
+        (["run", str(TINY), "--name", "a/b"], 2, "contains a path separator"),
+        (["run", str(TINY), "--name", ".."], 2, "is not a folder name"),
+        (["run", str(TINY), "--name", "x:y"], 2, "contains a character that a folder name"),
         (["run", "spirals", "--set", "nope=1"], 2, "unknown config key 'nope'"),
         (["run", "spirals", "--set", "lr=fast"], 2, "config key 'lr': 'fast' is a string"),
         (["run", "spirals", "--set", "lr=-1"], 2, "config key 'lr': -1.0 is out of range"),
@@ -196,7 +196,9 @@ def test_disk_filling_up_stops_the_run_with_a_reason_and_a_valid_journal(runs_di
     import subprocess
     import sys
 
-    from tests.helpers import trainer_env
+    from tests.helpers import needs_torch, trainer_env
+
+    needs_torch("trainer run")
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))

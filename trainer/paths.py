@@ -16,7 +16,6 @@ A run folder is self-contained; copied to another machine, it opens::
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,11 @@ ENV_HOME = "TRAINDESK_HOME"
 ENV_RUN_DIR = "TRAINDESK_RUN_DIR"
 JOURNAL_NAME = "journal.sqlite"
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+_NAME_MAX = 100
+_NAME_FORBIDDEN = ("/", "\\", ":", "*", "?", '"', "<", ">", "|")
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
+)
 
 
 def default_runs_dir() -> Path:
@@ -46,19 +49,83 @@ def runs_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return default_runs_dir()
 
 
+def check_runs_dir(path: Path, *, explicit: bool, create: bool) -> Path:
+    """Make sure the runs directory ``path`` is there (or can be), with a one-line error if not.
+
+    ``explicit``: the user named it (``--runs-dir``). A named folder that is missing is never
+    made up silently: with ``create`` (a command that makes a run) it is created only where
+    its parent exists, and a note says so on stderr; otherwise it is an error that names it.
+    The default folder (``$TRAINDESK_HOME`` or the user data dir) is created when needed.
+    """
+    import sys
+
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise UsageError(f"the runs directory {path} is a file, not a folder: choose another "
+                         "with --runs-dir")  # fmt: skip
+    if explicit and not create:
+        raise UsageError(f"the runs directory {path} does not exist: check --runs-dir for a "
+                         "typo (`trainer run` creates a new one)")  # fmt: skip
+    if explicit and not path.parent.is_dir():
+        raise UsageError(
+            f"the runs directory {path} does not exist, nor does its parent: check "
+            f"--runs-dir for a typo, or create it first (mkdir -p {path})"
+        )
+    if not create:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the runs directory {path} ({exc.strerror}): fix the permissions "
+            "of its parent or choose another with --runs-dir"
+        ) from exc
+    if explicit:
+        print(f"note: created the runs directory {path}", file=sys.stderr, flush=True)
+    return path
+
+
 def validate_run_name(name: str) -> str:
-    """Return ``name`` if it can be a folder name on every platform, else raise UsageError."""
-    if "/" in name or "\\" in name or ".." in name or name in {".", ""}:
-        raise UsageError(
-            f"run name {name!r} contains a path separator or '..': "
-            "use letters, digits, '.', '_', '+' or '-'"
-        )
-    if not _NAME_RE.match(name):
-        raise UsageError(
-            f"run name {name!r} is not allowed: start with a letter or digit and use only "
-            "letters, digits, '.', '_', '+' or '-' (at most 100 characters)"
-        )
+    """Return ``name`` if it can be a folder name on every platform, else raise UsageError.
+
+    Any printable name is accepted (spaces and letters of any script included), except the
+    characters that Windows or a path gives a meaning to, a leading '-' (an option) or
+    space, a trailing space or '.', and the names '.' and '..' and Windows' device names.
+    """
+    problem = run_name_problem(name)
+    if problem:
+        raise UsageError(f"run name {name!r} {problem}: {RUN_NAME_RULE}")
     return name
+
+
+#: What a run name may be, as every message about a bad name says it.
+RUN_NAME_RULE = (
+    "use any printable characters (spaces and non-ASCII letters too) except "
+    f"{' '.join(_NAME_FORBIDDEN)}, not starting with '-' or a space nor ending with '.' or "
+    f"a space, at most {_NAME_MAX} characters"
+)
+
+
+def run_name_problem(name: str) -> str:
+    """What is wrong with ``name`` as a run name ("" if nothing)."""
+    if name in {"", ".", ".."}:
+        return "is empty" if not name else "is not a folder name"
+    if len(name) > _NAME_MAX:
+        return f"is {len(name)} characters long"
+    bad = sorted({c for c in name if c in _NAME_FORBIDDEN})
+    if bad:
+        what = "a path separator" if set(bad) & {"/", "\\"} else "a character"
+        return f"contains {what} that a folder name cannot have ({' '.join(bad)})"
+    if not name.isprintable():
+        return "contains a control or unprintable character"
+    if name[0] in "- ":
+        return f"starts with {name[0]!r}"
+    if name[-1] in ". ":
+        return f"ends with {name[-1]!r}"
+    if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+        return "is a device name on Windows"
+    return ""
 
 
 def make_private_dir(path: Path) -> Path:

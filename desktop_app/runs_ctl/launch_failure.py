@@ -83,6 +83,7 @@ class LaunchFailurePanel(QFrame):
         lines = [line for line in tail if line.strip()][-TAIL_LINES:]
         self.tail.setPlainText("\n".join(lines) if lines else "(it printed nothing)")
         rows = max(1, len(lines))
-        frame = 2 * self.tail.frameWidth() + 8
+        margin = self.tail.document().documentMargin()
+        frame = 2 * self.tail.frameWidth() + round(2 * margin) + 6
         self.tail.setFixedHeight(self.tail.fontMetrics().lineSpacing() * rows + frame)
         self.show()

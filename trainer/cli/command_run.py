@@ -230,7 +230,14 @@ def drive_command(
             status = "stopped" if run.stop_reason else "finished"
             print(f"run {run.name} {status} at step {run.step}", flush=True)
             return 0
-        why = f"killed by {signal_name(-code)}" if code < 0 else f"exited with code {code}"
+        if code < 0:
+            # Killed outright (SIGKILL, the OOM killer, a SIGTERM not sent by us): a crash,
+            # not a training error. 128+N tells a supervisor which signal, as a shell does.
+            why = f"the command was killed by {signal_name(-code)}"
+            run.finish("crashed", why)
+            print(f"error: the run {run.name} crashed: {why}", file=sys.stderr, flush=True)
+            return 128 - code
+        why = f"exited with code {code}"
         run.fail(RuntimeError(f"the command {why}"))
         print(f"error: the run {run.name} failed: the command {why}",
               file=console.terminal if console.terminal is not None else sys.stdout)  # fmt: skip

@@ -17,13 +17,18 @@ from trainer.journal.status import ALIVE, derive_status
 from trainer.runs import RunSummary, resolve_run, summarize, summarize_all
 
 
-def _runs_dir(args: argparse.Namespace) -> Path:
-    return paths.runs_dir(getattr(args, "runs_dir", None))
+def _runs_dir(args: argparse.Namespace, *, create: bool = False) -> Path:
+    """The runs directory; a ``--runs-dir`` that does not exist is an error that names it
+    (``create``: made, with a note, where its parent exists)."""
+    given = getattr(args, "runs_dir", None)
+    folder = paths.runs_dir(given)
+    return paths.check_runs_dir(folder, explicit=bool(given), create=create)
 
 
 # ------------------------------------------------------------------------ run / resume
 def cmd_run(args: argparse.Namespace) -> int:
     _set_thread_env(args.cpu_threads)
+    _runs_dir(args, create=True)
     if args.max_restarts is not None:
         from trainer.cli.supervise import supervise_run
 
@@ -286,21 +291,72 @@ def _live(args: argparse.Namespace) -> tuple[paths.RunPaths, RunSummary]:
 
 def cmd_control(args: argparse.Namespace) -> int:
     run, summary = _live(args)
+    if args.control == "pause" and summary.status == "paused":
+        print(f"{summary.name} is paused already (at step {summary.step})")
+        return 0
+    sent = time.time()
     control.send(run, args.control)
-    print(f"{args.control} requested for {summary.name}: it acts at its next safe point")
-    if args.wait:
-        want = {"stop": {"stopped", "finished", "failed", "crashed"}, "pause": {"paused"}}
-        targets = want.get(args.control)
-        deadline = time.monotonic() + 120
-        while targets and time.monotonic() < deadline:
-            status = summarize(run.root, with_latest=False).status
-            if status in targets:
-                print(f"{summary.name} is {status}")
+    if not args.wait:
+        print(f"{args.control} requested for {summary.name}: it acts at its next safe point")
+        return 0
+    print(f"{args.control} requested for {summary.name}: waiting for its next safe point "
+          "(Ctrl-C stops waiting; the request stays)", flush=True)  # fmt: skip
+    try:
+        return _wait_obeyed(run, summary.name, args.control, sent)
+    except KeyboardInterrupt:
+        print(f"stopped waiting: {summary.name} still acts on the {args.control} request at "
+              "its next safe point", file=sys.stderr)  # fmt: skip
+        return 130
+
+
+#: How often ``trainer stop/pause/checkpoint`` look at the run while they wait.
+WAIT_POLL_S = 0.1
+
+
+def _wait_obeyed(run: paths.RunPaths, name: str, command: str, sent: float) -> int:
+    """Wait, as long as the run lives, until it has done what ``command`` asked; report it."""
+    while True:
+        summary = summarize(run.root, with_latest=False)
+        status = summary.status
+        if command == "pause" and status == "paused":
+            print(f"{name} is paused at step {summary.step} (`trainer resume {name}` goes on)")
+            return 0
+        if command == "checkpoint":
+            saved = _checkpoint_after(run, sent)
+            if saved is not None:
+                print(f"{name} saved a checkpoint at step {saved[0]} ({saved[1]})")
                 return 0
-            time.sleep(0.2)
-        if targets:
-            raise UsageError(f"run {summary.name} did not {args.control} within 120 s")
-    return 0
+        if status not in ALIVE:
+            if command == "stop" and status in ("stopped", "finished"):
+                saved = _checkpoint_after(run, 0.0, attempt=summary.attempt)
+                where = (f"its checkpoint at step {saved[0]} ({saved[1]})" if saved
+                         else "no checkpoint")  # fmt: skip
+                print(f"{name} {status} at step {summary.step}: {where}")
+                return 0
+            raise UsageError(
+                f"run {name} ended ({status}) before it could {command}: see `trainer show {name}`"
+            )
+        time.sleep(WAIT_POLL_S)  # polling the journal until the run has obeyed
+
+
+def _checkpoint_after(
+    run: paths.RunPaths, since: float, attempt: int | None = None
+) -> tuple[int, str] | None:
+    """(step, file) of the newest checkpoint journaled after ``since`` (unix time), in
+    ``attempt`` if given; None if there is none."""
+    from trainer.errors import JournalError
+
+    try:
+        with JournalReader(run.root) as reader:
+            events = reader.events()
+    except JournalError:
+        return None
+    saved = [e for e in events if e.kind == "checkpoint" and e.wall >= since and
+             e.step is not None and (attempt is None or e.attempt == attempt)]  # fmt: skip
+    if not saved:
+        return None
+    newest = max(saved, key=lambda e: (e.step, e.id))
+    return int(newest.step or 0), newest.message
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
@@ -365,7 +421,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from trainer.imports.to_run import import_run
 
     paths_, points, keys = import_run(
-        Path(args.source).expanduser(), _runs_dir(args), fmt=args.format, name=args.name,
+        Path(args.source).expanduser(), _runs_dir(args, create=True), fmt=args.format,
+        name=args.name,
         run=args.run, on_problem=lambda problem: print(f"warning: skipped {problem}",
                                                        file=sys.stderr),
     )  # fmt: skip

@@ -152,6 +152,60 @@ def _fmt_metrics(metrics: dict[str, float] | None, limit: int = 2) -> str:
     return " ".join(parts)
 
 
+def rate_text(rate: float | None) -> str:
+    """``"12.3 steps/s"``, or ``"41.5 s/step"`` for slow runs; "--" before the first step."""
+    if not rate:
+        return "-- steps/s"
+    if rate >= 100:
+        return f"{rate:.0f} steps/s"
+    if rate >= 1:
+        return f"{rate:.1f} steps/s"
+    return f"{1 / rate:.1f} s/step"
+
+
+def duration_text(seconds: float) -> str:
+    """``"42s"``, ``"3m 05s"``, ``"2h 07m"``."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+class RateMeter:
+    """Steps per second of running time (time spent paused does not count).
+
+    The rate over the last interval when it saw a few steps; else, for a slow run, the
+    average since the meter started, so that a step every minute still shows a rate.
+    """
+
+    #: Fewer steps than this in an interval: use the average since the start instead.
+    MIN_STEPS = 3
+
+    def __init__(self, step: int, now: float) -> None:
+        self._first_step, self._running = step, 0.0
+        self._last_step, self._last_time = step, now
+        self._window = 0.0
+
+    def update(self, step: int, now: float, *, running: bool = True) -> float | None:
+        """Account for the time since the last call; the rate now (None: no step seen yet)."""
+        if running:
+            self._running += now - self._last_time
+            self._window += now - self._last_time
+        self._last_time = now
+        done = step - self._last_step
+        if done >= self.MIN_STEPS and self._window > 0:
+            rate: float | None = done / self._window
+        elif step > self._first_step and self._running > 0:
+            rate = (step - self._first_step) / self._running
+        else:
+            rate = None
+        if done >= self.MIN_STEPS or not running:
+            self._last_step, self._window = step, 0.0
+        return rate
+
+
 class Progress:
     """Shows a run's progress: a rich bar on a terminal, a plain line every few seconds if piped.
 
@@ -188,18 +242,28 @@ class Progress:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _line(self, rate: float) -> str:
+    def _line(self, rate: float | None) -> str:
         run = self.run
         total = f"/{run.max_steps}" if run.max_steps else ""
         pct = f" ({100 * run.step / run.max_steps:.0f}%)" if run.max_steps else ""
-        return f"step {run.step}{total}{pct} {rate:.1f} steps/s {_fmt_metrics(run.last_metrics)}"
+        if run.state == "paused":
+            return f"step {run.step}{total}{pct} paused"
+        eta = ""
+        if rate and run.max_steps and run.max_steps > run.step:
+            eta = f" eta {duration_text((run.max_steps - run.step) / rate)}"
+        metrics = _fmt_metrics(run.last_metrics)
+        line = f"step {run.step}{total}{pct} {rate_text(rate)}{eta}"
+        return f"{line} {metrics}" if metrics else line
 
     def _plain_loop(self) -> None:
-        last_step, last_time = self.run.step, time.monotonic()
+        meter = RateMeter(self.run.step, time.monotonic())
+        said_paused = False
         while not self._stop.wait(self.plain_every):
-            now = time.monotonic()
-            rate = (self.run.step - last_step) / max(now - last_time, 1e-9)
-            last_step, last_time = self.run.step, now
+            paused = self.run.state == "paused"
+            rate = meter.update(self.run.step, time.monotonic(), running=not paused)
+            if paused and said_paused:
+                continue  # one line per pause, not one every few seconds
+            said_paused = paused
             print(f"[{self.run.name}] {self._line(rate)}", flush=True)
 
     def _rich_loop(self) -> None:

@@ -103,14 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     runs_dir_opt(p)
     p.set_defaults(func=commands.cmd_export)
 
-    for name, text in [
-        ("stop", "stop a live run at its next safe point, with a checkpoint"),
-        ("pause", "pause a live run at its next safe point"),
-        ("checkpoint", "ask a live run to save a checkpoint now"),
-    ]:
+    for name, text, wait in [
+        ("stop", "stop a live run at its next safe point, with a checkpoint; waits for it "
+         "and reports the checkpoint's step", True),
+        ("pause", "pause a live run at its next safe point; returns once it is paused", True),
+        ("checkpoint", "ask a live run to save a checkpoint now", False),
+    ]:  # fmt: skip
         p = sub.add_parser(name, help=text)
         p.add_argument("run", metavar="RUN")
-        p.add_argument("--wait", action="store_true", help="wait until the run has obeyed")
+        p.add_argument(
+            "--wait", action=argparse.BooleanOptionalAction, default=wait,
+            help="wait until the run has obeyed (--no-wait: return once asked; default: "
+            f"{'wait' if wait else 'no wait'})",
+        )  # fmt: skip
         runs_dir_opt(p)
         p.set_defaults(func=commands.cmd_control, control=name)
 
