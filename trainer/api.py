@@ -442,8 +442,10 @@ class Run:
         reason = f"no safe point within {seconds:g} s of {cause}: exited without a checkpoint"
         log.warning("run %s: %s", self.name, reason)
         try:
-            self._writer.event("stop_deadline", reason, step=self.step)
-            self._writer.set_status("stopped", exit_reason=reason, step=self.step)
+            # Killed outright, not a clean stop: "crashed", and a resume starts from the last
+            # checkpoint (the event names the signal).
+            self._writer.event("stop_deadline", reason, step=self.step, data={"signal": cause})
+            self._writer.set_status("crashed", exit_reason=reason, step=self.step)
             self._writer.close()
         finally:
             os._exit(128 + signal.SIGTERM)
