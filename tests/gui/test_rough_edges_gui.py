@@ -228,3 +228,17 @@ def test_a_runs_dir_given_that_does_not_exist_is_said_not_created(
         assert not typo.exists()
     finally:
         win.close()
+
+
+def test_a_run_launched_by_the_app_prints_progress_lines_to_its_console(
+    qtbot: QtBot, window: MainWindow, runs_dir: Path
+) -> None:
+    # 0.5 s a step for 14 steps: the trainer's plain progress line (every 5 s) comes at least
+    # once before it ends, on the pipe to the app (the app passes no --quiet).
+    folder = window.launch(LaunchSpec(str(TINY), ["max_steps=14", "step_sleep=0.5"], name="chatty"))
+    assert folder is not None
+    qtbot.waitUntil(lambda: not window.supervisor.running(), timeout=TIMEOUT_MS)
+    window.console.show_run(folder)
+    lines = [line for line in window.console.visible_text().splitlines() if "[chatty] step" in line]
+    assert lines, window.console.visible_text()
+    assert all("/14 (" in line for line in lines)
