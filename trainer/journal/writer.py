@@ -8,9 +8,10 @@ commits everything queued in one transaction with ``executemany`` on the raw con
 heartbeats) travel in the same queue, so they commit in the order they were made.
 
 Back-pressure: at most ``max_queued`` points (default 100,000, ``$TRAINDESK_LOG_BUFFER``) wait
-in the queue. A ``log_scalars`` that finds it full waits until the writer has taken half of
-them (the training loop slows; nothing is dropped), says so in the structured log and journals
-a ``throttled`` event at most every 10 s. Events, status and heartbeats are never held back.
+in the queue or in the writer's batch being committed (about 7 MB with ten keys per call). A
+``log_scalars`` that finds the buffer full waits until half of it is committed (the training
+loop slows; nothing is dropped), says so in the structured log and journals a ``throttled``
+event at most every 10 s. Events, status and heartbeats are never held back.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class JournalWriter:
         #: The most points that wait in the queue; log_scalars waits beyond it.
         self.max_queued = max_queued if max_queued is not None else max_queued_default()
         self._added = 0  # points queued (written by the logging thread only)
+        self._committed = 0  # points taken and committed (written by the writer thread only)
         #: Seconds log_scalars has waited for the writer, in total (back-pressure).
         self.throttled_s = 0.0
         self._throttle_reported = 0.0  # throttled_s when last reported
@@ -242,7 +244,7 @@ class JournalWriter:
         self._added += len(values)
         if len(self._queue) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
-        if self._added - self._queue.taken >= self.max_queued:
+        if self._added - self._committed >= self.max_queued:
             self._throttle()
         return values
 
@@ -252,12 +254,14 @@ class JournalWriter:
         return max(0, self._added - self._queue.taken)
 
     def _throttle(self) -> None:
-        """Wait until the writer has taken half of the queued points (or failed)."""
+        """Wait until at most half of the buffer's points are queued or being written (or the
+        writer failed). Points the writer has taken count until committed, so its batches are
+        bounded by the buffer too."""
         started = time.monotonic()
         low = self.max_queued // 2
         while True:
             self._space.clear()
-            if self._added - self._queue.taken <= low:
+            if self._added - self._committed <= low:
                 break
             if self._error is not None:
                 raise self.failure()
@@ -433,6 +437,7 @@ class JournalWriter:
                     log.error("journal write failed: %s", exc, exc_info=unexpected)
                     self._space.set()
                     return
+                self._committed = self._queue.taken  # all taken so far is committed now
                 self._space.set()  # a log_scalars waiting for room may go on
             elif time.monotonic() - last_checkpoint > 30:
                 # A quiet moment: keep the WAL from growing (PASSIVE never blocks readers).
