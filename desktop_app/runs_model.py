@@ -48,7 +48,11 @@ def fetch_runs(runs_dir: Path) -> list[RunSummary]:
 
 def sort_runs(runs: Sequence[RunSummary]) -> list[RunSummary]:
     """A stable order that does not move rows as runs write: by creation time, newest first."""
-    return sorted(runs, key=lambda r: (r.created is None, -(r.created or 0.0), r.name, r.path))
+    return sorted(runs, key=_sort_key)
+
+
+def _sort_key(r: RunSummary) -> tuple[bool, float, str, str]:
+    return (r.created is None, -(r.created or 0.0), r.name, r.path)
 
 
 #: A journal's files as last seen: (inode, size, mtime ns) of journal.sqlite, then (size,
@@ -317,6 +321,8 @@ class RunsChange:
     added: frozenset[str] = frozenset()
     changed: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
+    #: A changed row's status changed too (rows added or removed count as such).
+    statuses: bool = True
 
 
 class RunsModel:
@@ -390,12 +396,38 @@ class RunsModel:
         """Take a scan's changes; notify listeners and return True only if rows changed."""
         if not result.changed and not result.removed:
             return False
+        if not result.removed and (done := self._in_place(result.changed)) is not None:
+            return done
         by_path = {run.path: run for run in self._runs}
         for path in result.removed:
             by_path.pop(path, None)
         for run in result.changed:
             by_path[run.path] = run
         return self.set_runs(sort_runs(list(by_path.values())))
+
+    def _in_place(self, changed: list[RunSummary]) -> bool | None:
+        """Replace rows that keep their place (same run, same sort key): a live run's new
+        step or heartbeat costs its own row, not a sort of every run. Whether anything
+        changed; None (nothing done) if a row would move or is new."""
+        rows = []
+        for run in changed:
+            row = self._rows.get(run.path)
+            if row is None or _sort_key(self._runs[row]) != _sort_key(run):
+                return None
+            rows.append(row)
+        touched = [(row, run) for row, run in zip(rows, changed, strict=True)
+                   if self._runs[row] != run]  # fmt: skip
+        if not touched:
+            return False
+        statuses = any(self._runs[row].status != run.status for row, run in touched)
+        for row, run in touched:
+            self._runs[row] = run
+        self.last_change = RunsChange(
+            changed=frozenset(run.path for _row, run in touched), statuses=statuses
+        )
+        for listener in list(self._listeners):
+            listener()
+        return True
 
     def set_runs(self, runs: Sequence[RunSummary]) -> bool:
         """Replace the summaries; notify listeners and return True only if they differ."""

@@ -199,9 +199,8 @@ class RunsTableModel(QAbstractTableModel):
         a big change (the first listing's chunks) resets the model."""
         new = self._model.runs
         change = self._model.last_change
-        if len(change.added) + len(change.removed) > MAX_ROW_EDITS or not self._edit_rows(
-            new, change
-        ):
+        edits = len(change.added) + len(change.removed)
+        if edits > MAX_ROW_EDITS or (edits and not self._edit_rows(new, change)):
             self.beginResetModel()
             self._rows = new
             self.endResetModel()
