@@ -164,6 +164,18 @@ def test_resume_and_stop_refuse_symlinks_out_of_the_folder(runs_dir: Path, tmp_p
         assert reader.run_info().attempt == 1  # nothing was started
 
 
+def test_export_refuses_a_journal_linked_in_from_elsewhere(runs_dir: Path, tmp_path: Path) -> None:
+    _tiny("linked", "max_steps=2")
+    journal = runs_dir / "linked" / "journal.sqlite"
+    outside = tmp_path / "someone-elses.sqlite"
+    journal.rename(outside)
+    journal.symlink_to(outside)
+    out = tmp_path / "out.csv"
+    done = cli("export", "linked", "--format", "csv", "-o", str(out))
+    assert done.returncode == 2 and "refusing journal.sqlite" in done.stderr, done.stderr
+    assert not out.exists()
+
+
 def test_checkpoint_files_linked_out_of_the_folder_are_ignored(tmp_path: Path) -> None:
     import torch
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from trainer import control
+from trainer import control, jail
 from trainer.errors import JournalError
 from trainer.export import read_series, write_csv
 from trainer.journal.reader import JournalReader
@@ -163,8 +163,10 @@ def export_csv(
     runs = list(folders) if not isinstance(folders, Path) else [folders]
     wanted = None if keys is None else list(keys)
     try:
+        for folder in runs:  # never export a journal linked in from elsewhere
+            jail.check(folder, folder / JOURNAL_NAME)
         series = [(f.name, read_series(f, wanted, all_attempts=all_attempts)) for f in runs]
-    except JournalError as exc:
+    except (JournalError, jail.OutsideRunFolderError) as exc:
         raise ActionRefused(str(exc)) from None
     tmp = path.with_name(f".{path.name}.tmp")
     try:

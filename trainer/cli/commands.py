@@ -247,6 +247,9 @@ def _wait_for_exit(folder: Path, deadline: float) -> float:
 
 def cmd_export(args: argparse.Namespace) -> int:
     run = resolve_run(args.run, _runs_dir(args))
+    from trainer import jail
+
+    jail.check(run.root, run.journal)  # never export a journal linked in from elsewhere
     out_path = Path(args.output) if args.output else None
     if out_path is not None and out_path.exists() and not args.force:
         raise UsageError(f"{out_path} already exists: choose another -o FILE or add --force")

@@ -250,8 +250,8 @@ class JournalWriter:
 
     @property
     def queued_points(self) -> int:
-        """Points logged but not yet taken by the writer thread."""
-        return max(0, self._added - self._queue.taken)
+        """Points logged but not yet committed."""
+        return max(0, self._added - self._committed)
 
     def _throttle(self) -> None:
         """Wait until at most half of the buffer's points are queued or being written (or the
