@@ -136,3 +136,43 @@ def test_the_stand_in_records_what_wandb_records(
 
 def test_the_table_has_the_behaviours_the_issue_lists() -> None:
     assert len(SCENARIOS) >= 29
+
+
+THROUGH_THE_TRAINER = [
+    "log(step=N) then log() lands at N",
+    "define_metric glob with step_metric",
+    "init, finish, init: two runs kept apart",
+    "NaN and infinity are kept",
+    "summary written at exit without finish()",
+]
+
+
+@pytest.mark.parametrize("name", THROUGH_THE_TRAINER)
+def test_the_journal_holds_the_points_wandb_records(
+    name: str, outcomes: dict[str, tuple[Any, Any]], runs_dir: Path, tmp_path: Path
+) -> None:
+    """End to end: `trainer run --capture wandb -- python SCRIPT`, the journal against the
+    real wandb's records (NaN: a gap and a warning event, the journal's documented rule)."""
+    from tests.helpers import cli
+    from trainer.export import read_series
+    from trainer.journal import JournalReader
+
+    run = f"wb{THROUGH_THE_TRAINER.index(name)}"
+    done = cli("run", "--name", run, "--quiet", "--capture", "wandb", "--", sys.executable,
+               str(RUNNER), name, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wandb_side, _ = outcomes[name]
+    want = {(k, s, v) for k, s, v in wandb_side["points"] if v == v}
+    nan_keys = {k for k, _s, v in wandb_side["points"] if v != v}
+    got = set()
+    for key, series in read_series(runs_dir / run).items():
+        got |= {(key, s, v) for s, v in zip(series.steps.tolist(), series.values.tolist(),
+                                             strict=True)}  # fmt: skip
+    assert got == want
+    with JournalReader(runs_dir / run) as reader:
+        events = list(reader.events())
+    warned = {e.data["key"] for e in events if e.kind == "warning" and e.data and e.data.get("nan")}
+    assert warned == nan_keys
+    summaries = [e.data for e in events if e.kind == "summary"]
+    merged = {k: v for data in summaries for k, v in (data or {}).items()}
+    assert merged.keys() == wandb_side["summary"].keys()
