@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPaintEvent
+from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -48,8 +48,9 @@ from desktop_app.health.model import (
 )
 from desktop_app.health.ranks import read_ranks
 from desktop_app.health.ranks_view import RanksView
-from desktop_app.runs_table import STATUS_COLORS, STATUS_ICONS
+from desktop_app.runs_table import STATUS_ICONS
 from desktop_app.settings.theme import Theme, style_plot
+from desktop_app.status_icons import status_color
 from desktop_app.tables import read_only_table
 from trainer.journal.follower import Delta
 from trainer.journal.reader import EventRow, RunInfo
@@ -353,7 +354,7 @@ class HealthPanel(QWidget):
                 if item.text() != text:
                     item.setText(text)
                 if c == 1:
-                    item.setForeground(QColor(STATUS_COLORS.get(row.status, "#374151")))
+                    item.setForeground(status_color(row.status))  # readable on dark too
                 tip = _tip(row, c)
                 if item.toolTip() != tip:
                     item.setToolTip(tip)
@@ -464,8 +465,11 @@ def _age_text(row: RunHealth) -> str:
 
 
 def _rate_text(rate: float | None) -> str:
+    """Steps per second; a slow run's as seconds per step (``"42 s/step"``), not ``0.0238``."""
     if rate is None:
         return "—"
+    if 0 < rate < 1:
+        return f"{1 / rate:.3g} s/step"
     return f"{rate:.3g}"
 
 

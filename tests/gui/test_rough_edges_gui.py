@@ -242,3 +242,11 @@ def test_a_run_launched_by_the_app_prints_progress_lines_to_its_console(
     lines = [line for line in window.console.visible_text().splitlines() if "[chatty] step" in line]
     assert lines, window.console.visible_text()
     assert all("/14 (" in line for line in lines)
+
+
+def test_the_health_dock_shows_a_slow_runs_rate_as_seconds_per_step() -> None:
+    from desktop_app.health.panel import _rate_text
+
+    assert _rate_text(None) == "—"
+    assert _rate_text(12.34) == "12.3"
+    assert _rate_text(1 / 42) == "42 s/step"
