@@ -103,6 +103,7 @@ def _check_envelope(folder: Path, key: str, rng: np.random.Generator, views: int
             nonfinite = {c: int(n) for c, n in enumerate(env.nonfinite.tolist()) if n}
             assert nonfinite == want_nonfinite, (axis, a, b, width, env.level)
             assert len(env) <= 4 * width
+            assert np.all(np.diff(env.x) >= 0) and len(set(env.steps.tolist())) == len(env)
             real = {(s, v) for s, v, _ in points}
             drawn = zip(env.steps.tolist(), env.y.tolist(), strict=True)
             assert all((s, y) in real for s, y in drawn)

@@ -247,8 +247,13 @@ def decimate(
     x_sorted: bool = True,
     log_x: bool = False,
     offset: float = 0.0,
+    exact_up_to: int = 0,
 ) -> np.ndarray:
     """Indices of the points of ``(x, y)`` to draw for ``x_range`` at ``width`` pixels.
+
+    Up to ``exact_up_to`` points in range are reduced by M4 itself, so each pixel column
+    shows exactly its points' lowest and highest value; beyond, the peak index's blocks
+    (every spike kept, a column's extreme possibly drawn in its neighbour).
 
     The view shows ``x - offset`` (its log10 with ``log_x``, where x <= offset is left out);
     ``x_range`` is in the view's coordinates. With ``x_sorted`` only the points in the range
@@ -270,7 +275,7 @@ def decimate(
     level = index.level_for(hi - lo, width) if index is not None and len(index) == n else 0
     if hi - lo <= RAW_BUDGET * max(width, 1):
         picked = np.arange(lo, hi, dtype=_INDEX)
-    elif index is not None and level > 0:
+    elif index is not None and level > 0 and hi - lo > exact_up_to:
         # Every block's lowest and highest point, in order, at >= OVERSAMPLE blocks per
         # pixel column: drawn, it is the same picture as M4 and costs far less.
         picked = index.candidates(y, lo, hi, level)

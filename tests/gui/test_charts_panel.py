@@ -292,6 +292,8 @@ def test_a_spike_survives_downsampling(qtbot: QtBot, panel: ChartsPanel, runs: R
     runs.log(writer, "train/loss", 0, values, dt=0.001)
     panel.set_runs([(folder, "long")])
     wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) > 0)
+    # The newest points come first; the rest (the history) follows from the summaries.
+    wait_for(qtbot, lambda: 50.0 in drawn_y(panel, "train/loss", folder))
     x = drawn(panel, "train/loss", folder)
     y = drawn_y(panel, "train/loss", folder)
     width = panel.plots["train/loss"].vb.width()

@@ -273,6 +273,9 @@ def _reduce(ax: _Axis, rows: np.ndarray, level: int) -> Envelope:
         return Envelope(x, y, step, nonfinite, level, ax.x0, ax.x1, width)
     order = np.lexsort((step, x))
     x, y, step, col = x[order], y[order], step[order], col[order]
+    # A point can be two things of one row (its first and its lowest): keep it once.
+    once = np.r_[True, (step[1:] != step[:-1]) | (x[1:] != x[:-1])]
+    x, y, step, col = x[once], y[once], step[once], col[once]
     starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
     ends = np.r_[starts[1:], len(col)]
     counts = ends - starts
