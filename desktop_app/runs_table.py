@@ -40,7 +40,8 @@ _NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
 #: Rows added plus removed in one change above which the model is reset instead.
 MAX_ROW_EDITS = 32
 
-#: A symbol per status, so status does not rest on colour alone.
+#: A text symbol per status, for plain text; the table and the Health dock draw icons instead
+#: (status_icons.py), since fonts lack some symbols (U+23F8 and U+23F9 showed as boxes).
 STATUS_ICONS: dict[str, str] = {
     "queued": "◌", "starting": "▶", "running": "▶", "paused": "‖", "stopping": "■",
     "unresponsive": "⚠", "stalled": "◷", "finished": "✔", "stopped": "■", "failed": "✖",
@@ -119,10 +120,11 @@ class RunsTableModel(QAbstractTableModel):
         self._repaint_status([p for p, n in self._notes.items() if n.restart_at is not None])
 
     def status_text(self, run: RunSummary) -> str:
-        """The status cell: icon and status, with the supervisor's note if any."""
+        """The status cell's text: the status (its drawn icon is the DecorationRole), with the
+        supervisor's note if any."""
         note = self._notes.get(run.path)
         status = _shown_status(run, note)
-        text = f"{STATUS_ICONS.get(status, '?')} {status}"
+        text = status
         if note is None:
             return text
         if note.waiting_for_space:
@@ -264,7 +266,7 @@ def _cell_text(run: RunSummary, column: int) -> str:
     if name == "Name":
         return run.name
     if name == "Status":
-        return f"{STATUS_ICONS.get(run.status, '?')} {run.status}"
+        return run.status
     if name == "Step":
         return step_text(run)
     if name == "Elapsed":

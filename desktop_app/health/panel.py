@@ -48,9 +48,8 @@ from desktop_app.health.model import (
 )
 from desktop_app.health.ranks import read_ranks
 from desktop_app.health.ranks_view import RanksView
-from desktop_app.runs_table import STATUS_ICONS
 from desktop_app.settings.theme import Theme, style_plot
-from desktop_app.status_icons import status_color
+from desktop_app.status_icons import status_color, status_icon
 from desktop_app.tables import read_only_table
 from trainer.journal.follower import Delta
 from trainer.journal.reader import EventRow, RunInfo
@@ -339,7 +338,7 @@ class HealthPanel(QWidget):
                 continue
             cells = (
                 row.name,
-                f"{STATUS_ICONS.get(row.status, '?')} {row.status}",
+                row.status,
                 _age_text(row),
                 _rate_text(row.step_rate),
                 _lag_text(row),
@@ -355,6 +354,7 @@ class HealthPanel(QWidget):
                     item.setText(text)
                 if c == 1:
                     item.setForeground(status_color(row.status))  # readable on dark too
+                    item.setIcon(status_icon(row.status))  # a drawn shape, not a font glyph
                 tip = _tip(row, c)
                 if item.toolTip() != tip:
                     item.setToolTip(tip)

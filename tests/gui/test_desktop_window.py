@@ -68,7 +68,7 @@ def test_lists_runs_and_follows_new_ones(
     make_run("broken", losses=[3.0], status="failed")
     live = make_run("live", losses=[2.0, 1.5], keep_open=True)
 
-    expected = {"done": "✔ finished", "broken": "✖ failed", "live": "▶ running"}
+    expected = {"done": "finished", "broken": "failed", "live": "running"}
     wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == expected)
     assert cells(window, COLUMNS.index("Step"))["done"] == "2 / 100"
     assert cells(window, COLUMNS.index("train/loss"))["done"] == "0.25"
@@ -77,7 +77,7 @@ def test_lists_runs_and_follows_new_ones(
     assert status.data(Qt.ItemDataRole.ForegroundRole) is not None
 
     make_run("later", losses=[0.1], status="stopped")
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "■ stopped")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("later") == "stopped")
 
     log_losses(live, 2, [0.75, 0.125])
     loss_col = COLUMNS.index("train/loss")
@@ -113,7 +113,7 @@ def test_unreadable_run_is_listed_and_does_not_crash(
     garbage = runs_dir / "garbage"
     garbage.mkdir()
     (garbage / "journal.sqlite").write_bytes(bytes(range(256)) * 64)
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == {"garbage": "⚠ unreadable"})
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN) == {"garbage": "unreadable"})
     tooltip = window.table_model.index(0, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
     assert "journal.sqlite" in tooltip and "SQLite" in tooltip
 
@@ -122,7 +122,7 @@ def test_unreadable_run_is_listed_and_does_not_crash(
 
     # The window keeps working.
     make_run("fine", losses=[1.0, 0.5])
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("fine") == "✔ finished")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("fine") == "finished")
     select(window, "fine")
     wait_for(qtbot, lambda: len(drawn(window, "fine")) == 2)
     assert window.error_label.text() == ""
@@ -158,7 +158,7 @@ def test_open_a_run_folder_from_elsewhere(qtbot: QtBot, window: MainWindow, tmp_
     writer.set_status("finished")
     writer.close()
     assert window.open_folder(elsewhere.root)
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("visitor") == "✔ finished")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("visitor") == "finished")
 
     not_a_run = tmp_path / "just-a-folder"
     not_a_run.mkdir()
@@ -233,7 +233,7 @@ def test_a_journal_of_a_newer_schema_is_listed_with_the_fix(
     conn.commit()
     conn.close()
     before = journal.read_bytes()
-    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("future") == "⚠ unreadable")
+    wait_for(qtbot, lambda: cells(window, STATUS_COLUMN).get("future") == "unreadable")
     row = window.runs.index_of(str(runs_dir / "future"))
     assert row is not None
     tooltip = window.table_model.index(row, STATUS_COLUMN).data(Qt.ItemDataRole.ToolTipRole)

@@ -129,7 +129,7 @@ def test_panel_shows_a_stalled_run(qtbot: QtBot, panel: HealthPanel, runs_dir: P
             return row is not None and row.status == "stalled" and row.step_rate == 0.0
 
         qtbot.waitUntil(shown, timeout=TIMEOUT_MS)
-        assert panel.table.item(0, 1).text() == "◷ stalled"
+        assert panel.table.item(0, 1).text() == "stalled"
         assert panel.table.item(0, 3).text() == "0"
         assert "CUDA error" in panel.table.item(0, 6).text()
         qtbot.waitUntil(lambda: str(folder) in panel.curves, timeout=TIMEOUT_MS)
@@ -178,14 +178,14 @@ def test_hung_then_crashed_trainer(
     age = row.heartbeat_age
     qtbot.waitUntil(lambda: row_is(lambda r: (r.heartbeat_age or 0) > age + 0.3),
                     timeout=TIMEOUT_MS)  # fmt: skip
-    assert panel.table.item(0, 1).text() == "⚠ unresponsive"
+    assert panel.table.item(0, 1).text() == "unresponsive"
 
     os.killpg(proc.pid, signal.SIGKILL)  # crashed
     qtbot.waitUntil(lambda: row_is(lambda r: r.status == "crashed"), timeout=TIMEOUT_MS)
     row = panel.model.row(folder)
     assert row is not None and row.step_rate is None and row.heartbeat_age is None
     assert row.last_error.startswith("crashed")
-    assert panel.table.item(0, 1).text() == "✖ crashed"
+    assert panel.table.item(0, 1).text() == "crashed"
 
 
 def test_app_figures(qtbot: QtBot, panel: HealthPanel, runs_dir: Path) -> None:

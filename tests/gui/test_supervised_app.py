@@ -104,32 +104,32 @@ def test_the_table_shows_health_and_pending_restarts(
     rows = {table.run_at(r).name: r for r in range(table.rowCount())}  # type: ignore[union-attr]
     live, dead = rows["live"], rows["dead"]
     live_path, dead_path = str(runs_dir / "live"), str(runs_dir / "dead")
-    assert status_cell(table, live) == "▶ running"
+    assert status_cell(table, live) == "running"
 
     with qtbot.waitSignal(table.dataChanged):
         table.set_note(live_path, RowNote(status="stalled", message="no step for 2 min"))
-    assert status_cell(table, live) == "◷ stalled"
+    assert status_cell(table, live) == "stalled"
     background = status_cell(table, live, Qt.ItemDataRole.BackgroundRole)
     assert background == QColor(STATUS_BACKGROUNDS["stalled"])
     tip = status_cell(table, live, Qt.ItemDataRole.ToolTipRole)
     assert "no new step" in tip and "no step for 2 min" in tip
     table.set_note(live_path, RowNote(status="unresponsive"))
-    assert status_cell(table, live) == "⚠ unresponsive"
+    assert status_cell(table, live) == "unresponsive"
 
     # A health note never hides that the run has ended.
     table.set_note(dead_path, RowNote(status="unresponsive"))
-    assert status_cell(table, dead) == "✖ crashed"
+    assert status_cell(table, dead) == "crashed"
     table.set_note(dead_path, RowNote(restart_at=time.monotonic() + 4.4))
-    assert status_cell(table, dead) == "✖ crashed — restart in 4 s"
+    assert status_cell(table, dead) == "crashed — restart in 4 s"
     with qtbot.waitSignal(table.dataChanged):
         table.tick()
     table.set_note(dead_path, RowNote(restart_at=time.monotonic() - 1))
-    assert status_cell(table, dead) == "✖ crashed — restarting"
+    assert status_cell(table, dead) == "crashed — restarting"
     table.set_note(dead_path, RowNote(waiting_for_space=True))
-    assert status_cell(table, dead) == "✖ crashed — waiting for disk space"
+    assert status_cell(table, dead) == "crashed — waiting for disk space"
     table.set_note(dead_path, None)
     table.set_note(live_path, None)
-    assert status_cell(table, dead) == "✖ crashed" and status_cell(table, live) == "▶ running"
+    assert status_cell(table, dead) == "crashed" and status_cell(table, live) == "running"
     table.detach()
     table.deleteLater()
 
