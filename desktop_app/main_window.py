@@ -54,10 +54,10 @@ from PySide6.QtWidgets import (
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
 from desktop_app.follow.hub import FollowHub
+from desktop_app.gpu_queue.view import QueueView
 from desktop_app.health.model import folders_to_watch
 from desktop_app.health.panel import HealthPanel
 from desktop_app.help_menu import HelpActions
-from desktop_app.queue.view import QueueView
 from desktop_app.runs_ctl.actions import RunController
 from desktop_app.runs_ctl.close_prompt import CloseChoice, close_with_children
 from desktop_app.runs_ctl.console import LogConsole

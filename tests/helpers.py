@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +13,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "scripts" / "tiny_train.py"
+#: Python 3.12 and 3.13 run the torch-free tests without torch (`make test-pythons`); there,
+#: a test skips where it would start a training process (`trainer run` or `resume`).
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def needs_torch(why: str = "it trains") -> None:
+    """Skip the calling test where torch is not installed."""
+    if not HAVE_TORCH:
+        import pytest
+
+        pytest.skip(f"needs torch ({why}); this interpreter has none")
 
 
 def trainer_env(**extra: str) -> dict[str, str]:
@@ -26,6 +38,8 @@ def cli(
     *args: str, timeout: float = 120, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m trainer ARGS`` to completion and capture its output."""
+    if args[:1] in (("run",), ("resume",)):
+        needs_torch(f"trainer {args[0]}")
     return subprocess.run(
         [sys.executable, "-m", "trainer", *args],
         capture_output=True,
@@ -38,6 +52,8 @@ def cli(
 
 def spawn(*args: str, **env: str) -> subprocess.Popen[str]:
     """Start ``python -m trainer ARGS`` in its own process group."""
+    if args[:1] in (("run",), ("resume",)):
+        needs_torch(f"trainer {args[0]}")
     return subprocess.Popen(
         [sys.executable, "-m", "trainer", *args],
         stdout=subprocess.PIPE,

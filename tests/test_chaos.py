@@ -36,6 +36,9 @@ from trainer.errors import JournalError
 from trainer.journal import JournalReader
 
 FAST = ["--backoff", "0.1", "--backoff-max", "0.4"]
+# Under `make test`'s two workers, the process-heavy modules (chaos, torchrun) share one worker
+# and run one after another; the rest of the suite runs beside them on the other.
+pytestmark = pytest.mark.xdist_group("heavy")
 
 
 def figure(name: str, **values: Any) -> None:

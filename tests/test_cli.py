@@ -196,7 +196,9 @@ def test_disk_filling_up_stops_the_run_with_a_reason_and_a_valid_journal(runs_di
     import subprocess
     import sys
 
-    from tests.helpers import trainer_env
+    from tests.helpers import needs_torch, trainer_env
+
+    needs_torch("trainer run")
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))

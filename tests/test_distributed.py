@@ -17,6 +17,8 @@ from trainer.export import read_series
 from trainer.journal import JournalReader
 
 QUICK = ["spirals", "--env", "quick", "--set", "threads=1", "--quiet"]
+# Two ranks each: with the chaos suite on one pytest-xdist worker, one after another.
+pytestmark = pytest.mark.xdist_group("heavy")
 
 
 def events(folder: Path) -> list[tuple[str, str, object]]:

@@ -15,8 +15,8 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from desktop_app.gpu_queue.model import QueueModel, QueueRow, rank_in_priority
 from desktop_app.main_window import MainWindow
-from desktop_app.queue.model import QueueModel, QueueRow, rank_in_priority
 from desktop_app.runs_table import COLUMNS, REASON_COLUMN, STATUS_COLUMN
 from tests.helpers import ROOT, TINY, spawn, trainer_env
 from trainer.resources.gpus import ENV_SIMULATED

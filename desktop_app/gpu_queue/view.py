@@ -1,6 +1,6 @@
 """The Queue view (a dock): the runs waiting for GPUs, with Cancel, Move up/down and Priority.
 
-A thin widget over :class:`~desktop_app.queue.model.QueueModel`. A timer reads the lease
+A thin widget over :class:`~desktop_app.gpu_queue.model.QueueModel`. A timer reads the lease
 store about once a second on the app's tasks worker, only while the view is shown; edits go
 through the same worker and are followed by a fresh read.
 """
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.background import BackgroundIO
-from desktop_app.queue.model import (
+from desktop_app.gpu_queue.model import (
     QueueModel,
     QueueRow,
     StoreFactory,
