@@ -684,8 +684,11 @@ class MainWindow(QMainWindow):
         self.health.set_runs(folders_to_watch(runs, self._selected_paths))
 
     def _on_refresh_error(self, exc: BaseException) -> None:
+        missing = isinstance(exc, FileNotFoundError)
+        if missing and self._runs_dir_error and not self.runs.runs_dir.exists():
+            return  # a --runs-dir that never existed: said once, at the start
         log.warning("cannot list the runs: %s", exc)
-        if isinstance(exc, FileNotFoundError):
+        if missing:
             self.show_error(str(exc))  # the runs listed so far stay, as last seen
         else:
             self.show_error(f"cannot list the runs in {self.runs.runs_dir}: {exc}")

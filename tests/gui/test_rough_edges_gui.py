@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop_app.main import EXIT_NO_DISPLAY, display_problem, open_run
+from desktop_app.main_window import _REFRESH_TAG as REFRESH_TAG
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_model import eta_seconds
@@ -225,6 +226,14 @@ def test_a_runs_dir_given_that_does_not_exist_is_said_not_created(
     try:
         qtbot.waitUntil(lambda: "does not exist" in win.error_label.text(), timeout=TIMEOUT_MS)
         assert str(typo) in win.error_label.toolTip()
+        # A listing that finds no folder keeps this message (not "does not exist (any more)").
+        failed: list[BaseException] = []
+        handler = win._on_refresh_error
+        win._on_refresh_error = lambda exc: (failed.append(exc), handler(exc))  # type: ignore[method-assign]
+        qtbot.waitUntil(lambda: not win.io.busy(REFRESH_TAG), timeout=TIMEOUT_MS)
+        win.refresh()
+        qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT_MS)
+        assert "check --runs-dir for a typo" in win.error_label.toolTip()
         assert not typo.exists()
     finally:
         win.close()
