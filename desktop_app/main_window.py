@@ -7,6 +7,10 @@ The window reads the runs directory on a worker thread once a second (:class:`Ba
 the Qt-free :class:`RunsModel` decides whether anything changed. A second worker
 (``traindesk-tasks``) does the slow jobs that hold no journal reader: the lease store (the
 queue, the GPU picker's holders), the GPU inventory, the app's process figures, diagnostics.
+
+Why over 400 lines: the window wires every dock, menu and worker together; each part's state and
+logic are in their own Qt-free model or widget module, and what is left here is the wiring and
+the actions that touch several parts at once.
 """
 
 from __future__ import annotations

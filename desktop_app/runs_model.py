@@ -8,6 +8,10 @@ list of summaries actually changed, never on a refresh that found nothing new, a
 little as it can (see its docstring): the table fills progressively, a new folder is found
 from the runs directory's own modification time, and a journal is read again only when its
 files changed on disk.
+
+Why over 400 lines: the model and its scanner share the incremental listing (modification times,
+progressive fill, change sets) that keeps a thousand run folders cheap; the table widget is
+runs_table.py.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ Run as ``python my_train.py`` it makes its own run folder under the runs directo
 by ``trainer run my_train.py`` or the desktop app it takes the run folder from the
 environment (``TRAINDESK_RUN_DIR``). This module does not import torch until a checkpoint is
 saved or restored.
+
+Why over 400 lines: ``Run`` is the one public object of the training API; its methods (log,
+checkpoint, restore, should_stop, the heartbeat, limits, control) share its state and its
+lifecycle. What needs none of that state is elsewhere (checkpoint, control, jsonlog, sysmon).
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ of a byte for each of its two peak indexes. The smoothed copy is float32: seven 
 digits, far more than a chart shows, except of a nearly flat stretch far from zero; there, and
 wherever a view holds few points, :meth:`Curve.values_at` computes the values drawn afresh in
 float64 from the raw values.
+
+Why over 400 lines: :class:`Curve` and :class:`ChartsModel` share the lazily computed smoothing,
+peak indexes and event marks of each curve; the storage is in series.py, smoothing and
+downsampling in their own modules.
 """
 
 from __future__ import annotations

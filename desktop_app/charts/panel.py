@@ -4,6 +4,9 @@ Journal reads run on the background worker (:class:`~desktop_app.background.Back
 their batches go into the Qt-free :class:`~desktop_app.charts.model.ChartsModel` and only mark
 plots dirty. One display timer does all the drawing: it skips a hidden panel, a minimised
 window, collapsed or scrolled-away charts and charts whose data did not change.
+
+Why over 400 lines: the panel owns the one display timer and every decision about what to draw
+(hidden, minimised, scrolled away, unchanged); the plots and the model are their own modules.
 """
 
 from __future__ import annotations

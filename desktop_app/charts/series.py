@@ -11,6 +11,9 @@ chart shows: values as logged (float64), wall times as float32 seconds from the 
 wall time, steps as (first, stride) while they go up evenly (:class:`Steps`; else as int32
 while they fit, int64 or float64 only when needed), and the attempts run-length encoded:
 12 bytes a point (16 while the steps go up unevenly) instead of 28.
+
+Why over 400 lines: the compact encodings (steps as first and stride, float32 wall times, run-
+length attempts) and the growing arrays are one storage format, tested together.
 """
 
 from __future__ import annotations

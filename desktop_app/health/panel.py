@@ -9,6 +9,9 @@ followed run's status from its newest run row (the process and heartbeat checks)
 process figures. Only the table rows whose figures changed are written again. The sparklines
 are persistent items, ``setData``-ed on that timer when the model changed and the panel is
 shown.
+
+Why over 400 lines: three tables (runs, ranks, the app) and their sparklines, refreshed on one
+timer; the figures themselves are computed in the Qt-free health/model.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ and listen to :attr:`NewRunDialog.accepted_spec`, or ``await ask_new_run(dialog)
 Recipes are read through ``recipe.spec()`` only (TOML, no torch). The GPUs and their leases
 are read by ``read_gpus`` on the ``io`` worker, never on the GUI thread; without an ``io`` the
 picker offers auto and none only.
+
+Why over 400 lines: one form for four kinds of target (recipe, torchrun, script, command) with
+their config, device, GPU and limit fields and their validation; the LaunchSpec and the GPU
+picker are in their own modules.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ lifecycle and restart policy as ``trainer run --max-restarts``): one timer polls
 every live child (a hung one's group is killed), and a crashed or failed attempt is restarted
 from its last checkpoint after the policy's delay, on a single-shot timer, with the same
 Supervision (its restart count lives there).
+
+Why over 400 lines: a run's whole life as a QProcess (start, console, cooperative stop then TERM
+then KILL, detach, health poll, restarts) is one state machine over Qt signals; the policy
+itself is Qt-free in trainer.supervision.
 """
 
 from __future__ import annotations

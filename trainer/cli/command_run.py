@@ -5,6 +5,10 @@ command as its child, in its own process group, so a supervisor's group kill rea
 It copies the child's output to the console and the run's logs, and journals the metrics it
 captures (see :mod:`trainer.capture`). Control messages reach the child as signals:
 stop is SIGTERM (SIGKILL after the stop deadline), pause and resume are SIGSTOP and SIGCONT.
+
+Why over 400 lines: the command driver (the child, its output pumps, capture polling, control
+messages as signals, the process tree of a torchrun) is one loop over one state; the capture
+formats are in trainer.capture.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ with the new rows, not with the run's length (every lookup is a range scan of th
 After a resume, an attempt that restarts from step ``s`` supersedes older attempts' points at
 steps ``>= s``: they are kept in the file but hidden here unless asked for, so a curve never
 zigzags back.
+
+Why over 400 lines: every read of a journal goes through this one door (tail, series, viewport
+reads, events, run info, samples), each a short transaction with the same connection handling;
+the format it reads is schema.py's.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ in the queue or in the writer's batch being committed (about 7 MB with ten keys 
 ``log_scalars`` that finds the buffer full waits until half of it is committed (the training
 loop slows; nothing is dropped), says so in the structured log and journals a ``throttled``
 event at most every 10 s. Events, status and heartbeats are never held back.
+
+Why over 400 lines: the one writer thread and what must run on it (batching, back-pressure, the
+summaries kept on commit, retries of a locked file, a full disk) belong together, so that the
+single-writer rule reads in one file; ``annotate`` for supervisors follows the same rules.
 """
 
 from __future__ import annotations

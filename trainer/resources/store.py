@@ -7,6 +7,10 @@ for the last GPU are serialised by SQLite's lock and never both win. A lease nam
 that uses the device (pid and start time); a lease or queue entry whose process is gone is
 reclaimed by whoever looks next. The file is crash-safe like any SQLite database: a process
 killed mid-transaction leaves the previous state.
+
+Why over 400 lines: every decision about leases and the queue is one SQLite transaction in this
+file, so that the rules (first in, first out within a priority; the leases of dead processes
+reclaimed) read in one place.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ tests/test_wandb_compare.py, one row per behaviour):
   ``define_metric(summary=...)``); it is sent at ``finish()`` or at the process's exit;
 * a second ``init()`` while a run is active returns it; after ``finish()`` a new run starts,
   and its keys are prefixed by its name (``NAME/loss``) so the runs' points stay apart.
+
+Why over 400 lines: it stands in for the part of the wandb package that scripts and integrations
+call (init, log, config, summary, define_metric, the data types, Artifact); it must stay one
+importable ``wandb`` package on the script's PYTHONPATH, and its rules are checked against the
+real package case by case.
 """
 
 from __future__ import annotations
