@@ -27,7 +27,14 @@ import numpy as np
 
 from desktop_app.charts.downsample import PeakIndex, decimate
 from desktop_app.charts.series import SeriesBuffer, Steps, interp, search
-from desktop_app.charts.smoothing import KINDS, MAX_EMA_WEIGHT, Smoother, make_smoother
+from desktop_app.charts.smoothing import (
+    KINDS,
+    MAX_EMA_WEIGHT,
+    EmaSmoother,
+    Smoother,
+    make_smoother,
+    smooth_buckets,
+)
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import EventRow, History, TailBatch
 
@@ -58,8 +65,9 @@ FOLLOW_MARGIN = 0.05
 Smoothing = tuple[str, float]
 NO_SMOOTHING: Smoothing = ("none", 0.0)
 
-#: A key with more points than this keeps only its newest ones in memory; the rest is its
-#: history, read from the journal's summaries for the view on screen (viewport reads).
+#: A key with more points than this is not read into memory when a run is opened: what it
+#: has is its history, read from the journal's summaries for the view on screen (viewport
+#: reads); only the points logged after that are kept in memory.
 HISTORY_LIMIT = 20_000
 #: The history's overview: one quick read (not refined at column edges) of its whole range
 #: at this many columns, drawn where no exact read covers the view (on open, and while an
@@ -124,6 +132,8 @@ class HistoryView:
         self.overview: dict[str, Envelope] = {}
         self.view: dict[str, Envelope] = {}
         self.pending: set[tuple[str, bool]] = set()
+        #: (axis, smoothing) -> the smoothed history (x, y), until the next read arrives
+        self.smoothed: dict[tuple[str, Smoothing], tuple[np.ndarray, np.ndarray]] = {}
 
     def x_first(self, mode: str, origin: float) -> float:
         if mode == "step":
@@ -134,6 +144,7 @@ class HistoryView:
         """A resume superseded steps: read everything again."""
         self.overview.clear()
         self.view.clear()
+        self.smoothed.clear()
 
 
 def _aligned(envelope: Envelope, x0: float, per_px: float) -> bool:
@@ -182,7 +193,25 @@ class Curve:
         self.history.pending.discard((request.axis, request.overview))
         target = self.history.overview if request.overview else self.history.view
         target[request.axis] = envelope
+        self.history.smoothed.clear()
+        if request.overview:
+            self._seed_smoother()
         self.version += 1
+
+    def _seed_smoother(self) -> None:
+        """An EMA of the points in memory continues from the history's (its state at the
+        history's end, from the overview's buckets), so the smoothed line does not restart."""
+        history = self.history
+        if history is None or not isinstance(self._smoother, EmaSmoother):
+            return
+        if not history.overview:
+            return
+        axis, overview = next(iter(history.overview.items()))
+        keep = overview.mean_x < self._history_end(axis, 0.0)
+        _, state = smooth_buckets(*self._smoothing, overview.mean_n[keep], overview.mean_sum[keep])
+        if state is not None:
+            self._smoother.seed(state)
+            self._smooth_pending = 0
 
     def wants(
         self, mode: str, origin: float, x_range: tuple[float, float], width: int
@@ -223,9 +252,48 @@ class Curve:
             return float(base[0]) - offset
         if mode == "step":
             return float(self.history.info.tail_start)
-        env = self.history.overview.get("wall")
         shift = origin if mode == "relative" else 0.0
-        return (env.x1 if env is not None else math.inf) - shift
+        return self.history.info.last_wall + 0.001 - shift  # wall times are whole ms
+
+    def _history_smoothed(
+        self, mode: str, origin: float, x_range: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed history in ``x_range``: the smoothing run over the reads' buckets
+        (the view read's where it covers, the overview's elsewhere), each bucket taken as
+        its points at their mean (see :func:`smooth_buckets`)."""
+        history = self.history
+        if history is None:
+            return np.empty(0), np.empty(0)
+        axis = _axis(mode)
+        shift = origin if mode == "relative" else 0.0
+        key = (axis, self._smoothing)
+        cached = history.smoothed.get(key)
+        if cached is None:
+            end = self._history_end(mode, origin) + shift
+            view, overview = history.view.get(axis), history.overview.get(axis)
+            covered = (view.x0, view.x1) if view is not None else (math.inf, -math.inf)
+            xs, ns, sums = [], [], []
+            for env, inside in ((overview, False), (view, True)):
+                if env is None:
+                    continue
+                in_view = (env.mean_x >= covered[0]) & (env.mean_x <= covered[1])
+                keep = (in_view if inside else ~in_view) & (env.mean_x < end)
+                xs.append(env.mean_x[keep])
+                ns.append(env.mean_n[keep])
+                sums.append(env.mean_sum[keep])
+            if not xs:
+                return np.empty(0), np.empty(0)
+            x = np.concatenate(xs)
+            order = np.argsort(x, kind="stable")
+            values, _ = smooth_buckets(
+                *self._smoothing, np.concatenate(ns)[order], np.concatenate(sums)[order]
+            )
+            cached = history.smoothed[key] = (x[order], values)
+        x, y = cached
+        x0, x1 = x_range[0] + shift, x_range[1] + shift
+        lo = max(int(np.searchsorted(x, x0, "left")) - 1, 0)
+        hi = int(np.searchsorted(x, x1, "right")) + 1
+        return x[lo:hi] - shift, y[lo:hi]
 
     def _history_points(
         self, mode: str, origin: float, x_range: tuple[float, float]
@@ -269,6 +337,7 @@ class Curve:
         self._smoothing = smoothing
         self._smoother = make_smoother(*smoothing, dtype=SMOOTHED_DTYPE)
         self._smooth_pending = 0
+        self._seed_smoother()
         self.version += 1
 
     def changed(self) -> None:
@@ -379,7 +448,10 @@ class Curve:
                 ys = np.insert(ys, breaks, np.nan)
         if self.history is not None:
             view = (10.0 ** x_range[0], 10.0 ** x_range[1]) if log_x else x_range
-            hx, hy = self._history_points(mode, origin, view)
+            if smoothed and self.smoothed:
+                hx, hy = self._history_smoothed(mode, origin, view)
+            else:
+                hx, hy = self._history_points(mode, origin, view)
             if len(hx):
                 xs, ys = np.concatenate((hx, xs)), np.concatenate((hy, ys))
         return xs, ys

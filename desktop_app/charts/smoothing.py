@@ -186,6 +186,7 @@ class EmaSmoother(Smoother):
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"EMA weight must be in [0, 1), got {weight}")
         self.weight = weight
+        self._initial = EmaState()  # the state before the first point (see seed())
         self._state = EmaState()
         # The state before point j * CHECKPOINT, for j = 1, 2, ... (before point 0: nothing).
         self._accumulators = GrowingArray(np.float64, 16)
@@ -195,7 +196,7 @@ class EmaSmoother(Smoother):
         if stop <= start:
             return np.empty(0, dtype=np.float64)
         j = min(start // CHECKPOINT, len(self._counts))
-        state = EmaState()
+        state = self._initial
         if j:
             state = EmaState(float(self._accumulators.view[j - 1]), int(self._counts.view[j - 1]))
         first = j * CHECKPOINT
@@ -204,11 +205,20 @@ class EmaSmoother(Smoother):
 
     def _restart(self, start: int) -> int:
         if start < len(self._out):
-            self._state = EmaState()
+            self._state = self._initial
             self._accumulators.resize(0)
             self._counts.resize(0)
             return 0
         return start
+
+    def seed(self, state: EmaState) -> None:
+        """Continue from ``state`` (the EMA of the points before this series: a long run's
+        history); the output is recomputed at its next update from 0."""
+        self._initial = state
+        self._state = state
+        self._accumulators.resize(0)
+        self._counts.resize(0)
+        self._out.resize(0)
 
     def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
         pieces = []
@@ -246,6 +256,41 @@ class MovingAverageSmoother(Smoother):
     def _compute(self, raw: np.ndarray, start: int) -> np.ndarray:
         x = np.asarray(raw, dtype=np.float64)
         return _window_means(x, start, len(x), self._left, self._right)
+
+
+def smooth_buckets(
+    kind: str, value: float, counts: np.ndarray, sums: np.ndarray
+) -> tuple[np.ndarray, EmaState | None]:
+    """The smoothing of a series known only by buckets (``counts`` finite points summing to
+    ``sums``, in order), each bucket taken as its count of points at its mean: the value after
+    each bucket, and for "ema" the state after the last. Where the values in each bucket are
+    equal this is the point-wise smoothing; otherwise it differs by at most a bucket's range.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.float64)
+    means = np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+    if kind == "ema" and value > 0.0:
+        out = np.empty(len(counts))
+        acc, count = 0.0, 0
+        log_w = math.log(value)
+        for i, (n, m) in enumerate(zip(counts.tolist(), means.tolist(), strict=True)):
+            if n > 0:
+                keep = math.exp(n * log_w)
+                acc = keep * acc + (1.0 - keep) * m
+                count += int(n)
+            out[i] = acc / -math.expm1(count * log_w) if count else math.nan
+        return out, EmaState(acc, count)
+    if kind in ("ma", "cma") and value > 1:
+        total_n, total_s = np.cumsum(counts), np.cumsum(sums)
+        left, right = _window_sides(int(value), kind == "cma")
+        last = total_n - 1  # index of each bucket's last point
+        end = np.minimum(np.searchsorted(total_n, last + right + 1, "left"), len(counts) - 1)
+        first = np.searchsorted(total_n, np.maximum(last - left, 0) + 1, "left")
+        before_n = np.where(first > 0, total_n[np.maximum(first - 1, 0)], 0.0)
+        before_s = np.where(first > 0, total_s[np.maximum(first - 1, 0)], 0.0)
+        n_in, s_in = total_n[end] - before_n, total_s[end] - before_s
+        return np.divide(s_in, n_in, out=means.copy(), where=n_in > 0), None
+    return means, None
 
 
 def make_smoother(kind: str, value: float = 0.0, dtype: type | np.dtype = np.float64) -> Smoother:

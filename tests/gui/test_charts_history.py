@@ -154,3 +154,69 @@ def test_a_resume_that_supersedes_the_history_is_read_again(
         )
 
     qtbot.waitUntil(redone, timeout=15_000)
+
+
+def _model_with_history(folder: Path, smoothing: tuple[str, float], width: int = 400):
+    """A ChartsModel fed by a RunFeed as the panel feeds it, with the history's reads done."""
+    from desktop_app.charts.feed import RunFeed
+    from desktop_app.charts.model import ChartsModel
+
+    model = ChartsModel()
+    model.set_runs([(folder, "long")])
+    model.set_smoothing(*smoothing)
+    feed = RunFeed(folder)
+    model.apply(folder, feed.poll())
+    curve = model.runs[folder].curves["loss"]
+    view = (0.0, float(STEPS - 1))
+    for _ in range(3):  # the overview, then the view read aligned with the columns
+        request = curve.wants("step", 0.0, view, width)
+        if request is None:
+            break
+        curve.set_envelope(request, feed.envelope("loss", request))
+    feed.close()
+    return curve, view
+
+
+def test_the_history_smooths_as_its_points_do(
+    long_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMA over the summary buckets: within each bucket's range of the point-wise EMA, and
+    equal to it where a bucket's values are equal."""
+    from desktop_app.charts.smoothing import ema
+
+    monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
+    curve, view = _model_with_history(long_run, ("ema", 0.99))
+    assert curve.history is not None and curve.history.view
+    xs, ys = curve.points("step", 0.0, view, 400, smoothed=True)
+    points = oracle.visible(long_run, "loss")
+    steps = np.array([s for s, _, _ in points])
+    values = np.array([v for _, v, _ in points])
+    exact, _ = ema(values, 0.99)
+    at = np.searchsorted(steps, xs)
+    error = np.abs(ys - exact[at])
+    # Each bucket enters as its points at their mean: off by at most a bucket's range, and
+    # the spike's bucket (1,000 among values near 0) is the only large one.
+    bucket_range = 64 * 0.1 * 4  # a random walk of 64 steps of sd 0.1, generously
+    assert np.sum(error > bucket_range) <= 64
+    assert len(xs) < 20_000  # buckets, not the 60,000 points
+
+
+def test_a_history_of_equal_buckets_smooths_exactly(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.charts.smoothing import ema
+
+    folder = RunPaths(runs_dir / "flat").create().root
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="flat", name="long", entry="t", kind="api",
+        config={}, created=T0,
+    )  # fmt: skip
+    values = np.repeat(np.random.default_rng(1).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
+    for step, value in enumerate(values.tolist()):
+        writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
+    writer.close()
+    monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
+    curve, view = _model_with_history(folder, ("ema", 0.95))
+    xs, ys = curve.points("step", 0.0, view, 400, smoothed=True)
+    exact, _ = ema(values, 0.95)
+    np.testing.assert_allclose(ys, exact[xs.astype(np.int64)], rtol=1e-9, atol=1e-9)

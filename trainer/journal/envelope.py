@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +44,11 @@ class Envelope:
     x0: float
     x1: float
     width: int
+    #: The rows the view was read from, for smoothing: the x of each one's last point, its
+    #: finite points and their sum (each row taken as that many points at its mean).
+    mean_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    mean_n: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    mean_sum: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def __len__(self) -> int:
         return len(self.x)
@@ -100,13 +105,14 @@ def read_envelope(
     width = max(int(width), 1)
     ax = _Axis(axis, created, x0, x1, width)
     if not summarized:
-        return _reduce(ax, _raw_rows_in_view(conn, key_id, ax), 0)
+        rows = _raw_rows_in_view(conn, key_id, ax)
+        return _with_means(ax, _reduce(ax, rows, 0), rows)
     level, rows = _descend(conn, key_id, ax)
     if level == 0:
-        return _reduce(ax, rows, 0)
-    chosen = level
+        return _with_means(ax, _reduce(ax, rows, 0), rows)
+    chosen, read = level, rows
     if not exact:
-        return _reduce(ax, rows, chosen)
+        return _with_means(ax, _reduce(ax, rows, chosen), read)
     cutoffs = sm.attempt_cutoffs(conn)
     resolved: list[np.ndarray] = []
     while len(rows):
@@ -122,7 +128,15 @@ def read_envelope(
         resolved.append(straddle[~need])
         rows = _children(conn, key_id, level, straddle[need], cutoffs)
         level -= 1
-    return _reduce(ax, np.concatenate(resolved) if resolved else np.zeros(0, sm.ROW), chosen)
+    got = _reduce(ax, np.concatenate(resolved) if resolved else np.zeros(0, sm.ROW), chosen)
+    return _with_means(ax, got, read)
+
+
+def _with_means(ax: _Axis, envelope: Envelope, rows: np.ndarray) -> Envelope:
+    if not len(rows):
+        return envelope
+    x = ax.x(rows, "last")
+    return replace(envelope, mean_x=x, mean_n=rows["n"] - rows["nonfinite"], mean_sum=rows["sum"])
 
 
 def _descend(conn: sqlite3.Connection, key_id: int, ax: _Axis) -> tuple[int, np.ndarray]:

@@ -166,36 +166,30 @@ class History:
     count: int  # visible points before ``tail_start``
     first_step: int
     first_wall: float  # unix s
+    last_wall: float  # unix s
     tail_start: int  # the first step the tail returns
     resume_from: tuple[int, int]  # the reader's position: (attempt, step) before tail_start
 
 
-def _history(conn: sqlite3.Connection, key_id: int, limit: int, created: float) -> History | None:
-    """Where a key with more than ``limit`` visible points starts its tail (None: it has not
-    that many). Reads the newest level-1 rows until they hold ``limit`` points."""
+def _history(
+    conn: sqlite3.Connection, key_id: int, limit: int, created: float
+) -> History | None:
+    """A key with more than ``limit`` visible points: all of them, as its history (None: it
+    has not that many). A few rows of the coarsest summaries."""
     top = summaries.fetch_rows(conn, key_id, summaries.LEVELS, -(2**62), 2**62)
     total = int(top["n"].sum()) if len(top) else 0
     if total <= limit:
         return None
-    seen = 0
-    tail_start = None
-    for bucket, n in conn.execute(
-        "SELECT bucket, n FROM summary WHERE key_id = ? AND level = 1 ORDER BY bucket DESC",
-        (key_id,),
-    ):
-        seen += n
-        if seen >= limit:
-            tail_start = bucket * summaries.BASE
-            break
-    if tail_start is None or tail_start <= int(top["first_step"][0]):
-        return None
-    attempt = next(a for a, cutoff in summaries.attempt_cutoffs(conn) if cutoff > tail_start)
+    last_step = int(top["last_step"][-1])
+    tail_start = last_step + 1
+    attempt = max(a for a, cutoff in summaries.attempt_cutoffs(conn) if cutoff > last_step)
     return History(
-        count=total - seen,
+        count=total,
         first_step=int(top["first_step"][0]),
         first_wall=created + float(top["first_wall"][0]) / 1000.0,
+        last_wall=created + float(top["last_wall"][-1]) / 1000.0,
         tail_start=tail_start,
-        resume_from=(attempt, tail_start - 1),
+        resume_from=(attempt, last_step),
     )
 
 
@@ -373,8 +367,8 @@ class JournalReader:
         """Everything committed since the previous call (the first call returns everything).
 
         ``history_limit``: a key met for the first time with more visible points than this
-        returns only about its newest ``history_limit`` points; the rest is its history
-        (:attr:`TailBatch.history`), to be read by viewport (:meth:`envelope`).
+        returns none of them: they are its history (:attr:`TailBatch.history`), to be read
+        by viewport (:meth:`envelope`); later calls return its new points.
         """
         with self._read() as conn:
             created = self._created_at(conn)
