@@ -23,6 +23,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,8 @@ class ScanResult:
 
 #: Statuses a journal keeps until someone writes it again (its summary can be cached).
 _SETTLED = frozenset({"finished", "stopped", "failed", "crashed"})
+#: New folders read per thread in one go while the first listing fills.
+FILL_BATCH = 8
 
 
 class RunsScanner:
@@ -109,7 +112,8 @@ class RunsScanner:
       looked at in turns, ``recheck`` folders a scan (a ``stat`` each: two for a finished run
       every few seconds, whatever the number of folders).
     * The first listing fills progressively: each scan reads new folders, newest journal
-      first, for at most ``budget_s`` seconds and says whether it is ``complete``.
+      first, for at most ``budget_s`` seconds and says whether it is ``complete`` (with
+      ``workers`` threads, ended once it is: call :meth:`close` if it may not be).
     * Summaries of ended runs are kept in a cache file (``cache``) with their journal's mark,
       so the next start shows a big runs directory without opening every journal.
     """
@@ -122,8 +126,12 @@ class RunsScanner:
         recheck: int = 50,
         cache: Path | None = None,
         summarize_one: Callable[[Path], RunSummary] = summarize,
+        workers: int = 3,
     ) -> None:
         self.runs_dir = runs_dir
+        #: Threads that read new folders while the first listing fills (1: the caller only).
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
         self.budget_s = budget_s
         self.recheck = recheck
         self.cache = cache
@@ -242,17 +250,44 @@ class RunsScanner:
     def _fill(self, result: ScanResult) -> None:
         deadline = time.monotonic() + self.budget_s
         while self._pending and (time.monotonic() < deadline or not result.changed):
-            folder = self._pending.pop(0)
-            cached = (self._cached or {}).get(folder)
-            if cached is not None and cached[0] == self._marks[folder]:
-                self._set(folder, cached[1], result)
-                continue
-            self._read(folder, result)
+            batch: list[str] = []
+            while self._pending and len(batch) < FILL_BATCH * self.workers:
+                folder = self._pending.pop(0)
+                cached = (self._cached or {}).get(folder)
+                if cached is not None and cached[0] == self._marks[folder]:
+                    self._set(folder, cached[1], result)
+                else:
+                    batch.append(folder)
+            if len(batch) > 1 and self.workers > 1:
+                # Opening a journal is mostly SQLite and the file system, which let go of
+                # the GIL: a few threads list a cold folder of thousands faster.
+                self.reads += len(batch)
+                summaries = self._fill_pool().map(self._summarize, map(Path, batch))
+                for folder, summary in zip(batch, summaries, strict=True):
+                    self._take(folder, summary, result)
+            else:
+                for folder in batch:
+                    self._read(folder, result)
+        if not self._pending:
+            self.close()
+
+    def _fill_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="traindesk-io-fill")
+        return self._pool
+
+    def close(self) -> None:
+        """End the first listing's reading threads (they end once it is complete anyway)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _read(self, folder: str, result: ScanResult) -> None:
         self.reads += 1
+        self._take(folder, self._summarize(Path(folder)), result)
+
+    def _take(self, folder: str, summary: RunSummary, result: ScanResult) -> None:
         mark = self._marks[folder]
-        summary = self._summarize(Path(folder))
         self._set(folder, summary, result)
         if self._cached is not None and summary.status in _SETTLED:
             self._cached[folder] = (mark, summary)
