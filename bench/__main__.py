@@ -21,6 +21,7 @@ from bench import (
     many_runs,
     redraw,
     report,
+    summary_cost,
     tail_read,
     training_overhead,
 )
@@ -40,6 +41,7 @@ MODULES: dict[str, ModuleType] = {
         app_memory,
         many_runs,
         big_run,
+        summary_cost,
     )
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

@@ -13,10 +13,15 @@ drops, in the same transaction that records the attempt, every row that covers a
 ``>= s`` and rebuilds the partial ones from what is still visible (:func:`truncate_from`).
 The journal's writer updates them in the transaction that inserts the points
 (:class:`SummaryKeeper`), so a kill -9 can never leave them disagreeing with the points.
+
+Why over 400 lines: the summary format, its fold on commit, its truncation on resume and its
+build for an older journal share invariants that every one of them must keep; they are checked
+together.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -233,6 +238,11 @@ def truncate_from(conn: sqlite3.Connection, start_step: int) -> None:
 
 
 # ------------------------------------------------------------------ the writer's side
+#: False only in the benchmark that measures what the summaries cost the writer (bench/
+#: summary_cost.py): the journal it writes then has no summaries and must not be kept.
+KEEP = True
+
+
 #: A summary row as a tuple in :data:`FIELDS` order.
 Row = tuple
 
@@ -258,24 +268,35 @@ class SummaryKeeper:
     def apply(self, conn: sqlite3.Connection, points: np.ndarray) -> None:
         """Fold ``points`` (key_id, step, value, wall_ms), already inserted in this
         transaction, into the summaries."""
-        if not len(points):
+        if not len(points) or not KEEP:
             return
-        order = np.argsort(points["key_id"], kind="stable")
+        order = np.argsort(points["key_id"], kind="stable")  # arrival order within a key
         points = points[order]
-        keys = points["key_id"]
+        keys, steps = points["key_id"], points["step"]
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         ends = np.r_[starts[1:], len(points)]
+        # A key whose new steps do not all go up from its last is rebuilt from its points.
+        back = np.r_[False, (keys[1:] == keys[:-1]) & (steps[1:] <= steps[:-1])]
+        appended = np.ones(len(points), dtype=bool)
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             key_id = int(keys[a])
-            part = points[a:b]
-            steps = part["step"]
             last = self._last_step(conn, key_id)
-            if steps[0] > last and (len(steps) == 1 or bool(np.all(np.diff(steps) > 0))):
-                self._append(conn, key_id, from_points(steps, part["value"], part["wall_ms"]))
-            else:
-                rebuild(conn, key_id, int(steps.min()), int(steps.max()))
+            if steps[a] <= last or back[a:b].any():
+                appended[a:b] = False
+                rebuild(conn, key_id, int(steps[a:b].min()), int(steps[a:b].max()))
                 self._open.pop(key_id, None)
-                self._last[key_id] = max(last, int(steps.max()))
+                self._last[key_id] = max(last, int(steps[a:b].max()))
+        if not appended.all():
+            points = points[appended]
+        if not len(points):
+            return
+        row_keys, rows = _level1(points)
+        params: list[tuple] = []
+        bounds = np.flatnonzero(np.r_[True, row_keys[1:] != row_keys[:-1], True])
+        listed = rows.tolist()
+        for a, b in itertools.pairwise(bounds.tolist()):
+            self._append(conn, int(row_keys[a]), listed[a:b], params)
+        conn.executemany(_UPSERT, params)
 
     def _last_step(self, conn: sqlite3.Connection, key_id: int) -> int:
         last = self._last.get(key_id)
@@ -288,25 +309,61 @@ class SummaryKeeper:
             last = self._last[key_id] = -(2**62) if row is None else int(row[0])
         return last
 
-    def _append(self, conn: sqlite3.Connection, key_id: int, elements: np.ndarray) -> None:
-        opened = self._open.setdefault(key_id, [None] * LEVELS)
-        # Level 1 from the points with numpy; above it, this batch's few rows are folded in
-        # plain Python, which is quicker than numpy for a handful of rows.
-        new: list[Row] = combine(elements, bucket_ids(elements, 1)).tolist()
+    def _append(
+        self, conn: sqlite3.Connection, key_id: int, new: list[Row], params: list[tuple]
+    ) -> None:
+        """Merge a key's new level-1 rows (steps above all it had) into every level."""
+        opened = self._open.get(key_id)
+        if opened is None:  # first time this writer sees the key: start from what is stored
+            opened = self._open[key_id] = [None] * LEVELS
+            for level in range(1, LEVELS + 1):
+                stored = conn.execute(
+                    f"SELECT {_COLUMNS} FROM summary WHERE key_id = ? AND level = ? "
+                    "ORDER BY bucket DESC LIMIT 1",
+                    (key_id, level),
+                ).fetchone()
+                opened[level - 1] = stored
         for level in range(1, LEVELS + 1):
             if level > 1:
                 new = _regroup(new, size(level))
             held = opened[level - 1]
-            first = new[0][0]
-            if held is None or held[0] != first:
-                stored = fetch_rows(conn, key_id, level, first, first).tolist()
-                held = stored[0] if stored else None
             merged = new
-            if held is not None and held[0] == first:
+            if held is not None and held[0] == new[0][0]:
                 merged = [merge(held, new[0]), *new[1:]]
-            conn.executemany(_UPSERT, [(key_id, level, *r) for r in merged])
+            params.extend((key_id, level, *r) for r in merged)
             opened[level - 1] = merged[-1]
-        self._last[key_id] = int(elements["last_step"][-1])
+        self._last[key_id] = new[-1][7]
+
+
+def _level1(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Level-1 rows of ``points`` (sorted by key, steps going up within a key), straight
+    from the point arrays; returns each row's key and the rows."""
+    keys, steps = points["key_id"], points["step"]
+    values, walls = points["value"], points["wall_ms"]
+    ids = steps // BASE
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+    ends = np.r_[starts[1:], len(points)]
+    counts = ends - starts
+    finite = np.isfinite(values)
+    low = np.where(finite, values, math.inf)
+    high = np.where(finite, values, -math.inf)
+    out = np.empty(len(starts), dtype=ROW)
+    out["bucket"] = ids[starts]
+    out["n"] = counts
+    out["nonfinite"] = np.add.reduceat(~finite, starts)
+    out["sum"] = np.add.reduceat(np.where(finite, values, 0.0), starts)
+    out["min"] = np.minimum.reduceat(low, starts)
+    out["max"] = np.maximum.reduceat(high, starts)
+    last = ends - 1
+    out["first_step"], out["last_step"] = steps[starts], steps[last]
+    out["first_value"], out["last_value"] = values[starts], values[last]
+    out["first_wall"], out["last_wall"] = walls[starts], walls[last]
+    for name, arr in (("min", low), ("max", high)):
+        hits = np.flatnonzero(arr == np.repeat(out[name], counts))
+        pos = hits[np.searchsorted(hits, starts)]
+        out[f"{name}_step"] = steps[pos]
+        out[f"{name}_wall"] = walls[pos]
+    return keys[starts], out
 
 
 def merge(a: Row, b: Row) -> Row:

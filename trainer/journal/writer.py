@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import peewee as pw
 
+from trainer import settings
 from trainer.errors import DiskFullError, JournalError, disk_full
 from trainer.journal import db as jdb
 from trainer.journal import summaries
@@ -51,7 +52,7 @@ _SYNC = 2
 
 #: Points that may wait in the queue before ``log_scalars`` waits for the writer.
 DEFAULT_MAX_QUEUED = 100_000
-ENV_LOG_BUFFER = "TRAINDESK_LOG_BUFFER"
+ENV_LOG_BUFFER = settings.LOG_BUFFER.name
 #: Seconds between two ``throttled`` reports (structured log and journal event).
 THROTTLE_REPORT_S = 10.0
 #: Seconds between two progress lines while close() writes what is left.
@@ -75,7 +76,7 @@ SHARED_WALL_MS = 100
 def max_queued_default() -> int:
     """``$TRAINDESK_LOG_BUFFER`` (points, at least 1,000), else :data:`DEFAULT_MAX_QUEUED`."""
     try:
-        value = int(os.environ.get(ENV_LOG_BUFFER, DEFAULT_MAX_QUEUED))
+        value = int(settings.LOG_BUFFER.raw() or DEFAULT_MAX_QUEUED)
     except ValueError:
         return DEFAULT_MAX_QUEUED
     return max(1000, value)
@@ -481,7 +482,13 @@ class JournalWriter:
         count = 0
         synced: list[threading.Event] = []
         rows: list[tuple[int, int, int, float, int | None]] = []
-        summed: list[tuple[int, int, float, int]] = []  # (key_id, step, value, wall_ms)
+        # The points again, as columns for the summaries (cheaper than a tuple per point).
+        s_keys: list[int] = []
+        s_steps: list[int] = []
+        s_values: list[float] = []
+        s_walls: list[int] = []
+        add_key, add_step = s_keys.append, s_steps.append
+        add_value, add_wall = s_values.append, s_walls.append
         steps: list[tuple[int, int, int]] = []
         attempt = self.attempt
         created_ms = self.created * 1000.0
@@ -532,7 +539,10 @@ class JournalWriter:
                             self._note_nan(conn, key, step)
                             continue
                         rows.append((key_id, attempt, step, number, own))
-                        summed.append((key_id, step, number, wall_ms))
+                        add_key(key_id)
+                        add_step(step)
+                        add_value(number)
+                        add_wall(wall_ms)
                 elif item[0] == _SYNC:
                     synced.append(item[1])
                 else:
@@ -540,8 +550,13 @@ class JournalWriter:
                     rows, steps = [], []
                     item[1](conn)
             self._insert(rows, steps)
-            if summed:
-                self._summaries.apply(conn, np.array(summed, dtype=summaries.POINTS))
+            if s_keys:
+                points = np.empty(len(s_keys), dtype=summaries.POINTS)
+                points["key_id"] = s_keys
+                points["step"] = s_steps
+                points["value"] = s_values
+                points["wall_ms"] = s_walls
+                self._summaries.apply(conn, points)
             conn.execute("COMMIT")
         except BaseException:
             # What the keeper cached may describe rows that were just rolled back.
