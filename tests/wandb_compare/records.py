@@ -115,7 +115,8 @@ def points_of_run(path: Path, prefix: str = "") -> dict[str, Any]:
             elif body["name"]:
                 exact[body["name"]] = body
         elif kind == "config":
-            config.update({prefix + k: v for k, v in body.items() if k != "_wandb"})
+            # W&B's own bookkeeping (_wandb, _wandb.visualize...) is not the user's config.
+            config.update({prefix + k: v for k, v in body.items() if k.split(".")[0] != "_wandb"})
         elif kind == "summary":
             summary.update(body)
         elif kind == "history":

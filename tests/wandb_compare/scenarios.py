@@ -420,6 +420,30 @@ print(wandb.run is None)
 """,
         {},
     ),
+    "log after finish is an error": (
+        """
+import wandb
+run = wandb.init(project="p")
+run.log({"loss": 1.0})
+run.finish()
+try:
+    run.log({"loss": 2.0})
+except wandb.errors.UsageError as exc:
+    print(type(exc).__name__)
+""",
+        {},
+    ),
+    "wandb.plot charts beside scalars": (
+        """
+import wandb
+run = wandb.init(project="p")
+table = wandb.Table(data=[[1, 2], [2, 3]], columns=["x", "y"])
+run.log({"line": wandb.plot.line(table, "x", "y", title="t"), "loss": 1.0})
+run.log({"loss": 0.5})
+run.finish()
+""",
+        {},
+    ),
     "log before init is an error": (
         """
 import wandb

@@ -33,6 +33,8 @@ from __future__ import annotations
 # trainer/capture/records.py's.
 import atexit
 import fnmatch
+import importlib.abc
+import importlib.machinery
 import json
 import math
 import os
@@ -89,7 +91,8 @@ def scalar(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     shape = getattr(value, "shape", None)
-    if shape is not None and math.prod(shape) == 1 and callable(getattr(value, "item", None)):
+    one = isinstance(shape, tuple) and math.prod(shape) == 1
+    if one and callable(getattr(value, "item", None)):
         try:  # a 0-d value, or an array of one element (W&B records it as a number)
             item = value.item()
         except (TypeError, ValueError, RuntimeError):
@@ -582,8 +585,8 @@ class Run:
             sync: bool | None = None) -> None:  # fmt: skip
         """W&B's ``run.log``: see the module's docstring for the rules of steps and commits."""
         if self._finished:
-            termwarn(f"run {self.name} is finished: log() ignored")
-            return
+            raise UsageError(f"Run ({self.id}) is finished. The call to `log` will be ignored. "
+                             "Please make sure that you are using an active run.")  # fmt: skip
         if not isinstance(data, Mapping):
             raise ValueError("wandb.log must be passed a dictionary")
         if step is not None:
@@ -904,5 +907,36 @@ def __getattr__(name: str) -> Any:
     return _Inert(name)
 
 
+class _InertModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Submodules of W&B that the stand-in does not have (``wandb.integration.keras``,
+    ``wandb.apis``...): importable, every name in them inert. Asked last, after the real
+    submodules here."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if not fullname.startswith(__name__ + "."):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec: Any) -> Any:
+        return None
+
+    def exec_module(self, module: Any) -> None:
+        module.__path__ = []
+        name = module.__name__.removeprefix(__name__ + ".")
+
+        def inert(attr: str) -> Any:
+            if attr.startswith("__"):
+                raise AttributeError(attr)
+            return _Inert(f"{name}.{attr}")
+
+        module.__getattr__ = inert
+
+
+if not any(isinstance(f, _InertModules) for f in sys.meta_path):
+    sys.meta_path.append(_InertModules())
+
 # What integrations import (Hugging Face's WandbCallback, Lightning's WandbLogger).
-from . import sdk  # noqa: E402,F401
+# (Imported by name: ``from . import sdk`` would find the inert __getattr__ above instead.)
+errors = importlib.import_module(f"{__name__}.errors")
+sdk = importlib.import_module(f"{__name__}.sdk")
+importlib.import_module(f"{__name__}.wandb_run")
