@@ -14,18 +14,18 @@ The level is the ``log_level`` setting, or ``$TRAINDESK_LOG_LEVEL`` (which wins)
 from __future__ import annotations
 
 import logging
-import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 from trainer.jsonlog import JsonLineFormatter
 from trainer.paths import make_private_dir
+from trainer.settings import APP_LOG_DIR, LOG_LEVEL
 
 log = logging.getLogger(__name__)
 
-ENV_LOG_LEVEL = "TRAINDESK_LOG_LEVEL"
-ENV_LOG_DIR = "TRAINDESK_LOG_DIR"
+ENV_LOG_LEVEL = LOG_LEVEL.name
+ENV_LOG_DIR = APP_LOG_DIR.name
 LOG_NAME = "app.jsonl"
 MAX_BYTES = 5 * 1024 * 1024
 BACKUPS = 3
@@ -39,7 +39,7 @@ LEVELS = {
 
 def log_dir() -> Path:
     """``$TRAINDESK_LOG_DIR``, else the platformdirs user log folder of ``traindesk``."""
-    env = os.environ.get(ENV_LOG_DIR)
+    env = APP_LOG_DIR.raw()
     if env:
         return Path(env).expanduser()
     import platformdirs
@@ -54,7 +54,7 @@ def log_path() -> Path:
 def resolve_level(setting: str) -> tuple[int, str | None]:
     """The level to log at: ``$TRAINDESK_LOG_LEVEL`` if set and valid, else ``setting``.
     The second item is a warning for a bad environment value (None if fine)."""
-    env = os.environ.get(ENV_LOG_LEVEL, "").strip().lower()
+    env = LOG_LEVEL.get().lower()
     if env and env in LEVELS:
         return LEVELS[env], None
     warning = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+
+from trainer.settings import DISPLAY, WAYLAND_DISPLAY
 
 NO_DISPLAY_MESSAGE = (
     "No display found (DISPLAY is not set): running the 'spirals' recipe headless instead; "
@@ -17,7 +18,7 @@ def has_display() -> bool:
     """True where a window can be shown: macOS, Windows, or an X11/Wayland session."""
     if sys.platform in ("darwin", "win32"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return bool(DISPLAY.raw() or WAYLAND_DISPLAY.raw())
 
 
 def main() -> int:

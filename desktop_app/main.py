@@ -40,15 +40,16 @@ from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.settings.model import AppSettings, load_settings
 from desktop_app.settings.theme import apply_theme
 from trainer.errors import TrainDeskError
-from trainer.paths import ENV_HOME, runs_dir
+from trainer.paths import runs_dir
 from trainer.resources.gpus import ENV_SIMULATED
 from trainer.runs import resolve_run
+from trainer.settings import FIRST_PAINT_FILE, HOME
 from trainer.version import __version__
 
 log = logging.getLogger("desktop_app")
 
 #: Set to a file path to have the app write the time of its first paint there (bench/).
-FIRST_PAINT_ENV = "TRAINDESK_FIRST_PAINT_FILE"
+FIRST_PAINT_ENV = FIRST_PAINT_FILE.name
 #: Longest wait for the first curve before ``--screenshot`` grabs the window anyway.
 SCREENSHOT_WAIT_S = 1.5
 #: With --quit-after, the screenshot is taken this long before the app closes.
@@ -229,7 +230,7 @@ async def run_app(args: argparse.Namespace) -> int:
         app.aboutToQuit.connect(lambda: quit_under_us(window))
 
     window.show()
-    first_paint = os.environ.get(FIRST_PAINT_ENV)
+    first_paint = FIRST_PAINT_FILE.raw()
     if first_paint:
         loop.call_soon(record_first_frame, window, Path(first_paint))
     for i, spec in enumerate(args.open):
@@ -297,7 +298,7 @@ def dump_state(window: MainWindow, path: Path) -> None:
 
 def choose_runs_dir(override: str | None, settings: AppSettings) -> Path:
     """``--runs-dir``, else ``$TRAINDESK_HOME``, else the saved setting, else the default."""
-    if override or os.environ.get(ENV_HOME) or not settings.runs_dir:
+    if override or HOME.raw() or not settings.runs_dir:
         return runs_dir(override)
     return Path(settings.runs_dir).expanduser()
 

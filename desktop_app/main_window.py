@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -81,6 +80,7 @@ from trainer.imports.to_run import import_run
 from trainer.paths import RunPaths
 from trainer.resources.gpus import GpuBackend
 from trainer.runs import RunSummary
+from trainer.settings import LISTED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ REFRESH_INTERVAL_MS = 1000
 #: Rows measured when the runs table's columns are sized to their contents (once).
 COLUMN_SIZE_ROWS = 100
 #: A file the window writes the wall time to once the first listing is complete (benchmarks).
-LISTED_ENV = "TRAINDESK_LISTED_FILE"
+LISTED_ENV = LISTED_FILE.name
 _REFRESH_TAG = "runs-refresh"
 #: Seconds live children get to checkpoint and stop when the app closes, before SIGTERM.
 STOP_TIMEOUT_S = 30.0
@@ -674,7 +674,7 @@ class MainWindow(QMainWindow):
         if result.complete and not self._listed:
             self._listed = True
             self.listed.emit()
-            marker = os.environ.get(LISTED_ENV)  # bench/many_runs.py
+            marker = LISTED_FILE.raw()  # bench/many_runs.py
             if marker:
                 Path(marker).write_text(repr(time.time()), encoding="utf-8")
 

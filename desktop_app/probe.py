@@ -17,16 +17,16 @@ Without the variable :meth:`Probe.from_env` returns None and nothing is created.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer
 
 from desktop_app.charts.panel import ChartsPanel
+from trainer.settings import PROBE_FILE
 
 #: The file the probe writes its samples to, at the end; the probe is off without it.
-PROBE_ENV = "TRAINDESK_PROBE_FILE"
+PROBE_ENV = PROBE_FILE.name
 #: The lag timer's interval.
 INTERVAL_MS = 20
 
@@ -53,7 +53,7 @@ class Probe(QObject):
     @classmethod
     def from_env(cls, charts: ChartsPanel) -> Probe | None:
         """A running probe of ``charts`` if ``TRAINDESK_PROBE_FILE`` is set, else None."""
-        path = os.environ.get(PROBE_ENV)
+        path = PROBE_FILE.raw()
         return cls(charts, Path(path)) if path else None
 
     def _arm(self) -> None:

@@ -57,3 +57,73 @@ def test_no_module_shadows_a_well_known_package() -> None:
         if module.name in taken and rel not in SHADOWS_ON_PURPOSE:
             shadowing.append(rel)
     assert not shadowing, f"rename these: they shadow well-known modules: {shadowing}"
+
+
+#: The one reader of the environment, and the W&B stand-in (it reads the WANDB_* variables as
+#: wandb does, in a user's script, and imports nothing of TrainDesk).
+READS_THE_ENVIRONMENT = {"trainer/settings.py", "trainer/capture/shim/wandb/__init__.py"}
+
+
+def _is_os(node: ast.AST, attr: str) -> bool:
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attr
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "os"
+    )
+
+
+def _reads(parent: ast.AST | None) -> bool:
+    """Whether ``os.environ`` under ``parent`` is read (get, a [...] value, `in`)."""
+    if isinstance(parent, ast.Attribute):
+        return parent.attr in ("get", "items", "keys", "values")
+    if isinstance(parent, ast.Subscript):
+        return isinstance(parent.ctx, ast.Load)
+    if isinstance(parent, ast.Compare):
+        return any(isinstance(op, ast.In | ast.NotIn) for op in parent.ops)
+    return False
+
+
+def _environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that read os.environ (get, [...] as a value, `in`) or call os.getenv. Writing a
+    variable, or copying the environment for a child, is not reading a setting."""
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    lines = [n.lineno for n in ast.walk(tree) if _is_os(n, "getenv")]
+    lines += [n.lineno for n in ast.walk(tree) if _is_os(n, "environ") and _reads(parents.get(n))]
+    return sorted(lines)
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    found = []
+    for path in modules():
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in READS_THE_ENVIRONMENT:
+            continue
+        for line in _environment_reads(ast.parse(path.read_text(encoding="utf-8"))):
+            found.append(f"{rel}:{line}")
+    assert not found, (
+        "read environment variables through trainer.settings (add a Setting there: name, "
+        f"default, meaning), not os.environ: {found}"
+    )
+
+
+def test_the_check_for_environment_reads_finds_them() -> None:
+    code = (
+        "import os\n"
+        "a = os.environ.get('X')\n"
+        "b = os.environ['Y']\n"
+        "c = 'Z' in os.environ\n"
+        "d = os.getenv('W')\n"
+        "os.environ['V'] = '1'\n"
+        "e = dict(os.environ)\n"
+    )
+    assert _environment_reads(ast.parse(code)) == [2, 3, 4, 5]
+
+
+def test_the_settings_page_lists_every_setting() -> None:
+    from trainer import settings
+
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert settings.markdown_table() in page, (
+        "docs/settings.md is out of date: paste trainer.settings.markdown_table() into it"
+    )

@@ -40,11 +40,11 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, cast
 
-from trainer import control, jail
+from trainer import control, jail, settings
 from trainer.errors import TrainDeskError, UsageError, disk_full, disk_full_cause
 from trainer.journal.writer import JournalWriter
 from trainer.jsonlog import attach_run_log
-from trainer.paths import ENV_RUN_DIR, RunPaths, runs_dir, validate_run_name, write_private_text
+from trainer.paths import RunPaths, runs_dir, validate_run_name, write_private_text
 from trainer.private import private_dir
 from trainer.resources.limits import Limits
 from trainer.runlock import RunLock
@@ -64,7 +64,7 @@ HEARTBEAT_INTERVAL = 0.5
 #: Seconds a run gets, after SIGTERM or SIGINT, to reach a safe point before it exits anyway
 #: ($TRAINDESK_STOP_DEADLINE). Supervisors wait a little longer before SIGKILL.
 STOP_DEADLINE_S = 25.0
-ENV_STOP_DEADLINE = "TRAINDESK_STOP_DEADLINE"
+ENV_STOP_DEADLINE = settings.STOP_DEADLINE.name
 SAMPLE_INTERVAL = 2.0
 
 _active: Run | None = None
@@ -667,9 +667,9 @@ def init(
         return _active.start()
     from trainer import paths as paths_mod
 
-    env_folder = os.environ.get(ENV_RUN_DIR)
+    env_folder = settings.RUN_DIR.raw()
     # The full path, so that `trainer resume` (or the app) can find the script from anywhere.
-    script = os.environ.get("TRAINDESK_ENTRY", "") or _main_script()
+    script = settings.ENTRY.raw() or _main_script()
     entry = os.path.abspath(script) if script else "api"
     if env_folder and RunPaths(Path(env_folder)).is_run_folder():
         run = resume_run(
@@ -701,7 +701,7 @@ def _main_script() -> str | None:
 def stop_deadline() -> float:
     """Seconds from a stop signal to a forced exit (``$TRAINDESK_STOP_DEADLINE``, default 25)."""
     try:
-        value = float(os.environ.get(ENV_STOP_DEADLINE, STOP_DEADLINE_S))
+        value = float(settings.STOP_DEADLINE.raw() or STOP_DEADLINE_S)
     except ValueError:
         return STOP_DEADLINE_S
     return value if value > 0 else STOP_DEADLINE_S

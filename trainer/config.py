@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -24,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer import settings
 from trainer.errors import ConfigError
 
-ENV_OVERLAY = "TRAINDESK_ENV"
+ENV_OVERLAY = settings.CONFIG_ENV.name
 Scalar = bool | int | float | str
 
 
@@ -142,7 +142,7 @@ def resolve(
         _check_keys(spec, layer, f"config file {file}")
         config.update(layer)
         envs.update({k: flatten(v) for k, v in data.get("env", {}).items()})
-    env = env or os.environ.get(ENV_OVERLAY) or None
+    env = env or settings.CONFIG_ENV.raw()
     if env:
         if env not in envs:
             known = ", ".join(sorted(envs)) or "none are defined"

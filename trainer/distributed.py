@@ -26,12 +26,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from trainer import recipes
-from trainer.capture.api_run import ENV_COMMAND_CONFIG, CaptureRun
-from trainer.capture.records import ENV_CAPTURE_FILE
+from trainer import recipes, settings
+from trainer.capture.api_run import CaptureRun
 from trainer.distributed_tree import die_with_parent, parent_is_torchrun
 from trainer.errors import ConfigError, TrainDeskError
-from trainer.paths import ENV_RUN_DIR
 
 #: Seconds between a rank's heartbeat records.
 RANK_BEAT_S = 1.0
@@ -42,9 +40,9 @@ class RankRun(CaptureRun):
 
     def __init__(self, capture_file: str, run_dir: str, config: dict[str, Any]) -> None:
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.node = int(os.environ.get("GROUP_RANK", os.environ.get("NODE_RANK", "0")))
-        self.restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        self.local_rank = settings.LOCAL_RANK.get()
+        self.node = settings.GROUP_RANK.get() or settings.NODE_RANK.get()
+        self.restart = settings.RESTART_COUNT.get()
         self.device = str(config.get("device", "cpu"))
         super().__init__(capture_file, run_dir, config)
         self._halt = threading.Event()
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m trainer.distributed RECIPE (started by torchrun)", file=sys.stderr)
         return 2
-    capture, run_dir = os.environ.get(ENV_CAPTURE_FILE), os.environ.get(ENV_RUN_DIR)
+    capture, run_dir = settings.CAPTURE_FILE.raw(), settings.RUN_DIR.raw()
     if not capture or not run_dir:
         print("error: run it as `trainer run RECIPE --nproc-per-node N`", file=sys.stderr)
         return 2
@@ -119,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import json
 
-    config: dict[str, Any] = json.loads(os.environ.get(ENV_COMMAND_CONFIG) or "{}")
+    config: dict[str, Any] = json.loads(settings.COMMAND_CONFIG.get())
     cuda = str(config.get("device", "auto")) != "cpu" and torch.cuda.is_available()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = settings.LOCAL_RANK.get()
     if cuda:
         torch.cuda.set_device(local_rank)
         config["device"] = f"cuda:{local_rank}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+
+from trainer import settings
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -35,12 +36,12 @@ class JsonLineFormatter(logging.Formatter):
 
 
 #: The structured log's level: DEBUG, INFO (default), WARNING or ERROR.
-ENV_LOG_LEVEL = "TRAINDESK_LOG_LEVEL"
+ENV_LOG_LEVEL = settings.LOG_LEVEL.name
 
 
 def log_level(default: int = logging.INFO) -> int:
     """``$TRAINDESK_LOG_LEVEL`` as a logging level (an unknown name gives ``default``)."""
-    name = os.environ.get(ENV_LOG_LEVEL, "").strip().upper()
+    name = settings.LOG_LEVEL.get().upper()
     level = logging.getLevelName(name) if name else default
     return level if isinstance(level, int) else default
 

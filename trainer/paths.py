@@ -19,10 +19,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer import settings
 from trainer.errors import UsageError
 
-ENV_HOME = "TRAINDESK_HOME"
-ENV_RUN_DIR = "TRAINDESK_RUN_DIR"
+ENV_HOME = settings.HOME.name
+ENV_RUN_DIR = settings.RUN_DIR.name
 JOURNAL_NAME = "journal.sqlite"
 
 _NAME_MAX = 100
@@ -43,7 +44,7 @@ def runs_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The runs directory: ``override`` (``--runs-dir``), else ``$TRAINDESK_HOME``, else default."""
     if override:
         return Path(override).expanduser()
-    env = os.environ.get(ENV_HOME)
+    env = settings.HOME.raw()
     if env:
         return Path(env).expanduser()
     return default_runs_dir()
@@ -223,7 +224,7 @@ def resources_dir() -> Path:
     import sys
     from importlib.resources import files
 
-    env = os.environ.get("TRAINDESK_RESOURCES")
+    env = settings.RESOURCES.raw()
     if env:
         return Path(env)
     bundle = getattr(sys, "_MEIPASS", None)

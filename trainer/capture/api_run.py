@@ -10,7 +10,6 @@ resumes from its last one). SIGTERM (the parent's stop) makes :meth:`should_stop
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from collections.abc import Mapping
@@ -18,11 +17,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from trainer import settings
 from trainer.capture.records import CaptureWriter, numeric
 from trainer.paths import RunPaths
 
 #: The config given to ``trainer run -- CMD`` (``--set``, ``--config``), as JSON.
-ENV_COMMAND_CONFIG = "TRAINDESK_COMMAND_CONFIG"
+ENV_COMMAND_CONFIG = settings.COMMAND_CONFIG.name
 
 
 class CaptureRun:
@@ -115,11 +115,8 @@ class CaptureRun:
 
 def from_environment(config: Mapping[str, Any]) -> CaptureRun | None:
     """A CaptureRun when this process is a command under ``trainer run -- CMD``."""
-    from trainer.capture.records import ENV_CAPTURE_FILE
-    from trainer.paths import ENV_RUN_DIR
-
-    capture, run_dir = os.environ.get(ENV_CAPTURE_FILE), os.environ.get(ENV_RUN_DIR)
+    capture, run_dir = settings.CAPTURE_FILE.raw(), settings.RUN_DIR.raw()
     if not capture or not run_dir:
         return None
-    given = json.loads(os.environ.get(ENV_COMMAND_CONFIG) or "{}")  # --set, --config
+    given = json.loads(settings.COMMAND_CONFIG.get())  # --set, --config
     return CaptureRun(capture, run_dir, {**config, **given})

@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENV_CAPTURE_FILE = "TRAINDESK_CAPTURE_FILE"
+from trainer import settings
+
+ENV_CAPTURE_FILE = settings.CAPTURE_FILE.name
 
 
 class CaptureWriter:

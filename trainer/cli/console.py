@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from trainer import settings
+
 if TYPE_CHECKING:
     from trainer.api import Run
 
@@ -23,12 +25,12 @@ if TYPE_CHECKING:
 #: A console log is rotated past this many bytes ($TRAINDESK_LOG_MAX_BYTES), keeping LOG_BACKUPS.
 LOG_MAX_BYTES = 50 * 1024 * 1024
 LOG_BACKUPS = 3
-ENV_LOG_MAX_BYTES = "TRAINDESK_LOG_MAX_BYTES"
+ENV_LOG_MAX_BYTES = settings.LOG_MAX_BYTES.name
 
 
 def log_max_bytes() -> int:
     try:
-        return max(0, int(os.environ.get(ENV_LOG_MAX_BYTES, LOG_MAX_BYTES)))
+        return max(0, int(settings.LOG_MAX_BYTES.raw() or LOG_MAX_BYTES))
     except ValueError:
         return LOG_MAX_BYTES
 

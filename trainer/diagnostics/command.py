@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from trainer import paths
+from trainer import paths, settings
 from trainer.diagnostics.bundle import build_bundle
 from trainer.diagnostics.checks import run_checks
 from trainer.errors import UsageError
@@ -23,9 +23,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         raise UsageError(f"--runs {args.recent}: give 0 or more runs")
     report = run_checks(runs_dir)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json.dumps({**report.to_json(), "settings": settings.current()}, indent=2,
+                         default=str))  # fmt: skip
     else:
         print(report.table())
+        print(settings_table())
     if bundle is not None:
         names = build_bundle(bundle, runs_dir, recent=args.recent, force=args.force,
                              report=report)  # fmt: skip
@@ -34,3 +36,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"wrote {bundle}: {len(names)} files, {runs_text} (secrets scrubbed)",
               file=sys.stderr)  # fmt: skip
     return report.exit_code
+
+
+def settings_table() -> str:
+    """The settings (environment variables) as they are now: each of the user's, and any
+    other that is set (docs/settings.md says what each means)."""
+    lines = ["\nsettings (environment variables, see docs/settings.md):"]
+    for s in settings.SETTINGS.values():
+        raw = s.raw()
+        if raw is None and s.set_by != settings.BY_YOU:
+            continue
+        default = f" (default {s.default})" if s.default not in (None, "") else ""
+        shown = f"{s.name}={raw}" if raw is not None else f"{s.name} unset{default}"
+        problem = s.problem()
+        lines.append(f"  {shown}" + (f"  warning: {problem}" if problem else ""))
+    return "\n".join(lines)

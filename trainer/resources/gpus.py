@@ -13,7 +13,6 @@ Set ``TRAINDESK_SIMULATED_GPUS=2x80GiB`` to get two simulated 80 GiB GPUs instea
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -22,11 +21,12 @@ from typing import Any, Protocol
 
 from tenacity import Retrying
 
+from trainer import settings
 from trainer.retry import transient
 
 log = logging.getLogger(__name__)
 
-ENV_SIMULATED = "TRAINDESK_SIMULATED_GPUS"
+ENV_SIMULATED = settings.SIMULATED_GPUS.name
 #: The reason NvmlBackend gives when the NVML library (the NVIDIA driver) is missing.
 NO_DRIVER = "No NVIDIA driver found"
 
@@ -311,7 +311,7 @@ def backend_from_env(environ: Mapping[str, str] | None = None) -> GpuBackend:
 
     A bad value gives an :class:`UnavailableBackend` that says what is wrong (never raises).
     """
-    spec = (os.environ if environ is None else environ).get(ENV_SIMULATED, "").strip()
+    spec = settings.SIMULATED_GPUS.get(environ)
     if not spec:
         return NvmlBackend()
     try:

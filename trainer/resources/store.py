@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trainer import settings
 from trainer.errors import UsageError
 from trainer.journal.status import process_alive, process_start_time
 from trainer.private import private_dir, private_file, tighten
@@ -34,7 +35,7 @@ from trainer.retry import sqlite_transient
 
 log = logging.getLogger(__name__)
 
-ENV_LEASES = "TRAINDESK_LEASES"
+ENV_LEASES = settings.LEASES.name
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
@@ -168,7 +169,7 @@ class Grant:
 
 def store_path() -> Path:
     """``$TRAINDESK_LEASES``, else ``leases.sqlite`` in the user state dir."""
-    env = os.environ.get(ENV_LEASES)
+    env = settings.LEASES.raw()
     if env:
         return Path(env).expanduser()
     import platformdirs

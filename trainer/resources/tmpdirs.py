@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from trainer import settings
 from trainer.journal.status import process_alive
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def clean_stale(base: Path | None = None) -> list[Path]:
 def run_tmpdir(run_id: str) -> Iterator[Path]:
     """Make this process's TMPDIR for the run, set it, and remove it afterwards."""
     clean_stale()
-    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    saved_env, saved_tempdir = settings.TMPDIR.raw(), tempfile.tempdir
     path = base_dir() / f"{run_id}-{os.getpid()}"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
