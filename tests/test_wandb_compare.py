@@ -24,9 +24,15 @@ from tests.helpers import ROOT
 from tests.wandb_compare.scenarios import SCENARIOS
 from trainer.cli.command_run import SHIM_DIR
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("wandb") is None, reason="the real wandb is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("wandb") is None, reason="the real wandb is not installed"
+    ),
+    # One worker runs the module, so the scenarios (the module fixture) run once; the first
+    # test pays for them all: about 80 s for 37 scenarios on 2 busy cores.
+    pytest.mark.xdist_group("wandb_compare"),
+    pytest.mark.timeout(900),
+]
 
 RUNNER = ROOT / "tests" / "wandb_compare" / "runner.py"
 
