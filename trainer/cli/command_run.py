@@ -97,7 +97,7 @@ def find_command(cmd: list[str]) -> None:
 
 def execute_command(args: argparse.Namespace) -> int:
     """``trainer run [options] -- CMD ARGS``."""
-    from trainer.cli.execute import plan_gpus
+    from trainer.cli.gpu_plan import plan_gpus
 
     cmd = [args.target, *args.script_args]
     find_command(cmd)
@@ -147,7 +147,7 @@ def torchrun_command(args: argparse.Namespace, recipe: str) -> list[str]:
 def execute_distributed(args: argparse.Namespace) -> int:
     """``trainer run RECIPE --nproc-per-node N``: the recipe on torchrun, one run folder."""
     from trainer import recipes
-    from trainer.cli.execute import plan_gpus
+    from trainer.cli.gpu_plan import plan_gpus
     from trainer.resources.store import GpuRequest
 
     recipe = recipes.get(args.target)
@@ -182,7 +182,7 @@ def execute_distributed(args: argparse.Namespace) -> int:
 def resume_command(run_paths: paths.RunPaths, args: argparse.Namespace, entry: str,
                    config: dict[str, Any]) -> int:  # fmt: skip
     """``trainer resume`` of a command run: the same command again, as a new attempt."""
-    from trainer.cli.execute import plan_gpus
+    from trainer.cli.gpu_plan import plan_gpus
 
     cmd = shlex.split(entry)
     find_command(cmd)
@@ -212,14 +212,14 @@ def drive_command(
     resources: Resources,
     request: Any,
 ) -> int:
-    from trainer.cli.execute import _hold_resources
+    from trainer.cli.gpu_plan import hold_resources
     from trainer.resources.acquire import release
 
     run.install_signal_handlers()
     with ConsoleCapture(run.paths.stdout_log, run.paths.stderr_log) as console, run_tmpdir(run.id):
         print(f"run {run.name} ({run.id}) in {run.paths.root}: {shlex.join(cmd)}", flush=True)
         try:
-            gpus = _hold_resources(run, request, resources)
+            gpus = hold_resources(run, request, resources)
             if gpus is None:
                 run.finish("stopped", f"stopped while queued ({run.stop_reason or 'cancelled'})")
                 return 0
