@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 import sys
 from pathlib import Path
 
@@ -126,4 +127,99 @@ def test_the_settings_page_lists_every_setting() -> None:
     page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     assert settings.markdown_table() in page, (
         "docs/settings.md is out of date: paste trainer.settings.markdown_table() into it"
+    )
+
+
+# ------------------------------------------------------------- docs/architecture.md, checked
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def _section(title: str) -> str:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_module_map_names_every_module_and_only_those() -> None:
+    block = _section("Module map").split("```")[1]
+    named = set(re.findall(r"(?<![\w/.])([A-Za-z_]\w*(?:\.py|/))(?!\w)", block))
+    missing = []
+    for pkg in PACKAGES:
+        for entry in sorted((ROOT / pkg).iterdir()):
+            is_package = entry.is_dir() and (entry / "__init__.py").exists()
+            if is_package and f"{entry.name}/" not in named:
+                missing.append(f"{pkg}/{entry.name}/")
+            if entry.suffix == ".py" and entry.name != "__main__.py" and entry.name not in named:
+                missing.append(f"{pkg}/{entry.name}")
+    assert not missing, f"docs/architecture.md's module map does not name: {missing}"
+    others = {"tests/", "bench/", "packaging/", "docs/", "resources/", "logs/"}
+    gone = [n for n in named - others if not any((ROOT / p / n.rstrip("/")).exists()
+                                                   for p in (*PACKAGES, "."))]  # fmt: skip
+    assert not gone, f"docs/architecture.md's module map names what does not exist: {gone}"
+
+
+def _string_constants(tree: ast.Module) -> dict[str, str]:
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    found[target.id] = node.value.value
+    return found
+
+
+def _thread_names() -> dict[str, str]:
+    """Each thread (or pool prefix) the code names -> where: name=, thread_name_prefix= of
+    Thread and ThreadPoolExecutor calls, and BackgroundIO's default name."""
+    found: dict[str, str] = {}
+    for path in modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = _string_constants(tree)
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(tree):
+            values: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                called = (
+                    node.func.attr
+                    if isinstance(node.func, ast.Attribute)
+                    else getattr(node.func, "id", "")
+                )
+                if called in ("Thread", "ThreadPoolExecutor", "BackgroundIO"):
+                    values = [k.value for k in node.keywords
+                              if k.arg in ("name", "thread_name_prefix")]  # fmt: skip
+            elif isinstance(node, ast.FunctionDef) and where == "desktop_app/background.py":
+                a = node.args
+                pairs = [*zip(a.args[len(a.args) - len(a.defaults) :], a.defaults, strict=True),
+                         *zip(a.kwonlyargs, a.kw_defaults, strict=True)]  # fmt: skip
+                values = [d for arg, d in pairs if arg.arg == "name" and d is not None]
+            for value in values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    found[re.escape(value.value)] = where
+                elif isinstance(value, ast.Name) and value.id in constants:
+                    found[re.escape(constants[value.id])] = where
+                elif isinstance(value, ast.JoinedStr):
+                    parts = [re.escape(v.value) if isinstance(v, ast.Constant) else ".+"
+                             for v in value.values]  # fmt: skip
+                    found["".join(parts)] = where
+    return found
+
+
+def test_the_threads_table_names_every_thread_the_code_starts() -> None:
+    names = _thread_names()
+    assert len(names) >= 8, names  # the check itself finds them
+    shown = re.findall(r"`([^`]+)`", _section("Threads and processes"))
+    missing = [f"{pattern} ({where})" for pattern, where in names.items()
+               if not any(re.fullmatch(f"{pattern}(_\\d+)?", s) for s in shown)]  # fmt: skip
+    assert not missing, f"docs/architecture.md's threads table does not list: {missing}"
+
+
+def test_the_layers_picture_is_the_layers_contract() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (contract,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    picture = _section("Import contracts").split("```text\n")[1].split("```")[0]
+    assert picture.splitlines() == contract["layers"], (
+        "docs/architecture.md's layers picture differs from pyproject.toml's layers contract"
     )
