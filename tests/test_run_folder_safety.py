@@ -63,6 +63,8 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path: Path) -> None:
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
     lock = RunLock.acquire(folder, wait=10)  # a killed holder's lock is taken over
     try:
         assert lock.held and stat.S_IMODE((folder / "run.lock").stat().st_mode) == 0o600
@@ -119,10 +121,39 @@ def test_a_supervised_resume_of_a_run_in_use_writes_nothing(runs_dir: Path) -> N
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
     assert done.returncode == 5, done.stderr
     assert "in use by attempt 7" in done.stderr and "restarting" not in done.stderr
     with JournalReader(folder) as reader:
         assert (reader.run_info().status, len(reader.events())) == before
+
+
+def test_supervisor_notes_wait_for_no_holder(tmp_path: Path) -> None:
+    """A supervisor writes its notes under the lock: never while an attempt holds it."""
+    from trainer.journal.writer import JournalWriter, annotate
+
+    folder = tmp_path / "noted"
+    folder.mkdir()
+    journal = folder / "journal.sqlite"
+    writer = JournalWriter.create(journal, run_id="r", name="noted", entry="e", kind="api",
+                                  config={})  # fmt: skip
+    writer.set_status("running")
+    writer.close()
+    holder = subprocess.Popen([PY, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
+                              text=True, env=trainer_env())  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert not annotate(journal, [("crashed", "gone", None)], status="crashed")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    assert annotate(journal, [("crashed", "gone", None)], status="crashed")
+    with JournalReader(folder) as reader:
+        assert reader.run_info().status == "crashed"
+        assert [e.kind for e in reader.events()].count("crashed") == 1
 
 
 # ------------------------------------------------------------------------------ the jail

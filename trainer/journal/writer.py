@@ -38,7 +38,7 @@ import numpy as np
 import peewee as pw
 
 from trainer import settings
-from trainer.errors import DiskFullError, JournalError, disk_full
+from trainer.errors import DiskFullError, JournalError, TrainDeskError, disk_full
 from trainer.journal import db as jdb
 from trainer.journal import summaries
 from trainer.journal.schema import SUMMARIES_COMPLETE
@@ -649,11 +649,20 @@ def annotate(
     with the run's current attempt and step (and the time now, unless given). ``status``
     replaces only a live status (a dead attempt's "running"), never one the trainer wrote at
     its end. One short transaction; returns False (and logs why) instead of raising, since
-    the supervisor must go on whatever the journal's state.
+    the supervisor must go on whatever the journal's state. Written under the run folder's
+    lock: if an attempt holds it (a resume started meanwhile), nothing is written.
     """
+    from trainer.runlock import RunLock
+
+    try:
+        lock = RunLock.acquire(path.parent, role="supervisor")
+    except (TrainDeskError, OSError) as exc:  # in use, or a lock file that links out
+        log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
+        return False
     try:
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     except sqlite3.Error as exc:
+        lock.release()
         log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
         return False
     try:
@@ -686,3 +695,4 @@ def annotate(
         return False
     finally:
         conn.close()
+        lock.release()
