@@ -26,6 +26,7 @@ from desktop_app.runs_model import (
     step_text,
 )
 from desktop_app.status_icons import DARK_BACKGROUNDS, dark_theme, status_color, status_icon
+from trainer.inert import inert
 from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
@@ -185,8 +186,8 @@ class RunsTableModel(QAbstractTableModel):
                 return "\n\n".join(t for t in tips if t) or run.error or run.path
         if column == REASON_COLUMN and role == Qt.ItemDataRole.ToolTipRole:
             return reason_text(run) or None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return _cell_text(run, column)
+        if role == Qt.ItemDataRole.DisplayRole:  # a journal's text shown inert (escaped)
+            return inert(_cell_text(run, column))
         if role == SORT_ROLE:
             return _sort_key(run, column)
         if role == Qt.ItemDataRole.ToolTipRole:

@@ -1,10 +1,11 @@
-"""Restarting a run folder made elsewhere asks first, showing its command (non-modal)."""
+"""Runs from elsewhere in the app: restarting one asks first, showing its command (non-modal);
+its text is shown escaped."""
 
 from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,26 @@ def test_restart_of_a_copied_command_run_asks_and_shows_the_command(
     qtbot.waitUntil(marker.exists, timeout=120_000)
     qtbot.waitUntil(lambda: not harness.supervisor.running(), timeout=120_000)
     assert untrusted_command(runs_dir / "copied") is None  # asked once: recorded
+
+
+def test_the_runs_table_shows_a_journals_control_characters_escaped(
+    make_run: Callable[..., JournalWriter], runs_dir: Path
+) -> None:
+    import sqlite3
+
+    from desktop_app.runs_model import RunsModel
+    from desktop_app.runs_table import RunsTableModel
+
+    make_run("loud", losses=[1.0])
+    conn = sqlite3.connect(runs_dir / "loud" / "journal.sqlite")
+    try:
+        conn.execute("UPDATE run SET entry = ?", ("x\x1b]0;pwned\x07\u202e.py",))
+        conn.commit()
+    finally:
+        conn.close()
+    model = RunsModel(runs_dir)
+    table = RunsTableModel(model)
+    model.apply(model.scan())
+    shown = [table.data(table.index(0, c)) for c in range(table.columnCount())]
+    assert any("\\x1b]0;pwned\\x07\\u202e" in str(t) for t in shown), shown
+    assert not any("\x1b" in str(t) or "\u202e" in str(t) for t in shown)
