@@ -199,3 +199,24 @@ def test_latest_skips_a_newest_attempt_that_left_no_visible_point(tmp_path: Path
     with JournalReader(paths.root) as reader:
         assert reader.latest()["loss"] == (4, 4.0)
         assert np.array_equal(reader.series("loss").steps, np.arange(1, 5))
+
+
+def test_a_long_key_hands_over_its_newest_points_and_a_history(tmp_path: Path) -> None:
+    paths, w = make_journal(tmp_path)
+    for step in range(1, 501):
+        w.log_scalars({"loss": float(step), "short": 1.0} if step <= 10 else
+                      {"loss": float(step)}, step)  # fmt: skip
+    w.flush()
+    follower = Follower(paths.root, history_limit=100)
+    buffer = Buffer()
+    follower.subscribe(buffer)
+    first = poll(follower)
+    assert first is not None and first.batch is not None
+    assert "loss" in first.batch.history  # read by viewport, not point by point
+    assert len(first.batch.points.get("loss", ())) <= 100
+    assert [s for s, _ in buffer.points["short"]] == list(range(1, 11))
+    w.log_scalars({"loss": 501.0}, 501)
+    w.close()
+    poll(follower)
+    assert buffer.points["loss"][-1] == (501, 501.0)  # new points follow as usual
+    follower.close()

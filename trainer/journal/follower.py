@@ -32,6 +32,10 @@ from trainer.paths import JOURNAL_NAME
 
 #: Seconds before an unreadable journal is tried again.
 RETRY_S = 3.0
+#: A key met with more points than this hands over only its newest ones; what came before is
+#: its history (``TailBatch.history``), to be read by viewport: a long run's first read costs
+#: what the screen shows, not the run's length (as the charts' HISTORY_LIMIT).
+HISTORY_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,10 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 class Follower:
     """One run folder's journal, followed incrementally. Poll from one thread at a time."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, history_limit: int | None = HISTORY_LIMIT) -> None:
         self.folder = Path(folder)
         self.path = self.folder / JOURNAL_NAME
+        self.history_limit = history_limit
         self._reader: JournalReader | None = None
         self._version: int | None = None
         self._file: tuple[int, int] | None = None
@@ -118,7 +123,7 @@ class Follower:
                 if version == self._version:
                     return None
             self._version = self._data_version()
-            batch = self._reader.tail()
+            batch = self._reader.tail(history_limit=self.history_limit)
         except (JournalError, sqlite3.Error, OSError) as exc:
             self._drop_reader()
             self._retry_at = now + RETRY_S
@@ -197,7 +202,8 @@ class Followers:
     follower may be mid-poll when it is dropped).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, history_limit: int | None = HISTORY_LIMIT) -> None:
+        self.history_limit = history_limit
         self._followers: dict[Path, Follower] = {}
         self._owners: dict[Path, set[object]] = {}
         self._retired: list[Follower] = []
@@ -207,7 +213,7 @@ class Followers:
         folder = Path(folder)
         follower = self._followers.get(folder)
         if follower is None:
-            follower = self._followers[folder] = Follower(folder)
+            follower = self._followers[folder] = Follower(folder, history_limit=self.history_limit)
         self._owners.setdefault(folder, set()).add(owner)
         return follower
 
