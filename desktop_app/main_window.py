@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -77,9 +78,12 @@ from desktop_app.settings.model import AppSettings
 from desktop_app.system.panel import SystemPanel
 from trainer.errors import TrainDeskError
 from trainer.imports.to_run import import_run
+from trainer.journal.follower import Delta
+from trainer.journal.reader import RunInfo
+from trainer.journal.status import ALIVE
 from trainer.paths import RunPaths
 from trainer.resources.gpus import GpuBackend
-from trainer.runs import RunSummary
+from trainer.runs import RunSummary, summary_from
 from trainer.settings import LISTED_FILE
 
 log = logging.getLogger(__name__)
@@ -149,6 +153,10 @@ class MainWindow(QMainWindow):
         self.runs = RunsModel(runs_dir, cache=summary_cache_path(runs_dir))
         self._columns_sized = False
         self._listed = False
+        # Live runs' rows come from their followers (shared with the health panel), not
+        # from reopening their journals on every scan.
+        self._row_follows: dict[str, Callable[[], None]] = {}
+        self._row_infos: dict[str, RunInfo] = {}
 
         self.table_model = RunsTableModel(self.runs, self)
         # Filter and sort through a proxy: the table model keeps the runs model's order.
@@ -493,6 +501,7 @@ class MainWindow(QMainWindow):
         running); a listing not complete yet is scanned again at once."""
         if not self._shut_down:
             self.io.submit(_REFRESH_TAG, self.runs.scan, self._on_scan, self._on_refresh_error)
+            self._rederive_rows()
 
     def selected_run(self) -> RunSummary | None:
         row = self.runs.index_of(self._selected)
@@ -554,6 +563,8 @@ class MainWindow(QMainWindow):
         self.system.shutdown()  # after io.close(): NVML shuts down on its own thread
         self.charts.shutdown()
         self.health.shutdown()
+        for path in list(self._row_follows):
+            self._unfollow_row(path)
         self.follow.shutdown()  # after the panels let go of their runs
         self.table_model.detach()
         self.closed.emit()
@@ -663,11 +674,7 @@ class MainWindow(QMainWindow):
         if not result.complete:
             QTimer.singleShot(0, self.refresh)  # the first listing: fill on
         # A big change of rows resets the table model, which restores the selection.
-        if self.runs.apply(result):
-            if self.runs.last_change.statuses:
-                self._on_runs(self.runs.runs)
-            else:  # a live run's new step: its row only, nothing to follow anew
-                self.controller.update()
+        self._apply_rows(result)
         if not self._columns_sized and (result.complete or len(self.runs) >= COLUMN_SIZE_ROWS):
             self._columns_sized = bool(len(self.runs))
             self.table.resizeColumnsToContents()
@@ -678,7 +685,62 @@ class MainWindow(QMainWindow):
             if marker:
                 Path(marker).write_text(repr(time.time()), encoding="utf-8")
 
+    def _apply_rows(self, result: ScanResult) -> None:
+        if self.runs.apply(result):
+            if self.runs.last_change.statuses:
+                self._on_runs(self.runs.runs)
+            else:  # a live run's new step: its row only, nothing to follow anew
+                self.controller.update()
+
+    def _follow_rows(self) -> None:
+        """Follow the live runs' rows through the app's followers; the scanner leaves them."""
+        live = {r.path for r in self.runs.runs if r.status in ALIVE}
+        for path in [p for p in self._row_follows if p not in live]:
+            self._unfollow_row(path)
+        for path in sorted(live - self._row_follows.keys()):
+            self._row_follows[path] = self.follow.follow(
+                Path(path), self.runs, partial(self._on_row_delta, path)
+            )
+        self.runs.scanner.followed = frozenset(self._row_follows)
+
+    def _unfollow_row(self, path: str) -> None:
+        stop = self._row_follows.pop(path, None)
+        if stop is not None:
+            stop()
+        self._row_infos.pop(path, None)
+        self.runs.scanner.followed = frozenset(self._row_follows)
+
+    def _on_row_delta(self, path: str, delta: Delta) -> None:
+        """A followed live run's row, from the same delta the other panels get."""
+        if self._shut_down or path not in self._row_follows:
+            return
+        if delta.batch is None:
+            self._unfollow_row(path)  # unreadable now: the scanner says so
+            return
+        self._row_infos[path] = delta.batch.run
+        row = self.runs.index_of(path)
+        latest = dict(self.runs.runs[row].latest) if row is not None else {}
+        for key, series in delta.batch.points.items():
+            if len(series):
+                latest[key] = float(series.values[-1])
+        self._apply_rows(ScanResult(changed=[summary_from(delta.batch.run, Path(path), latest)]))
+
+    def _rederive_rows(self) -> None:
+        """A followed run's status also changes with no write (its process died, its
+        heartbeat went stale): derived again on each refresh from its newest run row."""
+        changed = []
+        for path, info in self._row_infos.items():
+            row = self.runs.index_of(path)
+            if row is not None:
+                old = self.runs.runs[row]
+                new = summary_from(info, Path(path), old.latest)
+                if new != old:
+                    changed.append(new)
+        if changed:
+            self._apply_rows(ScanResult(changed=changed))
+
     def _on_runs(self, runs: list[RunSummary]) -> None:
+        self._follow_rows()
         self.system.set_runs(runs)
         self._watch_health()
         self.controller.update()

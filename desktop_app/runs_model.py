@@ -147,6 +147,9 @@ class RunsScanner:
         self._cache_dirty = False
         #: Journals read so far (for tests and the benchmark).
         self.reads = 0
+        #: Folders whose rows come from the app's followers (live runs): not read here while
+        #: they are (set from the GUI thread; a frozenset is swapped whole).
+        self.followed: frozenset[str] = frozenset()
 
     def scan(self, extra: Iterable[Path] = ()) -> ScanResult:
         """What changed since the last scan (blocking). FileNotFoundError with the fix when
@@ -229,7 +232,8 @@ class RunsScanner:
 
     def _recheck(self, result: ScanResult) -> None:
         """Read again the live runs, and the ended ones (in turns) whose journal changed."""
-        done = [f for f in self._marks if f in self._summaries]
+        followed = self.followed
+        done = [f for f in self._marks if f in self._summaries and f not in followed]
         live = [f for f in done if self._summaries[f].status in ALIVE]
         settled = [f for f in done if self._summaries[f].status not in ALIVE]
         turn: list[str] = []

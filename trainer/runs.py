@@ -69,10 +69,11 @@ def summarize(folder: Path, *, with_latest: bool = True) -> RunSummary:
             max_steps=None, attempt=0, entry="?", created=None, updated=None,
             exit_reason=None, latest={}, error=str(exc),
         )  # fmt: skip
-    return _summary_from(info, folder, latest)
+    return summary_from(info, folder, latest)
 
 
-def _summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunSummary:
+def summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunSummary:
+    """The summary of a run from its run row (status derived now) and newest values."""
     step = max(info.step, info.heartbeat_step or 0)
     return RunSummary(
         id=info.id,

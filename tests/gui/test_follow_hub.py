@@ -147,3 +147,37 @@ def test_no_journal_is_read_on_the_gui_thread(
         win.close()
     assert read_threads, "the probe saw no read at all"
     assert threading.main_thread().name not in read_threads
+
+
+def test_a_live_runs_row_comes_from_its_follower(
+    qtbot: QtBot, runs_dir: Path, make_run: MakeRun
+) -> None:
+    make_run("done", losses=[3.0])
+    writer = make_run("live", losses=[1.0, 0.5], keep_open=True)
+    win = MainWindow(runs_dir)
+    qtbot.addWidget(win)
+    win.show()
+    live = str(runs_dir / "live")
+
+    def row() -> Any:
+        index = win.runs.index_of(live)
+        return None if index is None else win.runs.runs[index]
+
+    try:
+        qtbot.waitUntil(lambda: live in win.runs.scanner.followed, timeout=TIMEOUT_MS)
+        reads = win.runs.scanner.reads
+        for step in range(2, 30):
+            writer.log_scalars({"train/loss": 1.0 / step}, step)
+        writer.heartbeat(29)
+        writer.flush()
+        qtbot.waitUntil(
+            lambda: row().step == 29 and row().latest["train/loss"] == 1.0 / 29,
+            timeout=TIMEOUT_MS,
+        )
+        assert win.runs.scanner.reads == reads  # the scanner did not open it again
+        writer.set_status("finished", exit_reason="finished", step=29)
+        writer.close()
+        qtbot.waitUntil(lambda: row().status == "finished", timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: live not in win.runs.scanner.followed, timeout=TIMEOUT_MS)
+    finally:
+        win.close()
