@@ -244,7 +244,7 @@ class JournalWriter:
         queued (back-pressure, never loss); raises if the writer has failed."""
         if self._error is not None:
             raise self.failure()
-        values = dict(values)  # the caller may reuse (and change) its dict for the next step
+        values = {**values}  # a copy: the caller may reuse (and change) its dict next step
         self._queue.append((_SCALARS, step, time.time() if wall is None else wall, values))
         self._added += len(values)
         if len(self._queue) >= self._max_batch and not self._wake.is_set():
