@@ -112,7 +112,7 @@ def save(folder: Path, step: int, state: dict[str, Any], *, keep: int = 3) -> Pa
         fd = os.open(tmp, flags, 0o600)
         with os.fdopen(fd, "wb") as fh:
             writer = _Writes(fh)
-            torch.save(payload, writer)  # type: ignore[arg-type]
+            torch.save(payload, writer)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)

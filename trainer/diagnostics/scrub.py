@@ -16,7 +16,7 @@ Applying it twice changes nothing more.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 
 REDACTED = "[redacted]"
@@ -111,16 +111,16 @@ def scrub(text: str, found: list[str] | None = None) -> str:
     ``found`` (if given) gets what was redacted: a key's name, or the kind of credential."""
     seen: list[str] = found if found is not None else []
 
-    def shape(kind: str) -> object:
+    def shape(kind: str) -> Callable[[re.Match[str]], str]:
         def replace(match: re.Match[str]) -> str:
             seen.append(kind)
             return REDACTED
 
         return replace
 
-    text = _PRIVATE_KEY.sub(shape("a private key"), text)  # type: ignore[arg-type]
+    text = _PRIVATE_KEY.sub(shape("a private key"), text)
     if "PRIVATE KEY" in text and _PRIVATE_KEY_END.search(text):
-        text = _PRIVATE_KEY_END.sub(shape("a private key"), text, count=1)  # type: ignore[arg-type]
+        text = _PRIVATE_KEY_END.sub(shape("a private key"), text, count=1)
     text = _URL_PASSWORD.sub(lambda m: _note(seen, "a URL's password", m.group("head") + REDACTED),
                              text)  # fmt: skip
     text = _NETRC_ENTRY.sub(partial(_netrc, seen), text)
@@ -132,7 +132,7 @@ def scrub(text: str, found: list[str] | None = None) -> str:
     )
     text = _BEARER.sub(lambda m: _note(seen, "a bearer token", f"{m.group('kind')} {REDACTED}"),
                        text)  # fmt: skip
-    return _SHAPES.sub(shape("a credential-shaped string"), text)  # type: ignore[arg-type]
+    return _SHAPES.sub(shape("a credential-shaped string"), text)
 
 
 def _note(seen: list[str], what: str, replacement: str) -> str:
