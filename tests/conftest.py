@@ -37,7 +37,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Tests that start a training process other than through tests.helpers.cli/spawn (which skip
+#: by themselves): the app launching runs. Where torch is missing (Python 3.12 and 3.13 in
+#: `make test-pythons`) they are skipped.
+NEEDS_TORCH = (
+    "tests/gui/test_app_integration.py::",
+    "tests/gui/test_chaos_gui.py::",
+    "tests/gui/test_ranks.py::",
+    "tests/gui/test_runsctl_supervisor.py::",
+    "tests/gui/test_rough_edges_gui.py::test_a_run_launched_by_the_app_prints_progress_lines",
+    "tests/gui/test_runsctl_controls.py::test_new_run_then_stop_then_restart",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.helpers import HAVE_TORCH
+
+    if not HAVE_TORCH:
+        skip = pytest.mark.skip(reason="needs torch (the app starts a training run)")
+        for item in items:
+            if item.nodeid.startswith(NEEDS_TORCH):
+                item.add_marker(skip)
     if not config.getoption("--fast") or not DURATIONS.is_file():
         return
     recorded: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))

@@ -89,8 +89,9 @@ def _environment_reads(tree: ast.AST) -> list[int]:
     """Lines that read os.environ (get, [...] as a value, `in`) or call os.getenv. Writing a
     variable, or copying the environment for a child, is not reading a setting."""
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    lines = [n.lineno for n in ast.walk(tree) if _is_os(n, "getenv")]
-    lines += [n.lineno for n in ast.walk(tree) if _is_os(n, "environ") and _reads(parents.get(n))]
+    lines = [getattr(n, "lineno", 0) for n in ast.walk(tree) if _is_os(n, "getenv")]
+    lines += [getattr(n, "lineno", 0) for n in ast.walk(tree)
+              if _is_os(n, "environ") and _reads(parents.get(n))]  # fmt: skip
     return sorted(lines)
 
 
@@ -199,7 +200,7 @@ def _thread_names() -> dict[str, str]:
                 elif isinstance(value, ast.Name) and value.id in constants:
                     found[re.escape(constants[value.id])] = where
                 elif isinstance(value, ast.JoinedStr):
-                    parts = [re.escape(v.value) if isinstance(v, ast.Constant) else ".+"
+                    parts = [re.escape(str(v.value)) if isinstance(v, ast.Constant) else ".+"
                              for v in value.values]  # fmt: skip
                     found["".join(parts)] = where
     return found
