@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from desktop_app.charts.model import HISTORY_LIMIT, EnvelopeRequest
@@ -16,6 +17,10 @@ class RunFeed:
         self.folder = folder
         self._reader: JournalReader | None = None
         self._closed = False
+        # Exact viewport reads run on their own thread (traindesk-view) with their own
+        # connection, so that a slow one never holds up the tails and overviews.
+        self._view_reader: JournalReader | None = None
+        self._view_lock = threading.Lock()
 
     def poll(self) -> TailBatch:
         """What is new since the last poll (the first returns everything).
@@ -29,9 +34,19 @@ class RunFeed:
         return self._reader.tail(history_limit=HISTORY_LIMIT)
 
     def envelope(self, key: str, request: EnvelopeRequest) -> Envelope:
-        """A viewport read of ``key`` (after the first poll)."""
+        """A viewport read of ``key`` (after the first poll): a quick overview on the tail's
+        connection (its thread), an exact view read on the view connection (any thread)."""
         if self._closed or self._reader is None:
             raise ValueError("the feed is closed")
+        if not request.overview:
+            with self._view_lock:
+                if self._closed:
+                    raise ValueError("the feed is closed")
+                if self._view_reader is None:
+                    self._view_reader = JournalReader(self.folder)
+                return self._view_reader.envelope(
+                    key, request.x0, request.x1, request.width, axis=request.axis
+                )
         return self._reader.envelope(
             key, request.x0, request.x1, request.width, axis=request.axis,
             exact=not request.overview,
@@ -43,3 +58,7 @@ class RunFeed:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        with self._view_lock:  # waits for a view read in flight
+            if self._view_reader is not None:
+                self._view_reader.close()
+                self._view_reader = None

@@ -60,7 +60,10 @@ class ChartsPanel(QWidget):
         #: True once some data has been drawn.
         self.has_drawn = False
         self.model = ChartsModel()
-        self._feeds = JournalFeeds(io, self.apply_batch, self._on_error, self.model.reset_run)
+        self._view_io = BackgroundIO(self, name="traindesk-view")
+        self._feeds = JournalFeeds(
+            io, self.apply_batch, self._on_error, self.model.reset_run, self._view_io
+        )
         self.plots: dict[str, MetricPlot] = {}
         self.groups: dict[str, ChartGroup] = {}
         #: ``setData`` calls made by the display timer so far (for tests and benchmarks).
@@ -312,6 +315,7 @@ class ChartsPanel(QWidget):
             return
         self._shut_down = True
         self._timer.stop()
+        self._view_io.close()
         self._feeds.close()
 
     # ------------------------------------------------------------------ reading

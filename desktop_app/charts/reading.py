@@ -37,9 +37,12 @@ class JournalFeeds:
         on_batch: Callable[[Path, TailBatch], None],
         on_error: Callable[[Path, str], None],
         on_restart: Callable[[Path], None],
+        view_io: BackgroundIO | None = None,
     ) -> None:
-        """``on_restart(folder)`` comes before a run is read again from its start."""
+        """``on_restart(folder)`` comes before a run is read again from its start;
+        ``view_io`` runs the exact viewport reads (default: ``io``)."""
         self._io = io
+        self._view_io = view_io or io
         self._on_batch = on_batch
         self._on_error = on_error
         self._on_restart = on_restart
@@ -88,7 +91,8 @@ class JournalFeeds:
         if feed is None:
             return False
         tag = f"charts-envelope-{id(feed)}-{key}-{request.overview}"
-        return self._io.submit(tag, partial(feed.envelope, key, request), on_result, on_error)
+        io = self._io if request.overview else self._view_io
+        return io.submit(tag, partial(feed.envelope, key, request), on_result, on_error)
 
     def close(self) -> None:
         """Close every reader now. Call after ``io.close()`` (no read is in flight then)."""
