@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         # from reopening their journals on every scan.
         self._row_follows: dict[str, Callable[[], None]] = {}
         self._row_infos: dict[str, RunInfo] = {}
+        self._row_latest: dict[str, dict[str, float]] = {}
 
         self.table_model = RunsTableModel(self.runs, self)
         # Filter and sort through a proxy: the table model keeps the runs model's order.
@@ -708,32 +709,34 @@ class MainWindow(QMainWindow):
         if stop is not None:
             stop()
         self._row_infos.pop(path, None)
+        self._row_latest.pop(path, None)
         self.runs.scanner.followed = frozenset(self._row_follows)
 
     def _on_row_delta(self, path: str, delta: Delta) -> None:
-        """A followed live run's row, from the same delta the other panels get."""
+        """Keep a followed live run's newest run row and values, from the same delta the
+        other panels get; its row is made from them on the next refresh."""
         if self._shut_down or path not in self._row_follows:
             return
         if delta.batch is None:
             self._unfollow_row(path)  # unreadable now: the scanner says so
             return
         self._row_infos[path] = delta.batch.run
-        row = self.runs.index_of(path)
-        latest = dict(self.runs.runs[row].latest) if row is not None else {}
+        latest = self._row_latest.setdefault(path, {})
         for key, series in delta.batch.points.items():
             if len(series):
                 latest[key] = float(series.values[-1])
-        self._apply_rows(ScanResult(changed=[summary_from(delta.batch.run, Path(path), latest)]))
 
     def _rederive_rows(self) -> None:
-        """A followed run's status also changes with no write (its process died, its
-        heartbeat went stale): derived again on each refresh from its newest run row."""
+        """The followed runs' rows, from their newest run rows and values, once a refresh:
+        their status also changes with no write (the process died, the heartbeat went
+        stale), so it is derived again each time (one process check a live run)."""
         changed = []
+        runs = self.runs.runs
         for path, info in self._row_infos.items():
             row = self.runs.index_of(path)
             if row is not None:
-                old = self.runs.runs[row]
-                new = summary_from(info, Path(path), old.latest)
+                old = runs[row]
+                new = summary_from(info, Path(path), {**old.latest, **self._row_latest[path]})
                 if new != old:
                     changed.append(new)
         if changed:
