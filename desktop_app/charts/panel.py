@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QPoint, QRect, Qt, QTimer, Signal
@@ -34,10 +35,11 @@ from desktop_app.charts.model import (
     group_of,
 )
 from desktop_app.charts.plot import PALETTE, DrawContext, MetricPlot
-from desktop_app.charts.reading import JournalFeeds
+from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
+from trainer.upgrade import upgrade_journal
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ class ChartsPanel(QWidget):
         self.has_drawn = False
         self.model = ChartsModel()
         self._view_io = BackgroundIO(self, name="traindesk-view")
+        self._upgrade_io: BackgroundIO | None = None  # made when an old journal is opened
+        self._upgraded: set[Path] = set()
         self._feeds = JournalFeeds(
             io, self.apply_batch, self._on_error, self.model.reset_run, self._view_io
         )
@@ -267,6 +271,8 @@ class ChartsPanel(QWidget):
         if data is None:
             return
         first = not data.loaded
+        if not batch.summarized and batch.run.status in FINAL_STATUSES:
+            self._upgrade(Path(folder))
         changed, events = self.model.apply(Path(folder), batch)
         for key in changed:
             plot = self.plots.get(key)
@@ -316,6 +322,8 @@ class ChartsPanel(QWidget):
         self._shut_down = True
         self._timer.stop()
         self._view_io.close()
+        if self._upgrade_io is not None:
+            self._upgrade_io.close()
         self._feeds.close()
 
     # ------------------------------------------------------------------ reading
@@ -362,6 +370,25 @@ class ChartsPanel(QWidget):
 
         if not self._feeds.request_envelope(folder, key, request, done, failed):
             failed(RuntimeError("the reader is busy or gone"))
+
+    def _upgrade(self, folder: Path) -> None:
+        """An ended run's journal of an older schema: upgrade it in the background (its
+        summaries built), then read it again; meanwhile it is drawn from its points."""
+        if folder in self._upgraded:
+            return
+        self._upgraded.add(folder)
+        if self._upgrade_io is None:
+            self._upgrade_io = BackgroundIO(self, name="traindesk-upgrade")
+
+        def done(changed: bool) -> None:
+            if changed and folder in self.model.runs:
+                log.info("%s: journal upgraded; reading it again", folder)
+                self._feeds.restart(folder)
+
+        def failed(exc: BaseException) -> None:
+            log.info("cannot upgrade the journal of %s (read as it is): %s", folder, exc)
+
+        self._upgrade_io.submit(f"upgrade-{folder}", partial(upgrade_journal, folder), done, failed)
 
     def _curve(self, folder: Path, key: str) -> Curve | None:
         run = self.model.runs.get(Path(folder))

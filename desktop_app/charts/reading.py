@@ -78,6 +78,15 @@ class JournalFeeds:
             ):
                 self._next[folder] = now + POLL_LIVE_S
 
+    def restart(self, folder: Path) -> None:
+        """Read ``folder`` again from its start at the next poll (its journal changed)."""
+        feed = self._feeds.get(Path(folder))
+        if Path(folder) not in self._feeds:
+            return
+        self._retire(feed)
+        self._feeds[Path(folder)] = None
+        self._next[Path(folder)] = 0.0
+
     def request_envelope(
         self,
         folder: Path,

@@ -220,3 +220,48 @@ def test_a_history_of_equal_buckets_smooths_exactly(
     xs, ys = curve.points("step", 0.0, view, 400, smoothed=True)
     exact, _ = ema(values, 0.95)
     np.testing.assert_allclose(ys, exact[xs.astype(np.int64)], rtol=1e-9, atol=1e-9)
+
+
+def test_an_old_journal_is_drawn_at_once_and_upgraded_in_the_background(
+    qtbot: QtBot, panel: ChartsPanel, runs_dir: Path, reads: list[tuple[str, str]]
+) -> None:
+    """A schema-v1 run opens from its points, is migrated off the GUI thread, then is read
+    again by viewport; no point is lost on the way."""
+    import shutil
+    import sqlite3
+
+    folder = runs_dir / "old"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures" / "journal-v1", folder)
+    before = oracle.visible(folder, "train/loss")
+    monkey_limit = 1_000  # so that train/loss (4,000 points) is a long key once summarized
+    feed_module.HISTORY_LIMIT, old = monkey_limit, feed_module.HISTORY_LIMIT
+    try:
+        panel.set_runs([(folder, "old")])
+        qtbot.waitUntil(lambda: 50.0 in _drawn_key(panel, folder, "train/loss")[1], timeout=15_000)
+
+        def upgraded() -> bool:
+            conn = sqlite3.connect(f"file:{folder / 'journal.sqlite'}?mode=ro", uri=True)
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'summaries'").fetchone()
+            finally:
+                conn.close()
+            curve = panel.model.runs[folder].curves.get("train/loss")
+            return row == ("complete",) and curve is not None and curve.history is not None
+
+        qtbot.waitUntil(upgraded, timeout=30_000)
+        qtbot.waitUntil(lambda: 50.0 in _drawn_key(panel, folder, "train/loss")[1], timeout=15_000)
+    finally:
+        feed_module.HISTORY_LIMIT = old
+    assert oracle.visible(folder, "train/loss") == before
+    assert oracle.check_summaries(folder) > 0
+    assert all(thread != threading.main_thread().name for _, thread in reads)
+
+
+def _drawn_key(panel: ChartsPanel, folder: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    plot = panel.plots.get(key)
+    if plot is None or folder not in plot.runs:
+        return np.empty(0), np.empty(0)
+    item = plot.items_of(folder)[0]
+    if item.yData is None:
+        return np.empty(0), np.empty(0)
+    return np.asarray(item.xData), np.asarray(item.yData)

@@ -208,6 +208,9 @@ class TailBatch:
     samples: list[SampleRow] = field(default_factory=list)
     #: Keys read only from their newest points on: what came before (see tail()).
     history: dict[str, History] = field(default_factory=dict)
+    #: False for a journal without complete summaries (an older schema): it is read from its
+    #: points until upgraded (trainer.upgrade).
+    summarized: bool = True
 
     @property
     def n_points(self) -> int:
@@ -372,7 +375,7 @@ class JournalReader:
         """
         with self._read() as conn:
             created = self._created_at(conn)
-            batch = TailBatch(run=self._run_info(conn))
+            batch = TailBatch(run=self._run_info(conn), summarized=self._summarized(conn))
             for attempt, start in conn.execute(
                 "SELECT attempt, start_step FROM attempt WHERE attempt > ? ORDER BY attempt",
                 (max(self._start_steps, default=0),),

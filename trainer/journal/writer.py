@@ -458,23 +458,7 @@ class JournalWriter:
         """A journal migrated from schema v1 gets its summaries before anything else is
         written (log() meanwhile waits on the bounded queue; nothing is lost). Readers draw
         from the points until the build is complete; each chunk commits on its own."""
-        conn = self._conn
-        if _summaries_complete(conn):
-            return
-        started = time.monotonic()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for done in summaries.build_all(conn):
-                conn.execute("COMMIT")
-                log.info("building the journal's summaries: %d points", done)
-                conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'summaries'", (SUMMARIES_COMPLETE,))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        log.info("journal summaries built in %.1f s", time.monotonic() - started)
+        complete_summaries(self._conn)
 
     def _commit_batch(self) -> None:
         queue = self._queue
@@ -606,6 +590,28 @@ class JournalWriter:
         key_id = int(cur.lastrowid or 0)
         self._key_ids[key] = key_id
         return key_id
+
+
+def complete_summaries(conn: sqlite3.Connection) -> bool:
+    """Build a journal's summaries if they are not complete (its one writer's connection, no
+    transaction open), a chunk per commit; True if it built them."""
+    if _summaries_complete(conn):
+        return False
+    started = time.monotonic()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for done in summaries.build_all(conn):
+            conn.execute("COMMIT")
+            log.info("building the journal's summaries: %d points", done)
+            conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'summaries'", (SUMMARIES_COMPLETE,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    log.info("journal summaries built in %.1f s", time.monotonic() - started)
+    return True
 
 
 def _summaries_complete(conn: sqlite3.Connection) -> bool:
