@@ -8,11 +8,12 @@ BUNDLE_STAMP := $(VENV)/.bundle-$(shell cat pyproject.toml packaging/constraints
 export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
 # pytest on two workers (pytest-xdist); tests in one xdist_group run on the same worker, one
-# after another. PYTHONDEVMODE=1 is `python -X dev` for the workers too: asyncio debug mode,
-# ResourceWarnings shown, faulthandler on (see pyproject).
+# after another. The workers run `python -X dev` like the controller (asyncio debug mode,
+# ResourceWarnings shown, faulthandler on; see pyproject); the processes the tests start do
+# not (PYTHONDEVMODE would reach them too).
 WORKERS ?= 2
-PYTEST := QT_QPA_PLATFORM=offscreen PYTHONDEVMODE=1 $(BIN)/python -m pytest -q \
-	-n $(WORKERS) --dist loadgroup
+xdist = --tx '$(WORKERS)*popen//python=$(abspath $(1))/python -X dev' --dist loadgroup
+PYTEST := QT_QPA_PLATFORM=offscreen $(BIN)/python -X dev -m pytest -q $(call xdist,$(BIN))
 # `make check`: not the slow, packaging or bundle tests, nor those recorded as slow.
 FAST := -m 'not slow and not packaging and not bundle' --fast
 
@@ -67,8 +68,8 @@ python_for = $(firstword $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1
 test-pythons: $(addprefix test-py,$(PYTHONS))
 
 test-py%: .venv-%/.installed
-	QT_QPA_PLATFORM=offscreen PYTHONDEVMODE=1 .venv-$*/bin/python -m pytest -q \
-		-n $(WORKERS) --dist loadgroup -p no:cacheprovider $(TORCH_FREE_TESTS)
+	QT_QPA_PLATFORM=offscreen .venv-$*/bin/python -X dev -m pytest -q -p no:cacheprovider \
+		$(call xdist,.venv-$*/bin) $(TORCH_FREE_TESTS)
 
 .PRECIOUS: .venv-%/.installed
 .venv-%/.installed: pyproject.toml packaging/constraints.txt packaging/torch_free_requirements.py
