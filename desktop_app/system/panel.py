@@ -297,6 +297,7 @@ class SystemPanel(QWidget):
                 card = self._cards[reading.index] = GpuCard(reading.index)
                 position = sorted(self._cards).index(reading.index)
                 self._cards_layout.insertWidget(position, card)
+                card.show()  # now: a layout shows a new child only on a queued event
             card.show_reading(reading, owners)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
