@@ -52,6 +52,9 @@ Derive = Callable[[RunInfo, float], str]
 
 #: Event kinds whose message is a run's "last error".
 ERROR_KINDS = frozenset({"error", "failed", "crashed", "exit"})
+#: Events shown in the same column although the run goes on: logging throttles training
+#: (the journal writer's buffer was full, so log() waited; nothing was dropped).
+WARNING_KINDS = frozenset({"throttled"})
 #: The step rate is measured over this many seconds.
 RATE_WINDOW_S = 30.0
 #: How much rate history the sparklines keep.
@@ -216,7 +219,7 @@ class HealthModel:
         while track.rates and sample.wall - track.rates[0][0] > self.history_s:
             track.rates.popleft()
         for event in sample.events:
-            if event.kind in ERROR_KINDS:
+            if event.kind in ERROR_KINDS or event.kind in WARNING_KINDS:
                 track.last_error = f"{event.kind}: {event.message}" if event.message else event.kind
 
     def _health(self, folder: str, track: _Track) -> RunHealth:

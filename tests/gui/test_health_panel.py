@@ -100,6 +100,12 @@ def test_model_rates_lag_restarts_and_last_error(runs_dir: Path) -> None:
         assert row is not None and row.step_rate == 0.0 and row.restarts == 2
         assert row.journal_lag is None  # no longer charted
         assert len(row.rate_history) == 1
+        # Back-pressure: the health view says that logging throttles training.
+        writer.event("throttled", "logging is throttling training: log() waited 0.6 s")
+        writer.flush()
+        model.apply(readers.read([str(folder)], model.derive)[0])
+        row = model.row(folder)
+        assert row is not None and row.last_error.startswith("throttled: logging is throttling")
         readers.read([])  # a run no longer followed: its reader is closed
         assert readers.open_count == 0
     finally:
