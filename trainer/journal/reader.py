@@ -171,9 +171,7 @@ class History:
     resume_from: tuple[int, int]  # the reader's position: (attempt, step) before tail_start
 
 
-def _history(
-    conn: sqlite3.Connection, key_id: int, limit: int, created: float
-) -> History | None:
+def _history(conn: sqlite3.Connection, key_id: int, limit: int, created: float) -> History | None:
     """A key with more than ``limit`` visible points: all of them, as its history (None: it
     has not that many). A few rows of the coarsest summaries."""
     top = summaries.fetch_rows(conn, key_id, summaries.LEVELS, -(2**62), 2**62)
