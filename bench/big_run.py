@@ -83,7 +83,7 @@ def _journal(steps: int, name: str = "big") -> Path:
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import psutil
 from PySide6.QtWidgets import QApplication
@@ -142,7 +142,9 @@ for level in range(10):
         ) and time.perf_counter() < deadline:
             app.processEvents()
             time.sleep(0.002)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this program's own peak (ru_maxrss would carry the parent's over exec)
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 print(json.dumps({"opened_s": opened, "empty_rss": empty_rss, "peak_rss": peak,
                   "frames_ms": [f * 1000 for f in frames],
                   "max_lag_ms": max(lags) * 1000 if lags else 0.0}))

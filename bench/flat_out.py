@@ -6,7 +6,7 @@ own process with the default log buffer (``TRAINDESK_LOG_BUFFER``: 100,000 point
 journal writer (about 1.5 µs a point) cannot keep up, so ``log()`` waits for it (back-pressure)
 and ``finish()`` writes the rest. Read back afterwards from the journal: (a) the points stored
 against the points logged, with the final status (a status other than ``finished`` scores 0);
-(b) the trainer process's peak RSS (``ru_maxrss``) above its RSS after ``trainer.init``,
+(b) the trainer process's peak RSS (``VmHWM``) above its RSS after ``trainer.init``,
 against 300 MB. Before the buffer was bounded the same loop grew by 1.7-4.4 GB and lost
 12-55% of its steps (issue 14).
 """

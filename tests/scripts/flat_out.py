@@ -5,7 +5,6 @@ the writer's buffer bound and how long log() waited. No torch: the trainer's own
 """
 
 import json
-import resource
 import sys
 import time
 
@@ -34,5 +33,8 @@ with trainer.init(name="flat", config={}, runs_dir=runs) as run:
         "max_queued": writer.max_queued,
         "throttled_s": writer.throttled_s,
     }
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+# VmHWM is this program's own peak: ru_maxrss would also count the parent's peak from
+# before exec (Linux carries it over), a pytest worker's hundreds of MB.
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 print(json.dumps({**report, "peak_rss": peak}), flush=True)
