@@ -46,8 +46,12 @@ class QuitSignals(QObject):
         self._via_loop: list[signal.Signals] = []
         self._saved: dict[signal.Signals, object] = {}
         self._timer: QTimer | None = None
+        # asyncio's remove_signal_handler puts back SIG_DFL, not what was there (SIGHUP is
+        # ignored under nohup): keep it to restore.
+        self._before: dict[signal.Signals, object] = {}
         for sig in quit_signals():
             try:
+                self._before[sig] = signal.getsignal(sig)
                 loop.add_signal_handler(sig, on_signal, sig.name)
                 self._via_loop.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):
@@ -66,6 +70,9 @@ class QuitSignals(QObject):
         for sig in self._via_loop:
             with contextlib.suppress(RuntimeError, ValueError):
                 self._loop.remove_signal_handler(sig)
+                previous = self._before.get(sig)
+                if previous is not None:
+                    signal.signal(sig, previous)  # type: ignore[arg-type]
         self._via_loop.clear()
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
