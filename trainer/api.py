@@ -355,6 +355,19 @@ class Run:
             self._pause(self._disk_low, until=lambda: self._disk_low is None)
 
     def _apply(self, messages: list[control.ControlMessage]) -> None:
+        # Messages read together: a pause must not block the others (a stop sent right
+        # after it waited forever behind it), and a resume after a pause cancels it.
+        pause = False
+        for msg in messages:
+            if msg.command == "pause":
+                pause = True
+            elif msg.command == "resume":
+                pause = False
+        self._apply_now([m for m in messages if m.command not in ("pause", "resume")])
+        if pause and self.stop_reason is None:
+            self._pause()
+
+    def _apply_now(self, messages: list[control.ControlMessage]) -> None:
         for msg in messages:
             if msg.command == "stop":
                 self.request_stop(str(msg.args.get("reason") or "stopped by user"))
@@ -366,8 +379,6 @@ class Run:
                     self.max_steps += steps
                     self._writer.set_fields(max_steps=self.max_steps)
                     self._writer.event("extended", f"+{steps} steps", step=self.step)
-            elif msg.command == "pause" and self.stop_reason is None:
-                self._pause()
             elif msg.command == "limits":
                 self.limits = self.limits.updated(msg.args)
                 self._writer.event("limits", self.limits.describe(), step=self.step,
