@@ -20,6 +20,10 @@ import pytest
 from tests.helpers import ROOT, cli, spawn, wait_until
 from trainer.journal import JournalReader
 
+# With the other torchrun and chaos tests on one xdist worker: two torchruns of two ranks
+# each at once, beside the rest of the suite, starve a 2-core machine.
+pytestmark = pytest.mark.xdist_group("heavy")
+
 QUICK = ["spirals", "--env", "quick", "--set", "threads=1", "--set", "max_steps=1000000",
          "--quiet"]  # fmt: skip
 STUBBORN = ROOT / "tests" / "scripts" / "stubborn_rank.py"
