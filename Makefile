@@ -58,7 +58,7 @@ test-busy: venv
 ## .venv-3.12 and .venv-3.13. pip installs the project with --no-deps and its other
 ## dependencies explicitly, under a constraint no torch satisfies; tests that need torch skip.
 PYTHONS ?= 3.12 3.13
-TORCH_FREE_TESTS ?= tests/test_journal.py tests/test_follower.py tests/test_config.py \
+TORCH_FREE_TESTS ?= tests/test_journal.py tests/test_summaries.py tests/test_follower.py tests/test_config.py \
 	tests/test_control.py tests/test_retry.py tests/test_supervision.py tests/test_cli.py \
 	tests/test_settings.py tests/gui
 # pyenv's interpreter for a version, else the one on the PATH.

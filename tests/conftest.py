@@ -47,6 +47,7 @@ NEEDS_TORCH = (
     "tests/gui/test_runsctl_supervisor.py::",
     "tests/gui/test_rough_edges_gui.py::test_a_run_launched_by_the_app_prints_progress_lines",
     "tests/gui/test_runsctl_controls.py::test_new_run_then_stop_then_restart",
+    "tests/gui/test_trust_dialog.py::test_restart_of_a_copied_command_run_asks_and_shows_the_command",
 )
 
 
