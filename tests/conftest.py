@@ -21,7 +21,7 @@ import pytest
 
 DURATIONS = Path(__file__).with_name("durations.json")
 #: A test recorded as taking longer than this (setup, call and teardown) is not "fast".
-FAST_LIMIT_S = 2.0
+FAST_LIMIT_S = 1.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -95,7 +95,7 @@ def attempt_child(parent: subprocess.Popen[str]) -> psutil.Process | None:
         children = psutil.Process(parent.pid).children()
     except psutil.NoSuchProcess:
         return None
-    live = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    live = [c for c in children if not gone(c)]  # a child may exit while we look
     return live[0] if live else None
 
 
