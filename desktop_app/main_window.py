@@ -671,7 +671,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ internals
     def _on_scan(self, result: ScanResult) -> None:
         if self.error_label.text().startswith("Error: the runs folder"):
-            self.error_label.setText("")  # it is back
+            # It is back, or exists now (a run launched from here made a missing one).
+            self.error_label.setText("")
+            self.error_label.setToolTip("")
+            self._runs_dir_error = None
         if not result.complete:
             QTimer.singleShot(0, self.refresh)  # the first listing: fill on
         # A big change of rows resets the table model, which restores the selection.

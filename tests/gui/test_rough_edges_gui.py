@@ -235,6 +235,11 @@ def test_a_runs_dir_given_that_does_not_exist_is_said_not_created(
         qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT_MS)
         assert "check --runs-dir for a typo" in win.error_label.toolTip()
         assert not typo.exists()
+        # Once the folder exists (a run launched from the app makes it), the message goes.
+        typo.mkdir()
+        qtbot.waitUntil(lambda: not win.io.busy(REFRESH_TAG), timeout=TIMEOUT_MS)
+        win.refresh()
+        qtbot.waitUntil(lambda: win.error_label.toolTip() == "", timeout=TIMEOUT_MS)
     finally:
         win.close()
 
