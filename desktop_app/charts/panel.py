@@ -64,6 +64,8 @@ class ChartsPanel(QWidget):
         self.model = ChartsModel()
         self._view_io = BackgroundIO(self, name="traindesk-view")
         self._upgrade_io: BackgroundIO | None = None  # made when an old journal is opened
+        self._overviews = 0  # overview reads in flight
+        self._exact_waiting = False  # an exact read was held back for them
         self._upgraded: set[Path] = set()
         self._feeds = JournalFeeds(
             io, self.apply_batch, self._on_error, self.model.reset_run, self._view_io
@@ -352,9 +354,26 @@ class ChartsPanel(QWidget):
         )  # fmt: skip
 
     def _request_envelope(self, folder: Path, key: str, request: EnvelopeRequest) -> None:
-        """Read a long curve's history for the view, off the GUI thread; drawn on arrival."""
+        """Read a long curve's history for the view, off the GUI thread; drawn on arrival.
+
+        Quick overviews go first: an exact read waits while any overview is in flight (many
+        runs opened together all show their whole range before any is refined)."""
+        if not request.overview and self._overviews:
+            curve = self._curve(folder, key)
+            if curve is not None and curve.history is not None:
+                curve.history.pending.discard((request.axis, False))
+            self._exact_waiting = True
+            return
+
+        def settle() -> None:
+            if request.overview:
+                self._overviews -= 1
+                if not self._overviews and self._exact_waiting:
+                    self._exact_waiting = False
+                    self._mark_all_dirty()  # now ask for the exact reads
 
         def done(envelope: Envelope) -> None:
+            settle()
             curve = self._curve(folder, key)
             if curve is not None:
                 curve.set_envelope(request, envelope)
@@ -363,11 +382,14 @@ class ChartsPanel(QWidget):
                     plot.dirty = True
 
         def failed(exc: BaseException) -> None:
+            settle()
             curve = self._curve(folder, key)
             if curve is not None and curve.history is not None:
                 curve.history.pending.discard((request.axis, request.overview))
             log.info("cannot read %s of %s by viewport: %s", key, folder, exc)
 
+        if request.overview:
+            self._overviews += 1
         if not self._feeds.request_envelope(folder, key, request, done, failed):
             failed(RuntimeError("the reader is busy or gone"))
 
