@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import ROOT, trainer_env
 from trainer.journal.reader import JournalReader
 
-FLAT_OUT = ROOT / "tests" / "scripts" / "flat_out.py"
+FLAT_OUT = ROOT / "bench" / "scripts" / "flat_out.py"  # the benchmark's own program
 
 
 def test_flat_out_logging_loses_nothing_with_a_small_buffer(tmp_path: Path) -> None:

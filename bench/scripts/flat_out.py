@@ -1,5 +1,5 @@
 """Log KEYS scalars per step as fast as possible for SECONDS, through the public API (used by
-``bench/flat_out.py``; a copy of ``tests/scripts/flat_out.py``).
+``bench/flat_out.py`` and ``tests/test_backpressure.py``).
 
 argv: runs_dir seconds keys. Prints one JSON line: steps logged, RSS at start and peak (bytes),
 the writer's buffer bound and how long log() waited. No torch: the trainer's own cost only.

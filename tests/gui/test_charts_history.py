@@ -75,13 +75,7 @@ def panel(qtbot: QtBot) -> Iterator[ChartsPanel]:
 
 
 def _drawn(panel: ChartsPanel, folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    plot = panel.plots.get("loss")
-    if plot is None or folder not in plot.runs:
-        return np.empty(0), np.empty(0)
-    item = plot.items_of(folder)[0]
-    if item.xData is None:
-        return np.empty(0), np.empty(0)
-    return np.asarray(item.xData), np.asarray(item.yData)
+    return _drawn_key(panel, folder, "loss")
 
 
 def test_a_long_run_opens_with_its_newest_points_and_a_history_read_by_viewport(
