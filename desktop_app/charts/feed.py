@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from desktop_app.charts.model import HISTORY_LIMIT, EnvelopeRequest
+from desktop_app.charts.model import EnvelopeRequest
 from trainer.journal.envelope import Envelope
-from trainer.journal.reader import JournalReader, TailBatch
+from trainer.journal.reader import HISTORY_LIMIT, JournalReader, TailBatch
 
 
 class RunFeed:

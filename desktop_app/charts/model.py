@@ -65,10 +65,6 @@ FOLLOW_MARGIN = 0.05
 Smoothing = tuple[str, float]
 NO_SMOOTHING: Smoothing = ("none", 0.0)
 
-#: A key with more points than this is not read into memory when a run is opened: what it
-#: has is its history, read from the journal's summaries for the view on screen (viewport
-#: reads); only the points logged after that are kept in memory.
-HISTORY_LIMIT = 20_000
 #: The history's overview: one quick read (not refined at column edges) of its whole range
 #: at this many columns, drawn where no exact read covers the view (on open, and while an
 #: exact one loads).
@@ -163,8 +159,8 @@ def _axis(mode: str) -> str:
 class Curve:
     """One key of one run: raw points, their smoothed copy and peak indexes of both.
 
-    A long key (see :data:`HISTORY_LIMIT`) keeps only its newest points in the buffer; its
-    :attr:`history` is drawn from viewport reads of the journal's summaries, exact per pixel
+    A long key (over :data:`trainer.journal.reader.HISTORY_LIMIT` points when first read)
+    keeps only points logged later in the buffer; its :attr:`history` is drawn from viewport reads of the journal's summaries, exact per pixel
     column, and the memory it takes follows the screen, not the run's length.
     """
 

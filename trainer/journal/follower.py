@@ -27,15 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import JournalError
-from trainer.journal.reader import EventRow, JournalReader, RunInfo, SampleRow, TailBatch
+from trainer.journal.reader import (
+    HISTORY_LIMIT,
+    EventRow,
+    JournalReader,
+    RunInfo,
+    SampleRow,
+    TailBatch,
+)
 from trainer.paths import JOURNAL_NAME
 
 #: Seconds before an unreadable journal is tried again.
 RETRY_S = 3.0
-#: A key met with more points than this hands over only its newest ones; what came before is
-#: its history (``TailBatch.history``), to be read by viewport: a long run's first read costs
-#: what the screen shows, not the run's length (as the charts' HISTORY_LIMIT).
-HISTORY_LIMIT = 20_000
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,12 @@ class SampleRow:
     gpus: list[dict[str, Any]] | None
 
 
+#: A key with more points than this is not read into memory when a run is first read: its
+#: points so far are its history (``TailBatch.history``), drawn by viewport; the follower
+#: and the charts both use it.
+HISTORY_LIMIT = 20_000
+
+
 @dataclass(frozen=True)
 class History:
     """A long key's points before those a tail read returns: drawn by viewport."""
