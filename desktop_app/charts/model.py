@@ -160,8 +160,9 @@ class Curve:
     """One key of one run: raw points, their smoothed copy and peak indexes of both.
 
     A long key (over :data:`trainer.journal.reader.HISTORY_LIMIT` points when first read)
-    keeps only points logged later in the buffer; its :attr:`history` is drawn from viewport reads of the journal's summaries, exact per pixel
-    column, and the memory it takes follows the screen, not the run's length.
+    keeps only points logged later in the buffer; its :attr:`history` is drawn from viewport
+    reads of the journal's summaries, exact per pixel column, and the memory it takes follows
+    the screen, not the run's length.
     """
 
     def __init__(self, smoothing: Smoothing = NO_SMOOTHING) -> None:
