@@ -1,9 +1,10 @@
 """One metric's chart: a pyqtgraph plot with persistent items per run, redrawn on demand.
 
-For every selected run the plot keeps three items, created once and updated with ``setData``:
-the raw curve (faint while a smoothing applies), the smoothed curve on top and the event
-marks. :meth:`MetricPlot.redraw` asks the Qt-free :class:`~desktop_app.charts.model.Curve`
-for the points of the current view and calls ``setData`` only for items whose inputs changed.
+For every selected run the plot keeps up to three items, created once and updated with
+``setData``: the raw curve (faint while a smoothing applies), the smoothed curve on top and the
+event marks (made when the run first has one). :meth:`MetricPlot.redraw` asks the Qt-free
+:class:`~desktop_app.charts.model.Curve` for the points of the current view and calls
+``setData`` only for items whose inputs changed.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ class _RunItems:
 
     raw: pg.PlotDataItem
     smooth: pg.PlotDataItem
-    marks: pg.ScatterPlotItem
     color: QColor
+    marks: pg.ScatterPlotItem | None = None  # made when the run first has a mark here
     drawn: dict[str, Any] = field(default_factory=dict)  # item name -> inputs of its setData
     bounds: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
 
@@ -97,6 +98,7 @@ class MetricPlot(pg.PlotWidget):
         self._items: dict[Path, _RunItems] = {}
         #: The (folder, name) of the runs drawn, in legend order.
         self.shown_runs: list[tuple[Path, str]] = []
+        self._legend_runs: list[tuple[str, str]] | None = None  # what the legend lists
         self._log = (False, False)
         self.setMinimumHeight(CHART_HEIGHT)
         self.setMaximumHeight(CHART_HEIGHT)
@@ -150,7 +152,7 @@ class MetricPlot(pg.PlotWidget):
     def items_of(self, folder: Path) -> tuple[pg.PlotDataItem, pg.PlotDataItem, pg.ScatterPlotItem]:
         """The (raw, smoothed, marks) items of a run."""
         items = self._items[folder]
-        return items.raw, items.smooth, items.marks
+        return items.raw, items.smooth, self._marks_item(items)
 
     def sync_runs(self, runs: list[tuple[Path, str]], colors: dict[Path, QColor]) -> None:
         """Keep items for the runs of ``runs`` that have this key, in that order."""
@@ -158,27 +160,43 @@ class MetricPlot(pg.PlotWidget):
         for folder in [f for f in self._items if f not in wanted]:
             items = self._items.pop(folder)
             for each in (items.raw, items.smooth, items.marks):
-                self.getPlotItem().removeItem(each)
+                if each is not None:
+                    self.getPlotItem().removeItem(each)
         for folder, _name in runs:
             if folder not in self._items:
                 self._items[folder] = self._new_items(colors[folder])
         self._items = {f: self._items[f] for f in wanted if f in self._items}
         self.shown_runs = list(runs)
-        self.legend.clear()
-        for folder, name in runs:
-            proxy = pg.PlotDataItem(pen=pg.mkPen(colors[folder], width=1))
-            self.legend.addItem(proxy, name)
+        self._legend_runs = None  # filled when shown: many runs' entries cost a lot to lay out
+        if self.legend.isVisible():
+            self._fill_legend()
         self.dirty = True
+
+    def _fill_legend(self) -> None:
+        wanted = [(name, self._items[folder].color.name()) for folder, name in self.shown_runs]
+        if wanted == self._legend_runs:
+            return
+        self._legend_runs = wanted
+        self.legend.clear()
+        for name, color in wanted:
+            self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(color, width=1)), name)
 
     def _new_items(self, color: QColor) -> _RunItems:
         raw = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
         smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
-        marks = pg.ScatterPlotItem(size=9, hoverable=True, tip=_mark_tip, pxMode=True)
-        for z, each in enumerate((raw, smooth, marks)):
+        for z, each in enumerate((raw, smooth)):
             each.setZValue(z)
             self.getPlotItem().addItem(each)
         smooth.hide()
-        return _RunItems(raw, smooth, marks, QColor(color))
+        return _RunItems(raw, smooth, QColor(color))
+
+    def _marks_item(self, items: _RunItems) -> pg.ScatterPlotItem:
+        if items.marks is None:
+            items.marks = pg.ScatterPlotItem(size=9, hoverable=True, tip=_mark_tip, pxMode=True)
+            items.marks.setZValue(2)
+            items.marks.hide()
+            self.getPlotItem().addItem(items.marks)
+        return items.marks
 
     # ------------------------------------------------------------------ drawing
     def set_log(self, log_x: bool, log_y: bool) -> None:
@@ -289,8 +307,11 @@ class MetricPlot(pg.PlotWidget):
         if items.drawn.get("marks-shown") == key:
             return 0
         items.drawn["marks-shown"] = key
-        items.marks.setVisible(bool(shown))  # an empty scatter item still costs a paint
-        items.marks.setData(
+        if not shown and items.marks is None:
+            return 0
+        item = self._marks_item(items)
+        item.setVisible(bool(shown))  # an empty scatter item still costs a paint
+        item.setData(
             x=xs[keep], y=ys[keep],
             symbol=[EVENT_SYMBOLS[m.kind] for m in shown],
             data=[m.text for m in shown],
@@ -327,6 +348,8 @@ class MetricPlot(pg.PlotWidget):
 
     def set_legend_visible(self, visible: bool) -> None:
         """Show the plot's own legend (for exports; the panel has a shared one)."""
+        if visible:
+            self._fill_legend()
         self.legend.setVisible(visible)
 
     def readout_html(self, ctx: DrawContext, x: float) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -270,16 +271,24 @@ def smooth_buckets(
     sums = np.asarray(sums, dtype=np.float64)
     means = np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
     if kind == "ema" and value > 0.0:
-        out = np.empty(len(counts))
-        acc, count = 0.0, 0
         log_w = math.log(value)
-        for i, (n, m) in enumerate(zip(counts.tolist(), means.tolist(), strict=True)):
-            if n > 0:
-                keep = math.exp(n * log_w)
-                acc = keep * acc + (1.0 - keep) * m
-                count += int(n)
-            out[i] = acc / -math.expm1(count * log_w) if count else math.nan
-        return out, EmaState(acc, count)
+        keep = np.exp(counts * log_w)  # the weight the state keeps over each bucket
+        # What each bucket adds; an empty one adds nothing (its mean is NaN).
+        adds = np.where(counts > 0, (1.0 - keep) * np.nan_to_num(means), 0.0)
+        # The recurrence acc = keep * acc + add, in one C-level pass over plain floats.
+        accs = list(
+            accumulate(
+                zip(keep.tolist(), adds.tolist(), strict=True),
+                lambda acc, step: step[0] * acc + step[1],
+                initial=0.0,
+            )
+        )[1:]
+        acc = np.array(accs, dtype=np.float64)
+        seen = np.cumsum(counts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(seen > 0, acc / -np.expm1(seen * log_w), np.nan)
+        state = EmaState(float(acc[-1]) if len(acc) else 0.0, int(seen[-1]) if len(seen) else 0)
+        return out, state
     if kind in ("ma", "cma") and value > 1:
         total_n, total_s = np.cumsum(counts), np.cumsum(sums)
         left, right = _window_sides(int(value), kind == "cma")

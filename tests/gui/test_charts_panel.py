@@ -180,7 +180,9 @@ def test_two_runs_overlay_in_two_colours_with_a_legend(
         assert raw.opts["pen"].color().rgb() == smooth.opts["pen"].color().rgb()
         assert smooth.opts["pen"].color().name() == colors[folder]
         assert smooth.opts["pen"].width() <= 1
+    plot.set_legend_visible(True)  # the plot's own legend is for exports
     assert [label.text for _sample, label in plot.legend.items] == ["run-a", "run-b"]
+    plot.set_legend_visible(False)
     assert "run-a" in panel.legend.text() and "run-b" in panel.legend.text()
     assert colors[a] in panel.legend.text() and colors[b] in panel.legend.text()
     # Dropping a run drops its curves; the other keeps its colour.
