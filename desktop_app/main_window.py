@@ -223,6 +223,7 @@ class MainWindow(QMainWindow):
         runs_layout.addWidget(self.filter_edit)
         runs_layout.addWidget(self.table)
         self.charts = ChartsPanel(self.io)
+        self.charts.colour_of = lambda folder: self.table_model.colours.colour(str(folder))
         kind = {"moving": "ma"}.get(self.settings.smoothing_kind, self.settings.smoothing_kind)
         try:
             self.charts.set_smoothing(kind, self.settings.smoothing_value)

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from desktop_app.compare.colours import RunColours
 from desktop_app.runs_model import (
     LOSS_KEY,
     RunsChange,
@@ -25,12 +26,19 @@ from desktop_app.runs_model import (
     loss_text,
     step_text,
 )
-from desktop_app.status_icons import DARK_BACKGROUNDS, dark_theme, status_color, status_icon
+from desktop_app.status_icons import (
+    DARK_BACKGROUNDS,
+    dark_theme,
+    status_color,
+    status_icon,
+    swatch_icon,
+)
 from trainer.inert import inert
 from trainer.journal.status import HEALTH, LIVE
 from trainer.runs import RunSummary
 
 COLUMNS = ("Name", "Status", "Step", "Elapsed", "ETA", LOSS_KEY, "Attempt", "Entry", "Reason")
+NAME_COLUMN = 0
 STATUS_COLUMN = 1
 REASON_COLUMN = COLUMNS.index("Reason")
 #: The Reason cell shows this many characters; its tooltip the whole reason.
@@ -102,6 +110,9 @@ class RunsTableModel(QAbstractTableModel):
         self._model = runs
         self._rows: list[RunSummary] = runs.runs
         self._notes: dict[str, RowNote] = {}
+        #: One colour per run, shared with the charts (their lines and legend).
+        self.colours = RunColours()
+        self.colours.update(self._rows)
         runs.add_listener(self._on_runs_changed)
 
     def set_note(self, path: str, note: RowNote | None) -> None:
@@ -167,6 +178,8 @@ class RunsTableModel(QAbstractTableModel):
         if run is None or not index.isValid():
             return None
         column = index.column()
+        if column == NAME_COLUMN and role == Qt.ItemDataRole.DecorationRole:
+            return swatch_icon(self.colours.colour(run.path))
         if column == STATUS_COLUMN:
             status = _shown_status(run, self._notes.get(run.path))
             if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
@@ -202,6 +215,7 @@ class RunsTableModel(QAbstractTableModel):
         a big change (the first listing's chunks) resets the model."""
         new = self._model.runs
         change = self._model.last_change
+        recoloured = self.colours.update(new)
         edits = len(change.added) + len(change.removed)
         if edits > MAX_ROW_EDITS or (edits and not self._edit_rows(new, change)):
             self.beginResetModel()
@@ -212,6 +226,8 @@ class RunsTableModel(QAbstractTableModel):
         rows = sorted(r for r, run in enumerate(new) if run.path in change.changed)
         for first, last in _spans(rows):
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        if recoloured and new:
+            self.dataChanged.emit(self.index(0, NAME_COLUMN), self.index(len(new) - 1, NAME_COLUMN))
 
     def _edit_rows(self, new: list[RunSummary], change: RunsChange) -> bool:
         """Remove and insert rows so that their paths are those of ``new``; False (nothing

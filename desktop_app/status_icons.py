@@ -3,7 +3,7 @@
 The icons are painted shapes (a triangle for running, two bars for paused, a square for
 stopped, a tick, a cross, ...), so they never depend on a font having a symbol (U+23F8 and
 U+23F9, the pause and stop symbols, render as empty boxes in common fonts). Each shape is
-drawn in the status colour, so the icon is also the row's colour swatch.
+drawn in the status colour. :func:`swatch_icon` is a run's own colour (its chart lines).
 """
 
 from __future__ import annotations
@@ -137,3 +137,17 @@ def _fill(p: QPainter, color: QColor, points: list[QPointF]) -> None:
         path.lineTo(point)
     path.closeSubpath()
     p.fillPath(path, color)
+
+
+@lru_cache(maxsize=64)
+def swatch_icon(color: str, size: int = 14) -> QIcon:
+    """A filled rounded square of ``color``: a run's own colour (the charts' line colour)."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(color).darker(130), 1))
+    painter.setBrush(QColor(color))
+    painter.drawRoundedRect(QRectF(1.5, 1.5, size - 3, size - 3), 2.5, 2.5)
+    painter.end()
+    return QIcon(pixmap)

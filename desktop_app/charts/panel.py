@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -34,9 +35,10 @@ from desktop_app.charts.model import (
     follow_range,
     group_of,
 )
-from desktop_app.charts.plot import PALETTE, DrawContext, MetricPlot
+from desktop_app.charts.plot import DrawContext, MetricPlot
 from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
+from desktop_app.compare.colours import PALETTE
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
 from trainer.upgrade import upgrade_journal
@@ -80,6 +82,9 @@ class ChartsPanel(QWidget):
         self.drawn_walls: dict[str, float] = {}
         self._runs: list[tuple[Path, str]] = []
         self._colors: dict[Path, QColor] = {}
+        #: A run's colour (the runs table's, so that both agree); set by the window. None:
+        #: the first palette colour no selected run has.
+        self.colour_of: Callable[[Path], str] | None = None
         self._x_mode = "step"
         self._log_x = False
         self._log_y = False
@@ -181,7 +186,7 @@ class ChartsPanel(QWidget):
         for folder in added:
             used = {c.name() for c in self._colors.values()}
             free = [c for c in PALETTE if c not in used] or list(PALETTE)
-            self._colors[folder] = QColor(free[0])
+            self._colors[folder] = QColor(self.colour_of(folder) if self.colour_of else free[0])
         self._update_legend()
         self._schedule_structure()
         self._tick()
