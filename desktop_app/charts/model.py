@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_app.charts.downsample import PeakIndex, decimate
+from desktop_app.charts.rules import smooth_by_default
 from desktop_app.charts.series import SeriesBuffer, Steps, interp, search
 from desktop_app.charts.smoothing import (
     KINDS,
@@ -554,6 +555,9 @@ class ChartsModel:
     def __init__(self) -> None:
         self.runs: dict[Path, RunData] = {}
         self.smoothing: Smoothing = NO_SMOOTHING
+        #: Per key, whether its curves are smoothed; keys not here follow
+        #: :func:`~desktop_app.charts.rules.smooth_by_default` (no smoothing of schedules).
+        self.key_smoothed: dict[str, bool] = {}
 
     def set_runs(self, runs: list[tuple[Path, str]]) -> tuple[list[Path], list[Path]]:
         """Select ``runs`` (folder, display name) in this order; returns (added, removed).
@@ -596,8 +600,33 @@ class ChartsModel:
             return False
         self.smoothing = smoothing
         for run in self.runs.values():
-            for curve in run.curves.values():
-                curve.set_smoothing(smoothing)
+            for key, curve in run.curves.items():
+                curve.set_smoothing(self.smoothing_of(key))
+        return True
+
+    def smoothing_of(self, key: str) -> Smoothing:
+        """The smoothing of ``key``'s curves: the chosen one, or none for a key that is not
+        smoothed (by its chart's choice, else by the rule)."""
+        on = self.key_smoothed.get(key)
+        if on is None:
+            on = smooth_by_default(key)
+        return self.smoothing if on else NO_SMOOTHING
+
+    def set_key_smoothing(self, key: str, on: bool | None) -> bool:
+        """Smooth ``key``'s curves (True), never (False) or as the rule says (None); True if
+        that changed what they draw."""
+        before = self.smoothing_of(key)
+        if on is None:
+            self.key_smoothed.pop(key, None)
+        else:
+            self.key_smoothed[key] = bool(on)
+        after = self.smoothing_of(key)
+        if after == before:
+            return False
+        for run in self.runs.values():
+            curve = run.curves.get(key)
+            if curve is not None:
+                curve.set_smoothing(after)
         return True
 
     def apply(self, folder: Path, batch: TailBatch) -> tuple[set[str], bool]:
@@ -627,7 +656,7 @@ class ChartsModel:
         for key, info in batch.history.items():
             curve = run.curves.get(key)
             if curve is None:
-                curve = run.curves[key] = Curve(self.smoothing)
+                curve = run.curves[key] = Curve(self.smoothing_of(key))
             curve.history = HistoryView(info)
             curve.version += 1
             changed.add(key)
@@ -636,7 +665,7 @@ class ChartsModel:
                 continue
             curve = run.curves.get(key)
             if curve is None:
-                curve = run.curves[key] = Curve(self.smoothing)
+                curve = run.curves[key] = Curve(self.smoothing_of(key))
             curve.buffer.append(series.steps, series.values, series.walls, series.attempts)
             curve.changed()
             changed.add(key)
