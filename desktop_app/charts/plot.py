@@ -4,11 +4,19 @@ For every selected run the plot keeps up to three items, created once and update
 ``setData``: the raw curve (faint while a smoothing applies), the smoothed curve on top and the
 event marks (made when the run first has one). :meth:`MetricPlot.redraw` asks the Qt-free
 :class:`~desktop_app.charts.model.Curve` for the points of the current view and calls
-``setData`` only for items whose inputs changed.
+``setData`` only for items whose inputs changed. Runs grouped by a config key are drawn
+instead as each group's mean and min-max band (:mod:`~desktop_app.charts.bands`).
+
+A chart may override the toolbar's log y and "ignore outliers" and the smoothing rule (its
+context menu, :meth:`MetricPlot.set_options`); its title then says so.
+
+Why over 400 lines: one chart's items, y range, crosshair readout and own options all read the
+same per-run drawing state; the rules, the group bands and the colours are their own modules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from collections.abc import Callable
@@ -18,12 +26,22 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent
+from PySide6.QtWidgets import QMenu, QWidget
 
 from desktop_app.charts.axes import XAxis, YAxis, format_x
-from desktop_app.charts.model import EVENT_SYMBOLS, ChartsModel, EnvelopeRequest, RunData
+from desktop_app.charts.bands import GroupBands, GroupSpec
+from desktop_app.charts.chart_theme import ChartTheme, box_brush, current_chart_theme, style_chart
+from desktop_app.charts.model import (
+    EVENT_SYMBOLS,
+    ChartsModel,
+    Curve,
+    EnvelopeRequest,
+    RunData,
+)
+from desktop_app.charts.rules import smooth_by_default, value_at_or_before, y_range
+from desktop_app.charts.series import search
 
 #: Distinct, colour-blind-friendly run colours (Tableau 10), assigned in selection order.
 PALETTE = (
@@ -31,11 +49,8 @@ PALETTE = (
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )  # fmt: skip
 RAW_ALPHA = 60  # of 255: the raw curve behind a smoothed one
-CHART_HEIGHT = 230
+CHART_HEIGHT = 190
 Y_PADDING = 0.05  # of the y span, above and below the data while following
-_TEXT = "#111827"
-_AXIS = "#6b7280"
-_GRID = "#eff0f3"
 
 #: More checkpoints than this in one run: only the newest is marked on its curves.
 MAX_CHECKPOINT_MARKS = 40
@@ -53,6 +68,10 @@ class DrawContext:
     follow: bool = True  # fit the y axes to the data
     #: Called with (run folder, key, request) when a long curve needs a viewport read.
     request: Callable[[Path, str, EnvelopeRequest], None] | None = None
+    #: Fit y to the 1st-99th percentile of what is drawn (see desktop_app.charts.rules).
+    ignore_outliers: bool = False
+    #: Runs grouped by a config key: each group's mean and band instead of the runs (steps).
+    groups: tuple[GroupSpec, ...] = ()
 
 
 @dataclass
@@ -65,6 +84,7 @@ class _RunItems:
     marks: pg.ScatterPlotItem | None = None  # made when the run first has a mark here
     drawn: dict[str, Any] = field(default_factory=dict)  # item name -> inputs of its setData
     bounds: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+    ys: dict[str, np.ndarray] = field(default_factory=dict)  # item name -> y drawn
 
 
 def _bounds(ys: np.ndarray) -> tuple[float, float, float] | None:
@@ -89,11 +109,26 @@ class MetricPlot(pg.PlotWidget):
     hovered = Signal(object, object)
     #: A double click on the plot: follow the newest data again.
     followRequested = Signal()
+    #: The chart's own options changed (:meth:`set_options`): (plot).
+    optionsChanged = Signal(object)
 
-    def __init__(self, key: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, key: str, parent: QWidget | None = None, colours: ChartTheme | None = None
+    ) -> None:
         self.axis = XAxis()
-        super().__init__(parent, background="w", axisItems={"bottom": self.axis, "left": YAxis()})
+        self.colours = colours or current_chart_theme()
+        super().__init__(
+            parent, background=self.colours.background,
+            axisItems={"bottom": self.axis, "left": YAxis()},
+        )  # fmt: skip
         self.key = key
+        #: This chart's own log y and "ignore outliers" (None: the toolbar's) and smoothing
+        #: (None: the rule's, see desktop_app.charts.rules.smooth_by_default).
+        self.log_y: bool | None = None
+        self.ignore_outliers: bool | None = None
+        self.smooth: bool | None = None
+        self._shown_as: tuple[bool, bool] = (False, False)  # (log y, outliers) last drawn
+        self._model: ChartsModel | None = None
         self.dirty = True
         self._items: dict[Path, _RunItems] = {}
         #: The (folder, name) of the runs drawn, in legend order.
@@ -105,17 +140,13 @@ class MetricPlot(pg.PlotWidget):
         self.setMinimumWidth(260)
 
         item = self.getPlotItem()
-        item.setTitle(key, color=_TEXT, size="10pt")
         item.hideButtons()
         item.setMenuEnabled(False, False)
         for name in ("left", "bottom"):
             axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(_AXIS))
-            axis.setTextPen(pg.mkPen(_TEXT))
             axis.enableAutoSIPrefix(False)
             # An opaque grid (major and minor ticks alike): pyqtgraph's translucent one costs about
             # 10 ms per paint of each chart (blended lines are slow in Qt's raster engine).
-            axis.setTickPen(pg.mkPen(_GRID))
             axis.setStyle(tickAlpha=255, maxTickLevel=1)
             axis.setGrid(255)
             axis.setZValue(-1)  # pyqtgraph puts axes, grid included, above the curves
@@ -123,25 +154,109 @@ class MetricPlot(pg.PlotWidget):
         self.vb.disableAutoRange()  # the panel sets x, _fit_y sets y
         self._y_range: tuple[float, float] | None = None
         self.legend = item.addLegend(
-            offset=(-6, 4), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 200),
-            pen=pg.mkPen("#e5e7eb"), verSpacing=-6, labelTextColor=_TEXT,
+            offset=(-6, 4), labelTextSize="8pt", verSpacing=-6,
         )  # fmt: skip
         self.legend.hide()  # the panel shows one legend for all charts; exports show this one
-        self.crosshair = pg.InfiniteLine(
-            angle=90, movable=False, pen=pg.mkPen(_AXIS, width=1, style=Qt.PenStyle.DashLine)
-        )
+        self.crosshair = pg.InfiniteLine(angle=90, movable=False)
         self.crosshair.setZValue(10)
         self.crosshair.hide()
         item.addItem(self.crosshair, ignoreBounds=True)
         # The readout lives in the view box's pixels, above the curves, next to the mouse.
-        self.readout = pg.TextItem(
-            anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 235), border=pg.mkPen("#d1d5db")
-        )
+        self.readout = pg.TextItem(anchor=(0, 0))
         self.readout.setParentItem(self.vb)
         self.readout.setZValue(1000)
         self.readout.hide()
         self._mouse = QPointF()
+        self._hovered_here = False
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.bands = GroupBands(item, key)
+        self.menu = QMenu(self)
+        self._actions = {
+            "log_y": self.menu.addAction("Log y"),
+            "ignore_outliers": self.menu.addAction("Ignore outliers"),
+            "smooth": self.menu.addAction("Smooth"),
+        }
+        for name, action in self._actions.items():
+            action.setCheckable(True)
+            action.toggled.connect(lambda on, name=name: self.set_options(**{name: on}))
+        self.menu.addSeparator()
+        self.menu.addAction("Use the toolbar's settings").triggered.connect(
+            lambda: self.set_options(log_y=None, ignore_outliers=None, smooth=None)
+        )
+        self.set_colours(self.colours)
+
+    # ------------------------------------------------------------------ look and options
+    def set_colours(self, colours: ChartTheme) -> None:
+        """Restyle the chart for a light or dark theme."""
+        self.colours = colours
+        style_chart(self, colours)
+        self.legend.setBrush(box_brush(colours, 200))
+        self.legend.setPen(pg.mkPen(colours.border))
+        self.legend.setLabelTextColor(colours.text)
+        self._legend_runs = None
+        if self.legend.isVisible():
+            self._fill_legend()
+        self.crosshair.setPen(pg.mkPen(colours.axis, width=1, style=Qt.PenStyle.DashLine))
+        self.readout.fill = box_brush(colours, 235)
+        self.readout.border = pg.mkPen(colours.border)
+        self.readout.update()
+        self._update_title()
+
+    _UNSET: Any = object()
+
+    def set_options(
+        self, *, log_y: Any = _UNSET, ignore_outliers: Any = _UNSET, smooth: Any = _UNSET
+    ) -> None:
+        """This chart's own log y, "ignore outliers" and smoothing: True or False, or None to
+        follow the toolbar (the smoothing rule for ``smooth``). Emits :attr:`optionsChanged`."""
+        before = (self.log_y, self.ignore_outliers, self.smooth)
+        if log_y is not self._UNSET:
+            self.log_y = log_y
+        if ignore_outliers is not self._UNSET:
+            self.ignore_outliers = ignore_outliers
+        if smooth is not self._UNSET:
+            self.smooth = smooth
+        if (self.log_y, self.ignore_outliers, self.smooth) == before:
+            return
+        self._y_range = None
+        self.dirty = True
+        self._update_title()
+        self.optionsChanged.emit(self)
+
+    def smoothed_by_choice(self) -> bool:
+        """Whether this chart is to be smoothed (when a smoothing is chosen in the toolbar)."""
+        return smooth_by_default(self.key) if self.smooth is None else self.smooth
+
+    def _update_title(self) -> None:
+        flags = []
+        if self.log_y is not None:
+            flags.append("log y" if self.log_y else "linear y")
+        if self.ignore_outliers is not None:
+            flags.append("outliers ignored" if self.ignore_outliers else "all values")
+        if self.smooth is not None:
+            flags.append("smoothed" if self.smooth else "not smoothed")
+        title = html.escape(self.key)
+        if flags:
+            muted = self.colours.muted
+            title += f" <span style='color:{muted}; font-size:8pt'>({', '.join(flags)})</span>"
+        self.getPlotItem().setTitle(title, color=self.colours.text, size="10pt")
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        self.menu_state()
+        self.menu.popup(event.globalPos())  # not exec(): no nested event loop under qasync
+        event.accept()
+
+    def menu_state(self) -> dict[str, bool]:
+        """Tick the context menu's options as the chart is drawn now; returns them."""
+        state = {
+            "log_y": self._shown_as[0],
+            "ignore_outliers": self._shown_as[1],
+            "smooth": self.smoothed_by_choice(),
+        }
+        for name, action in self._actions.items():
+            with QSignalBlocker(action):
+                action.setChecked(state[name])
+        return state
 
     # ------------------------------------------------------------------ runs
     @property
@@ -208,15 +323,46 @@ class MetricPlot(pg.PlotWidget):
             self._y_range = None  # other units: fit y again
             self.dirty = True
 
+    def _own(self, ctx: DrawContext) -> DrawContext:
+        """``ctx`` with this chart's own log y and "ignore outliers"."""
+        log_y = ctx.log_y if self.log_y is None else self.log_y
+        outliers = ctx.ignore_outliers if self.ignore_outliers is None else self.ignore_outliers
+        if (log_y, outliers) == (ctx.log_y, ctx.ignore_outliers):
+            return ctx
+        return dataclasses.replace(ctx, log_y=log_y, ignore_outliers=outliers)
+
     def redraw(self, ctx: DrawContext) -> int:
         """Update the items whose inputs changed; returns how many ``setData`` calls it made."""
         self.dirty = False
+        ctx = self._own(ctx)
+        self._model = ctx.model
+        if self._shown_as != (ctx.log_y, ctx.ignore_outliers):
+            self._shown_as = (ctx.log_y, ctx.ignore_outliers)
+            self._y_range = None
         self.axis.set_mode(ctx.x_mode)
         self.set_log(ctx.log_x, ctx.log_y)
         (x0, x1), _ = self.vb.viewRange()
         width = max(int(self.vb.width()), 50)
-        smoothing = ctx.model.smoothing
+        smoothing = ctx.model.smoothing_of(self.key)
+        groups = list(ctx.groups) if ctx.x_mode == "step" else []
+        if groups != self.bands.specs:
+            self.bands.sync(groups)
+            self._y_range = None
+        grouped = self.bands.active
         calls = 0
+        for items in self._items.values():
+            items.raw.setVisible(not grouped)
+            if grouped:
+                items.smooth.setVisible(False)
+                if items.marks is not None:
+                    items.marks.setVisible(False)
+                    items.drawn.pop("marks-shown", None)
+                    items.drawn.pop("marks", None)
+        if grouped:
+            calls += self.bands.redraw(ctx.model, (x0, x1), width, log_x=ctx.log_x)
+            if ctx.follow or self._y_range is None:
+                self._fit_y(ctx)
+            return calls
         for folder, items in self._items.items():
             run = ctx.model.runs.get(folder)
             curve = run.curves.get(self.key) if run is not None else None
@@ -242,6 +388,7 @@ class MetricPlot(pg.PlotWidget):
                 xs, ys = curve.points(*where, smoothed=False, log_x=ctx.log_x)
                 items.raw.setData(xs, ys)
                 items.bounds["raw"] = _bounds(ys)
+                items.ys["raw"] = ys
                 calls += 1
             items.smooth.setVisible(smoothed)
             if smoothed and items.drawn.get("smooth") != (view, smoothing):
@@ -249,21 +396,39 @@ class MetricPlot(pg.PlotWidget):
                 xs, ys = curve.points(*where, smoothed=True, log_x=ctx.log_x)
                 items.smooth.setData(xs, ys)
                 items.bounds["smooth"] = _bounds(ys)
+                items.ys["smooth"] = ys
                 calls += 1
             marks = (run.events_version, curve.version, ctx.x_mode, ctx.log_x, ctx.log_y)
             if items.drawn.get("marks") != (marks, smoothing, run.origin):
                 items.drawn["marks"] = (marks, smoothing, run.origin)
                 calls += self._draw_marks(items, run, ctx)
         if ctx.follow or self._y_range is None:
-            self._fit_y(ctx.log_y)
+            self._fit_y(ctx)
         return calls
 
-    def _fit_y(self, log_y: bool) -> None:
-        """Fit the y range to the drawn curves (they keep every extreme of the view).
+    def _fit_y(self, ctx: DrawContext) -> None:
+        """Fit the y range to the drawn curves (they keep every extreme of the view), or to
+        their bulk when outliers are ignored.
 
         Done here rather than by pyqtgraph's auto-range, which recomputes the bounds of every
         curve on every paint.
         """
+        log_y = ctx.log_y
+        if ctx.ignore_outliers or self.bands.active:
+            if self.bands.active:
+                arrays = self.bands.arrays()
+            else:
+                arrays = [
+                    items.ys[name]
+                    for items in self._items.values()
+                    for name in (("raw", "smooth") if items.smooth.isVisible() else ("raw",))
+                    if name in items.ys
+                ]
+            fitted = y_range(arrays, log_y=log_y, ignore_outliers=ctx.ignore_outliers)
+            if fitted is not None and self._y_range != fitted:
+                self._y_range = fitted
+                self.vb.setYRange(*fitted, padding=0)
+            return
         lows, highs = [], []
         for items in self._items.values():
             for name in ("raw", "smooth") if items.smooth.isVisible() else ("raw",):
@@ -322,7 +487,8 @@ class MetricPlot(pg.PlotWidget):
 
     # ------------------------------------------------------------------ crosshair
     def show_crosshair(self, x: float | None, html: str = "") -> None:
-        """Draw the vertical line at ``x`` (None hides it) and, if given, the value readout."""
+        """Draw the vertical line at ``x`` (None hides it) and, if given, the value readout
+        (next to the mouse on the hovered chart, in the top left corner on the others)."""
         if x is None or not math.isfinite(x):
             self.crosshair.hide()
             self.readout.hide()
@@ -337,6 +503,10 @@ class MetricPlot(pg.PlotWidget):
         size = self.readout.textItem.boundingRect()
         box = self.vb.boundingRect()
         gap = 12.0
+        if not self._hovered_here:
+            self.readout.setPos(QPointF(box.left() + 4, box.top() + 4))
+            self.readout.show()
+            return
         left = self._mouse.x() + gap
         if left + size.width() > box.right():
             left = max(box.left(), self._mouse.x() - gap - size.width())
@@ -353,34 +523,44 @@ class MetricPlot(pg.PlotWidget):
         self.legend.setVisible(visible)
 
     def readout_html(self, ctx: DrawContext, x: float) -> str:
-        """The values of every run at view x ``x``, as HTML for the readout."""
+        """The values at view x ``x`` of every run (each its last point at or before ``x``)
+        or, while runs are grouped, of every group, as HTML for the readout."""
+        ctx = self._own(ctx)
         data_x = 10.0**x if ctx.log_x else x
-        rows = []
-        for folder in self._items:
+        muted, rows = self.colours.muted, []
+        if self.bands.active:
+            for spec, mean, low, high in self.bands.values_at(data_x):
+                span = f" <span style='color:{muted}'>({low:.4g} to {high:.4g})</span>"
+                label = html.escape(f"{spec.label} ({len(spec.runs)})")
+                rows.append(f"<span style='color:{spec.color}'>&#9632;</span> {label}: "
+                            f"{mean:.5g}{span}")  # fmt: skip
+        for folder, items in self._items.items() if not self.bands.active else ():
             run = ctx.model.runs.get(folder)
             curve = run.curves.get(self.key) if run is not None else None
             if run is None or curve is None:
                 continue
-            found = curve.nearest(ctx.x_mode, run.origin, data_x)
+            found = value_at(curve, run, ctx.x_mode, data_x, items)
             if found is None:
                 continue
-            _px, raw, shown = found
-            color = ctx.colors[folder].name()
+            raw, shown = found
             text = f"{shown:.5g}"
             if curve.smoothed:
-                text += f" <span style='color:{_AXIS}'>(raw {raw:.5g})</span>"
+                text += f" <span style='color:{muted}'>(raw {raw:.5g})</span>"
             name = html.escape(run.name)
-            rows.append(f"<span style='color:{color}'>&#9632;</span> {name}: {text}")
+            rows.append(f"<span style='color:{items.color.name()}'>&#9632;</span> {name}: {text}")
         if not rows:
             return ""
         head = f"<b>{format_x(data_x, ctx.x_mode)}</b>"
-        return f"<div style='color:{_TEXT}; font-size:8pt'>{head}<br>{'<br>'.join(rows)}</div>"
+        text = self.colours.text
+        return f"<div style='color:{text}; font-size:8pt'>{head}<br>{'<br>'.join(rows)}</div>"
 
     def _on_mouse_moved(self, pos: Any) -> None:
         if self.vb.sceneBoundingRect().contains(pos):
             self._mouse = self.vb.mapFromScene(pos)
+            self._hovered_here = True
             self.hovered.emit(self, self.vb.mapSceneToView(pos).x())
         else:
+            self._hovered_here = False
             self.hovered.emit(self, None)
 
     def leaveEvent(self, event: Any) -> None:
@@ -390,3 +570,32 @@ class MetricPlot(pg.PlotWidget):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         super().mouseDoubleClickEvent(event)
         self.followRequested.emit()
+
+
+def value_at(
+    curve: Curve, run: RunData, mode: str, x: float, items: _RunItems
+) -> tuple[float, float] | None:
+    """(raw, displayed) value of ``curve``'s last point at or before ``x`` (data units): from
+    the points in memory, or, before them (a long run's history), from what is drawn."""
+    n = len(curve.buffer)
+    if n:
+        curve.sync()
+        base, offset = curve.x_base(mode, run.origin)
+        target = x + offset
+        if curve.x_sorted(mode):
+            i = search(base, target, "right") - 1
+        else:  # wall times that go back somewhere (steps never do)
+            walls = curve.buffer.wall_offsets.astype(np.float64)
+            before = np.flatnonzero(walls <= target)
+            i = int(before[np.argmax(walls[before])]) if len(before) else -1
+        if i >= 0:
+            return float(curve.buffer.values[i]), float(curve.y(True)[i])
+    drawn = []
+    for item in (items.raw, items.smooth) if curve.smoothed else (items.raw,):
+        found = None
+        if item.xData is not None and item.yData is not None:
+            found = value_at_or_before(item.xData, item.yData, x)
+        drawn.append(None if found is None else found[1])
+    if drawn[0] is None:
+        return None
+    return drawn[0], drawn[-1] if drawn[-1] is not None else drawn[0]
