@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -152,3 +153,49 @@ def reduce_columns(agg: Aggregate, x_range: tuple[float, float], width: int) -> 
         np.maximum.reduceat(high, starts),
         np.maximum.reduceat(count, starts),
     )
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One group of runs as the charts draw it: its label, colour and runs."""
+
+    label: str
+    color: str
+    runs: tuple[Path, ...]
+
+
+@dataclass
+class RunGrouping:
+    """The selected runs' configs and the key they are grouped by ("" for none)."""
+
+    key: str = ""
+    configs: dict[Path, dict[str, Any]] = field(default_factory=dict)
+
+    def set_config(self, folder: Path, config: Mapping[str, Any]) -> bool:
+        """Record a run's (nested) config; True if it is new or changed."""
+        flat = flat_config(config)
+        if self.configs.get(folder) == flat:
+            return False
+        self.configs[folder] = flat
+        return True
+
+    def keep(self, folders: Iterable[Path]) -> None:
+        """Forget the configs of runs no longer selected."""
+        kept = set(folders)
+        self.configs = {f: c for f, c in self.configs.items() if f in kept}
+
+    def keys(self) -> list[str]:
+        """The config keys to offer (those that differ between the runs first)."""
+        return config_keys(self.configs.values())
+
+    def specs(self, runs: Sequence[Path], palette: Sequence[str]) -> tuple[GroupSpec, ...]:
+        """The groups of ``runs`` (those whose config is known), coloured from ``palette``
+        in group order; none while no key is chosen."""
+        if not self.key:
+            return ()
+        known = {folder: self.configs[folder] for folder in runs if folder in self.configs}
+        groups = group_runs(known, self.key)
+        return tuple(
+            GroupSpec(g.label, palette[i % len(palette)], tuple(g.runs))
+            for i, g in enumerate(groups)
+        )

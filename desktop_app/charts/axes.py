@@ -81,6 +81,12 @@ class YAxis(pg.AxisItem):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(orientation="left", **kwargs)
 
+    def natural_width(self) -> int:
+        """The width the axis would take for its widest tick label drawn so far (the panel
+        gives every chart the widest one's, so that their plot areas line up)."""
+        offset = self.style["tickTextOffset"][0] if self.style["showValues"] else 0
+        return math.ceil(self.textWidth + offset + max(0, self.style["tickLength"]))
+
     def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: Any) -> Any:
         ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
         return split_log_ticks(ticks, maxVal - minVal, size, _LABEL_GAP_Y)

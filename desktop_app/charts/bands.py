@@ -8,27 +8,17 @@ points in memory (their smoothed values where the chart is smoothed), aligned on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from desktop_app.charts.aggregate import Aggregate, aggregate, reduce_columns
+from desktop_app.charts.aggregate import Aggregate, GroupSpec, aggregate, reduce_columns
 from desktop_app.charts.model import ChartsModel
 from desktop_app.charts.rules import value_at_or_before
 
 BAND_ALPHA = 60  # of 255
-
-
-@dataclass(frozen=True)
-class GroupSpec:
-    """One group of runs as the charts draw it."""
-
-    label: str
-    color: str
-    runs: tuple[Path, ...]
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""A collapsible group of charts (one per metric namespace), laid out in a grid of columns."""
+"""A collapsible group of charts (one per metric namespace), laid out in a grid of columns.
+
+The panel sets the number of columns from the width it has (:func:`columns_for`); a key
+filter hides the charts whose key does not match it (:func:`desktop_app.charts.rules.key_matches`).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QToolButton, QVBoxLayout, QWidget
 
 from desktop_app.charts.plot import MetricPlot
+from desktop_app.charts.rules import key_matches
 
-MIN_CHART_WIDTH = 420  # below this a chart gets a row of its own
+MIN_CHART_WIDTH = 300  # a chart is at least this wide: the width sets the number of columns
+MAX_COLUMNS = 6
+
+
+def columns_for(width: int) -> int:
+    """How many columns of charts fit in ``width`` pixels (1 to :data:`MAX_COLUMNS`)."""
+    return max(1, min(MAX_COLUMNS, width // MIN_CHART_WIDTH))
 
 
 class ChartGroup(QWidget):
@@ -18,6 +29,7 @@ class ChartGroup(QWidget):
         self.name = name
         self.plots: dict[str, MetricPlot] = {}
         self.columns = 2
+        self.pattern = ""  # the key filter
         self.header = QToolButton()
         self.header.setCheckable(True)
         self.header.setChecked(True)
@@ -66,6 +78,17 @@ class ChartGroup(QWidget):
             self._relayout()
         return plot
 
+    @property
+    def shown(self) -> list[MetricPlot]:
+        """The charts that match the key filter, in grid order."""
+        return [plot for key, plot in self.plots.items() if key_matches(key, self.pattern)]
+
+    def set_filter(self, pattern: str) -> None:
+        """Show only the charts whose key matches ``pattern`` (empty: all)."""
+        if pattern != self.pattern:
+            self.pattern = pattern
+            self._relayout()
+
     def set_columns(self, columns: int) -> None:
         """Lay the charts out in ``columns`` columns."""
         columns = max(columns, 1)
@@ -76,12 +99,23 @@ class ChartGroup(QWidget):
     def _relayout(self) -> None:
         for plot in self.plots.values():
             self.grid.removeWidget(plot)
-        for i, plot in enumerate(self.plots.values()):
+        shown = self.shown
+        for i, plot in enumerate(shown):
             self.grid.addWidget(plot, i // self.columns, i % self.columns)
+            if plot.isHidden():
+                plot.show()
+                plot.dirty = True
+        for plot in self.plots.values():
+            if plot not in shown:
+                plot.hide()
         for column in range(max(self.grid.columnCount(), self.columns)):
             self.grid.setColumnStretch(column, 1 if column < self.columns else 0)
         self._update_header()
+        self.setVisible(bool(shown))
 
     def _update_header(self) -> None:
-        count = len(self.plots)
-        self.header.setText(f"{self.name}  ({count} chart{'s' if count != 1 else ''})")
+        count, shown = len(self.plots), len(self.shown)
+        counted = f"{count} chart{'s' if count != 1 else ''}"
+        if shown != count:
+            counted = f"{shown} of {counted}"
+        self.header.setText(f"{self.name}  ({counted})")

@@ -3,7 +3,11 @@
 Journal reads run on the background worker (:class:`~desktop_app.background.BackgroundIO`);
 their batches go into the Qt-free :class:`~desktop_app.charts.model.ChartsModel` and only mark
 plots dirty. One display timer does all the drawing: it skips a hidden panel, a minimised
-window, collapsed or scrolled-away charts and charts whose data did not change.
+window, collapsed, filtered-out or scrolled-away charts and charts whose data did not change.
+
+The charts fill a grid whose column count follows the panel's width; their x ranges are linked
+and their left axes kept equally wide, so the plot areas of a column line up to the pixel. A
+key filter hides charts; runs may be grouped by a config key (mean and min-max band).
 
 Why over 400 lines: the panel owns the one display timer and every decision about what to draw
 (hidden, minimised, scrolled away, unchanged); the plots and the model are their own modules.
@@ -25,7 +29,9 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from desktop_app.background import BackgroundIO
-from desktop_app.charts.groups import MIN_CHART_WIDTH, ChartGroup
+from desktop_app.charts.aggregate import GroupSpec, RunGrouping
+from desktop_app.charts.chart_theme import ChartTheme, chart_theme, current_chart_theme
+from desktop_app.charts.groups import ChartGroup, columns_for
 from desktop_app.charts.model import (
     GROUPS,
     X_MODES,
@@ -39,6 +45,7 @@ from desktop_app.charts.plot import DrawContext, MetricPlot
 from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from desktop_app.compare.colours import PALETTE
+from desktop_app.settings.theme import Theme
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
 from trainer.upgrade import upgrade_journal
@@ -48,7 +55,8 @@ log = logging.getLogger(__name__)
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
 #: How many recent redraw times the panel keeps (for the health panel).
 REDRAW_TIMES = 100
-MAX_COLUMNS = 3
+#: The left axes are never narrower than this (pixels), so short labels do not shift them.
+MIN_AXIS_WIDTH = 40
 
 
 class ChartsPanel(QWidget):
@@ -95,6 +103,12 @@ class ChartsPanel(QWidget):
         self._hover: tuple[MetricPlot, float] | None = None
         self._hover_dirty = False
         self._shut_down = False
+        self._ignore_outliers = False
+        #: The key filter; kept for the app's session, whichever runs are selected.
+        self.key_filter = ""
+        self.grouping = RunGrouping()
+        self._group_specs: tuple[GroupSpec, ...] = ()
+        self.colours: ChartTheme = current_chart_theme()
 
         self.toolbar = ChartsToolbar()
         self.toolbar.smoothingChanged.connect(self.set_smoothing)
@@ -102,6 +116,9 @@ class ChartsPanel(QWidget):
         self.toolbar.logYChanged.connect(self.set_log_y)
         self.toolbar.logXChanged.connect(self.set_log_x)
         self.toolbar.followChanged.connect(self.set_follow)
+        self.toolbar.outliersChanged.connect(self.set_ignore_outliers)
+        self.toolbar.filterChanged.connect(self.set_key_filter)
+        self.toolbar.groupByChanged.connect(self.set_group_by)
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setStyleSheet("padding: 2px 8px;")
@@ -183,11 +200,12 @@ class ChartsPanel(QWidget):
         for folder in removed:
             self._colors.pop(folder, None)
             self.drawn_walls.pop(str(folder), None)
+        self.grouping.keep(self.model.runs)
         for folder in added:
             used = {c.name() for c in self._colors.values()}
             free = [c for c in PALETTE if c not in used] or list(PALETTE)
             self._colors[folder] = QColor(self.colour_of(folder) if self.colour_of else free[0])
-        self._update_legend()
+        self._update_groups()
         self._schedule_structure()
         self._tick()
 
@@ -240,6 +258,55 @@ class ChartsPanel(QWidget):
         if self._follow:
             self._mark_all_dirty()
 
+    def set_ignore_outliers(self, on: bool) -> None:
+        """Fit the y axes to the bulk of the values (1st-99th percentile), not every spike;
+        a chart's own choice (its context menu) wins."""
+        self._ignore_outliers = bool(on)
+        self.toolbar.show_outliers(self._ignore_outliers)
+        self._mark_all_dirty()
+
+    def set_key_filter(self, pattern: str) -> None:
+        """Show only the charts whose key matches ``pattern`` (see
+        :func:`desktop_app.charts.rules.key_matches`); empty shows all."""
+        self.key_filter = pattern
+        if self.toolbar.filter.text() != pattern:
+            self.toolbar.filter.setText(pattern)  # comes back here, changes nothing
+        for group in self.groups.values():
+            group.set_filter(pattern)
+        self._set_columns()
+        self._mark_all_dirty()
+        self._update_messages()
+        self._tick()
+
+    @property
+    def shown_plots(self) -> list[MetricPlot]:
+        """The charts the filter shows (collapsed groups' included), in grid order."""
+        return [plot for group in self.groups.values() for plot in group.shown]
+
+    def set_group_by(self, key: str) -> None:
+        """Group the runs by the config key ``key`` ("" for none): the charts then draw each
+        group's mean and min-max band (in step mode) and the legend lists the groups."""
+        self.grouping.key = key
+        self.toolbar.show_group_keys(self.grouping.keys(), key)
+        self._update_groups()
+
+    @property
+    def group_specs(self) -> tuple[GroupSpec, ...]:
+        """The groups drawn now (empty while the runs are not grouped)."""
+        return self._group_specs
+
+    def set_chart_options(self, key: str, **options: bool | None) -> None:
+        """A chart's own ``log_y``, ``ignore_outliers`` and ``smooth`` (None: the toolbar's,
+        or the smoothing rule's). Raises KeyError for a key without a chart."""
+        self.plots[key].set_options(**options)
+
+    def set_theme(self, theme: Theme | ChartTheme) -> None:
+        """Restyle the charts for a light or dark theme."""
+        self.colours = chart_theme(theme) if isinstance(theme, Theme) else theme
+        for plot in self.plots.values():
+            plot.set_colours(self.colours)
+        self._mark_all_dirty()
+
     def export_png(self, path: Path | str, key: str | None = None) -> Path:
         """Save the chart of ``key`` (or all charts) as a PNG, drawn with the newest data.
 
@@ -278,6 +345,9 @@ class ChartsPanel(QWidget):
         if data is None:
             return
         first = not data.loaded
+        if self.grouping.set_config(Path(folder), batch.run.config):
+            self.toolbar.show_group_keys(self.grouping.keys(), self.grouping.key)
+            self._update_groups()
         if not batch.summarized and batch.run.status in FINAL_STATUSES:
             self._upgrade(Path(folder))
         changed, events = self.model.apply(Path(folder), batch)
@@ -309,6 +379,7 @@ class ChartsPanel(QWidget):
                 calls += plot.redraw(ctx)
         if self._hover_dirty:
             self._draw_crosshair(ctx)
+        self._align_axes()
         self.draw_calls += calls
         if calls:
             self.redraw_ms.append((time.perf_counter() - started) * 1000.0)
@@ -355,7 +426,7 @@ class ChartsPanel(QWidget):
     def _context(self) -> DrawContext:
         return DrawContext(
             self.model, self._colors, self._x_mode, self._log_x, self._log_y, self._follow,
-            self._request_envelope,
+            self._request_envelope, self._ignore_outliers, self._group_specs,
         )  # fmt: skip
 
     def _request_envelope(self, folder: Path, key: str, request: EnvelopeRequest) -> None:
@@ -447,11 +518,12 @@ class ChartsPanel(QWidget):
             if wanted != plot.shown_runs:
                 plot.sync_runs(wanted, self._colors)
         for group in self.groups.values():
-            group.setVisible(bool(group.plots))
+            group.setVisible(bool(group.shown))
+        self._set_columns()
         self._update_messages()
 
     def _add_plot(self, key: str) -> None:
-        plot = MetricPlot(key)
+        plot = MetricPlot(key, colours=self.colours)
         if self._x_range is not None:
             plot.vb.setXRange(*self._x_range, padding=0)
         plot.vb.sigXRangeChanged.connect(lambda _vb, _r, plot=plot: self._on_x_range(plot))
@@ -459,14 +531,18 @@ class ChartsPanel(QWidget):
         plot.vb.sigResized.connect(lambda _vb, plot=plot: setattr(plot, "dirty", True))
         plot.hovered.connect(self._on_hover)
         plot.followRequested.connect(lambda: self.set_follow(True))
+        plot.optionsChanged.connect(self._on_chart_options)
         self.plots[key] = plot
-        self.groups[group_of(key)].add_plot(plot)
-        self.groups[group_of(key)].set_columns(self._columns())
+        group = self.groups[group_of(key)]
+        group.set_filter(self.key_filter)
+        group.add_plot(plot)
 
     def _update_messages(self) -> None:
         errors = [f"{data.name}: {data.error}" for data in self.model.runs.values() if data.error]
         if not self._runs:
             self._show_message("Select one or more runs to see their charts.")
+        elif self.plots and self.key_filter and not self.shown_plots:
+            self._show_message(f"No chart matches the filter “{self.key_filter}”.")
         elif self.plots:
             self.pages.setCurrentWidget(self.scroll_area)
         elif errors and len(errors) == len(self._runs):
@@ -479,7 +555,39 @@ class ChartsPanel(QWidget):
         self.banner.setVisible(bool(errors) and not shown_elsewhere)
         self.banner.setText("Cannot read the journal of " + "; ".join(errors))
 
+    def _on_chart_options(self, plot: MetricPlot) -> None:
+        if self.model.set_key_smoothing(plot.key, plot.smooth):
+            plot.dirty = True
+        self._hover_dirty = True
+        self._tick()
+
+    def _update_groups(self) -> None:
+        specs = self.grouping.specs([folder for folder, _ in self._runs], PALETTE)
+        if specs != self._group_specs:
+            self._group_specs = specs
+            self._mark_all_dirty()
+        self._update_legend()
+
+    def _align_axes(self) -> None:
+        """Give every chart's left axis the width the widest labels need, so that the plot
+        areas of a column start at the same pixel (their x ranges are linked already)."""
+        axes = [plot.getPlotItem().getAxis("left") for plot in self.plots.values()]
+        if not axes:
+            return
+        wanted = max(MIN_AXIS_WIDTH, *(axis.natural_width() for axis in axes))
+        for axis in axes:
+            if axis.fixedWidth != wanted:
+                axis.setWidth(wanted)
+
     def _update_legend(self) -> None:
+        if self._group_specs:
+            self.legend.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(
+                f"<span style='color:{spec.color}; font-size:14pt'>&#9632;</span>&nbsp;"
+                f"{html.escape(spec.label)} ({_runs_text(len(spec.runs))})"
+                for spec in self._group_specs
+            ))  # fmt: skip
+            self.legend.setVisible(True)
+            return
         entries = [
             f"<span style='color:{self._colors[folder].name()}; font-size:14pt'>&#9632;</span>"
             f"&nbsp;{html.escape(name)}"
@@ -544,22 +652,29 @@ class ChartsPanel(QWidget):
         self._hover_dirty = True
 
     def _draw_crosshair(self, ctx: DrawContext) -> None:
+        """The hovered x on every chart on screen, each with its runs' values there."""
         self._hover_dirty = False
         for plot in self.plots.values():
-            if self._hover is None:
+            if self._hover is None or not self._is_shown(plot):
                 plot.show_crosshair(None)
-            elif self._is_shown(plot):
-                source, x = self._hover
-                plot.show_crosshair(x, plot.readout_html(ctx, x) if plot is source else "")
+            else:
+                _source, x = self._hover
+                plot.show_crosshair(x, plot.readout_html(ctx, x))
 
     # ------------------------------------------------------------------ layout
-    def _columns(self) -> int:
-        width = self.scroll_area.viewport().width()
-        return max(1, min(MAX_COLUMNS, width // MIN_CHART_WIDTH))
+    def _set_columns(self) -> None:
+        """As many columns as the width allows, but no more than the largest group fills:
+        every group has the same columns, so charts are equally wide and line up."""
+        fill = max((len(group.shown) for group in self.groups.values()), default=1)
+        columns = min(columns_for(self.scroll_area.viewport().width()), max(fill, 1))
+        for group in self.groups.values():
+            group.set_columns(columns)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.scroll_area.viewport() and event.type() == QEvent.Type.Resize:
-            columns = self._columns()
-            for group in self.groups.values():
-                group.set_columns(columns)
+            self._set_columns()
         return super().eventFilter(watched, event)
+
+
+def _runs_text(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"

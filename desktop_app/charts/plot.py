@@ -30,8 +30,9 @@ from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent
 from PySide6.QtWidgets import QMenu, QWidget
 
+from desktop_app.charts.aggregate import GroupSpec
 from desktop_app.charts.axes import XAxis, YAxis, format_x
-from desktop_app.charts.bands import GroupBands, GroupSpec
+from desktop_app.charts.bands import GroupBands
 from desktop_app.charts.chart_theme import ChartTheme, box_brush, current_chart_theme, style_chart
 from desktop_app.charts.model import (
     EVENT_SYMBOLS,

@@ -1,4 +1,5 @@
-"""The charts' toolbar: smoothing, x axis, log scales and follow. A thin widget of signals.
+"""The charts' toolbar: smoothing, x axis, log scales, outliers and follow on one row; the key
+filter and grouping by a config key on a second. A thin widget of signals.
 
 Its setters update the controls without emitting, so the panel can mirror state changed
 elsewhere (a zoom that turns follow off, a call of ``ChartsPanel.set_smoothing``).
@@ -13,8 +14,10 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSpinBox,
     QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -37,6 +40,11 @@ class ChartsToolbar(QWidget):
     logYChanged = Signal(bool)
     logXChanged = Signal(bool)
     followChanged = Signal(bool)
+    outliersChanged = Signal(bool)
+    #: The key filter's text, as typed.
+    filterChanged = Signal(str)
+    #: The config key to group runs by ("" for none).
+    groupByChanged = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +69,24 @@ class ChartsToolbar(QWidget):
         self.x_mode.setToolTip("X axis: step, time since the run started, or wall-clock time")
         self.log_y = QCheckBox("Log y")
         self.log_x = QCheckBox("Log x")
+        self.outliers = QCheckBox("Ignore outliers")
+        self.outliers.setToolTip(
+            "Fit the y axes to the 1st-99th percentile of the values drawn, so that one spike "
+            "does not flatten the curve (a chart's context menu can override it)"
+        )
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter charts: loss, val/*, *acc*")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setToolTip(
+            "Show only the charts whose key matches a word (a substring, or a glob with * ? [ ]); "
+            "case-insensitive"
+        )
+        self.group_by = QComboBox()
+        self.group_by.addItem("No grouping", "")
+        self.group_by.setToolTip(
+            "Group the runs by a config key: each group's mean with its min-max band"
+        )
+        self.group_by.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.follow = QToolButton()
         self.follow.setText("Follow")
         self.follow.setCheckable(True)
@@ -70,13 +96,23 @@ class ChartsToolbar(QWidget):
             "double-click a chart to turn it on again."
         )
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()
+        layout.setContentsMargins(0, 0, 0, 0)
         controls = (self.smoothing, self.weight, self.ma_window, QLabel("x:"), self.x_mode)
-        for widget in (*controls, self.log_y, self.log_x):
+        for widget in (*controls, self.log_y, self.log_x, self.outliers):
             layout.addWidget(widget)
         layout.addStretch(1)
         layout.addWidget(self.follow)
+        second = QHBoxLayout()
+        second.setContentsMargins(0, 0, 0, 0)
+        second.addWidget(self.filter, 1)
+        second.addWidget(QLabel("Group by:"))
+        second.addWidget(self.group_by)
+        rows.addLayout(layout)
+        rows.addLayout(second)
 
         self.smoothing.currentIndexChanged.connect(self._emit_smoothing)
         self.weight.valueChanged.connect(self._emit_smoothing)
@@ -85,6 +121,11 @@ class ChartsToolbar(QWidget):
         self.log_y.toggled.connect(self.logYChanged)
         self.log_x.toggled.connect(self.logXChanged)
         self.follow.toggled.connect(self.followChanged)
+        self.outliers.toggled.connect(self.outliersChanged)
+        self.filter.textChanged.connect(self.filterChanged)
+        self.group_by.currentIndexChanged.connect(
+            lambda _i: self.groupByChanged.emit(str(self.group_by.currentData() or ""))
+        )
         self._show_value_box()
 
     # ------------------------------------------------------------------ setters (no signals)
@@ -110,6 +151,20 @@ class ChartsToolbar(QWidget):
         with QSignalBlocker(self.log_x), QSignalBlocker(self.log_y):
             self.log_x.setChecked(log_x)
             self.log_y.setChecked(log_y)
+
+    def show_outliers(self, on: bool) -> None:
+        """Show whether outliers are ignored."""
+        with QSignalBlocker(self.outliers):
+            self.outliers.setChecked(on)
+
+    def show_group_keys(self, keys: list[str], current: str) -> None:
+        """Offer ``keys`` to group by, with ``current`` ("" for none) chosen."""
+        with QSignalBlocker(self.group_by):
+            self.group_by.clear()
+            self.group_by.addItem("No grouping", "")
+            for key in keys:
+                self.group_by.addItem(key, key)
+            self.group_by.setCurrentIndex(max(self.group_by.findData(current), 0))
 
     def show_follow(self, on: bool) -> None:
         """Show whether the charts follow the newest data."""
