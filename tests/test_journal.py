@@ -268,3 +268,72 @@ def test_wall_times_are_kept_per_point_even_when_stored_once_per_step(tmp_path: 
     walls = conn.execute("SELECT key, wall_time FROM scalars").fetchall()
     conn.close()
     assert all(wall is not None and wall > 1e9 for _, wall in walls)
+
+
+# ---------------------------------------------------------------------------- listing reads
+def test_an_idle_journal_is_summarised_as_the_usual_read_sees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ended run (nothing in its WAL) is listed from a lock-free read that sees exactly
+    what the usual read sees; a live run with commits in its WAL is read the usual way."""
+    import trainer.journal.db as jdb
+    import trainer.runs as runs
+
+    paths, w = make_journal(tmp_path)
+    for step in range(1, 40):
+        w.log_scalars({"train/loss": 1.0 / step, "val/acc": step / 40}, step)
+    w.event("paused", "", step=10)
+    w.event("resumed", "", step=10)
+    w.set_status("finished", exit_reason="finished", step=39)
+    w.close()
+    assert jdb.idle_mark(paths.journal) is not None
+    frozen: list[bool] = []
+    real = runs.JournalReader
+
+    def spy(path: Path, **kw: bool) -> JournalReader:
+        frozen.append(kw.get("frozen", False))
+        return real(path, **kw)
+
+    monkeypatch.setattr(runs, "JournalReader", spy)
+    fast = summarize(paths.root)
+    assert frozen == [True]
+    with real(paths.root) as reader:
+        info, latest, events = reader.listing(runs.PAUSE_EVENTS)
+    usual = runs.summary_from(
+        info, paths.root, {k: v for k, (_s, v) in latest.items()}, runs.pause_time(events)
+    )
+    assert fast == usual
+    assert fast.latest == {"train/loss": 1.0 / 39, "val/acc": 39 / 40}
+    assert fast.status == "finished" and fast.step == 39
+
+    # A live writer's commits sit in the WAL: no lock-free read of a file that lags them.
+    paths2, w2 = make_journal(tmp_path, "live")
+    w2.log_scalars({"train/loss": 0.5}, 1)
+    w2.flush()
+    frozen.clear()
+    assert jdb.idle_mark(paths2.journal) is None
+    assert summarize(paths2.root).latest == {"train/loss": 0.5}
+    assert frozen == [False]
+    w2.close()
+
+
+def test_a_journal_that_changes_during_a_lock_free_read_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.runs as runs
+
+    paths, w = make_journal(tmp_path)
+    w.log_scalars({"train/loss": 2.0}, 1)
+    w.close()
+    marks = iter([(1, 1, 1), (1, 1, 2)])  # the file changed between the two looks
+    monkeypatch.setattr(runs, "idle_mark", lambda _path: next(marks))
+    frozen: list[bool] = []
+    real = runs.JournalReader
+
+    def spy(path: Path, **kw: bool) -> JournalReader:
+        frozen.append(kw.get("frozen", False))
+        return real(path, **kw)
+
+    monkeypatch.setattr(runs, "JournalReader", spy)
+    assert summarize(paths.root).latest == {"train/loss": 2.0}
+    assert frozen == [True, False]

@@ -5,13 +5,16 @@ Qt-free and torch-free: the CLI's ``ls``/``show`` and the desktop app's runs pan
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import JournalError, RunNotFoundError
+from trainer.journal.db import idle_mark
 from trainer.journal.reader import JournalReader, RunInfo
 from trainer.journal.status import derive_status
 from trainer.paths import JOURNAL_NAME, RunPaths
@@ -52,28 +55,83 @@ class RunSummary:
     exit_reason: str | None
     latest: dict[str, float]
     error: str | None = None
+    #: The resolved config, as journaled (nested tables as dicts).
+    config: dict[str, Any] = field(default_factory=dict)
+    #: Seconds spent paused in pauses that ended, and the start of the current one (if any).
+    paused_s: float = 0.0
+    paused_since: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+#: Events that end a pause: a resume, or the attempt's end or a new attempt's start.
+_PAUSE_ENDS = frozenset({"resumed", "started", "restarted", "finished", "stopped", "failed",
+                         "crashed"})  # fmt: skip
+
+
+def pause_time(events: Iterable[tuple[str, float]]) -> tuple[float, float | None]:
+    """From (kind, wall) events in journal order: the seconds of the pauses that ended, and
+    the wall time the current pause began (None if the run is not paused)."""
+    total = 0.0
+    since: float | None = None
+    for kind, wall in events:
+        if kind == "paused" and since is None:
+            since = wall
+        elif kind in _PAUSE_ENDS and since is not None:
+            total += max(0.0, wall - since)
+            since = None
+    return total, since
+
+
+#: The events :func:`pause_time` looks at.
+PAUSE_EVENTS = _PAUSE_ENDS | {"paused"}
+
+
 def summarize(folder: Path, *, with_latest: bool = True) -> RunSummary:
-    """Summarise one run folder; an unreadable journal gives status "unreadable" and the reason."""
+    """Summarise one run folder; an unreadable journal gives status "unreadable" and the reason.
+
+    A journal with nothing in its WAL (an ended run's, mostly) is read without locks; if it
+    changed meanwhile it is read again the usual way. A listing of thousands of ended runs
+    spends most of its time opening journals, and this halves an open."""
+    journal = folder / JOURNAL_NAME
+    mark = idle_mark(journal)
     try:
-        with JournalReader(folder) as reader:
-            info = reader.run_info()
-            latest = {k: v for k, (_, v) in reader.latest().items()} if with_latest else {}
+        if mark is not None:
+            with contextlib.suppress(JournalError):  # a change in the middle: read again
+                found = _summary_parts(folder, with_latest, frozen=True)
+                if idle_mark(journal) == mark:
+                    return summary_from(*found)
+        return summary_from(*_summary_parts(folder, with_latest, frozen=False))
     except JournalError as exc:
         return RunSummary(
             id="?", name=folder.name, path=str(folder), status="unreadable", step=0,
             max_steps=None, attempt=0, entry="?", created=None, updated=None,
             exit_reason=None, latest={}, error=str(exc),
         )  # fmt: skip
-    return summary_from(info, folder, latest)
 
 
-def summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunSummary:
-    """The summary of a run from its run row (status derived now) and newest values."""
+def _summary_parts(
+    folder: Path, with_latest: bool, *, frozen: bool
+) -> tuple[RunInfo, Path, dict[str, float], tuple[float, float | None]]:
+    with JournalReader(folder, frozen=frozen) as reader:
+        if with_latest:
+            info, newest, events = reader.listing(PAUSE_EVENTS)
+            latest = {k: v for k, (_, v) in newest.items()}
+        else:
+            info, latest = reader.run_info(), {}
+            events = [(e.kind, e.wall) for e in reader.events() if e.kind in PAUSE_EVENTS]
+    return info, folder, latest, pause_time(events)
+
+
+def summary_from(
+    info: RunInfo,
+    folder: Path,
+    latest: dict[str, float],
+    pauses: tuple[float, float | None] = (0.0, None),
+) -> RunSummary:
+    """The summary of a run from its run row (status derived now), newest values and
+    :func:`pause_time`."""
     step = max(info.step, info.heartbeat_step or 0)
     return RunSummary(
         id=info.id,
@@ -88,6 +146,9 @@ def summary_from(info: RunInfo, folder: Path, latest: dict[str, float]) -> RunSu
         updated=info.heartbeat_wall or info.updated,
         exit_reason=info.exit_reason,
         latest=latest,
+        config=info.config,
+        paused_s=pauses[0],
+        paused_since=pauses[1],
     )
 
 

@@ -88,6 +88,44 @@ def locked(path: Path, exc: BaseException) -> JournalError:
     )
 
 
+def idle_mark(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime ns) of a journal whose WAL is absent or empty: every committed
+    change is in the file itself, which no reader then needs to lock to read. None when the
+    WAL holds commits (or the file is gone)."""
+    try:
+        wal = os.stat(f"{path}-wal")
+        if wal.st_size:
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def connect_frozen(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` as a frozen file (SQLite's immutable=1: no locks, no
+    -shm), for one quick read of a journal :func:`idle_mark` found idle. The caller checks
+    the mark again after its read, and reads the usual way if it changed."""
+    check_sqlite_file(path)
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?immutable=1",
+        uri=True, isolation_level=None, check_same_thread=False,
+    )  # fmt: skip
+    try:
+        schema_version(conn, path)
+    except (JournalError, sqlite3.DatabaseError) as exc:
+        conn.close()
+        if isinstance(exc, JournalError):
+            raise
+        raise damaged(path, exc) from exc
+    return conn
+
+
 def connect_reader(path: Path) -> sqlite3.Connection:
     """A read-only connection in autocommit mode: each statement is its own short read.
 

@@ -21,7 +21,7 @@ import itertools
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,10 +224,13 @@ class TailBatch:
 class JournalReader:
     """Read-only access to one run's journal. Accepts the run folder or the journal file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, frozen: bool = False) -> None:
+        """``frozen``: read the journal as a frozen file (see :func:`jdb.connect_frozen`;
+        only for one quick read of a journal found idle, checked again after)."""
         path = Path(path)
         self.path = path / JOURNAL_NAME if path.is_dir() else path
-        self._conn: sqlite3.Connection | None = jdb.connect_reader(self.path)
+        connect = jdb.connect_frozen if frozen else jdb.connect_reader
+        self._conn: sqlite3.Connection | None = connect(self.path)
         # A reader's reads are range scans and a few B-tree paths: SQLite's default page
         # cache (2 MB, kept for the life of the connection) only holds an app that follows
         # many runs' memory, not their speed.
@@ -360,13 +363,35 @@ class JournalReader:
 
     def latest(self) -> dict[str, tuple[int, float]]:
         """Each key's newest visible (step, value)."""
-        out: dict[str, tuple[int, float]] = {}
         with self._read() as conn:
-            cutoffs = _cutoffs(self._attempt_starts(conn))
-            for key_id, name in conn.execute("SELECT id, name FROM metric_key").fetchall():
-                row = _newest_point(conn, key_id, cutoffs)
-                if row is not None:
-                    out[name] = row
+            return self._latest(conn)
+
+    def listing(
+        self, event_kinds: Iterable[str] = ()
+    ) -> tuple[RunInfo, dict[str, tuple[int, float]], list[tuple[str, float]]]:
+        """What a runs listing shows, in one snapshot (a listing opens thousands of journals,
+        so one read transaction, not three): the run row, each key's newest visible (step,
+        value) and the (kind, wall) of the events of ``event_kinds``, in journal order."""
+        kinds = sorted(set(event_kinds))
+        with self._read() as conn:
+            info = self._run_info(conn)
+            latest = self._latest(conn)
+            events: list[tuple[str, float]] = []
+            if kinds:
+                events = conn.execute(
+                    f"SELECT kind, wall FROM event WHERE kind IN ({', '.join('?' * len(kinds))}) "
+                    "ORDER BY id",
+                    kinds,
+                ).fetchall()
+        return info, latest, events
+
+    def _latest(self, conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+        out: dict[str, tuple[int, float]] = {}
+        cutoffs = _cutoffs(self._attempt_starts(conn))
+        for key_id, name in conn.execute("SELECT id, name FROM metric_key").fetchall():
+            row = _newest_point(conn, key_id, cutoffs)
+            if row is not None:
+                out[name] = row
         return out
 
     # ---------------------------------------------------------------- incremental
