@@ -27,7 +27,6 @@ from PySide6.QtCore import (
     QFileSystemWatcher,
     QItemSelection,
     QItemSelectionModel,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -44,6 +43,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
     QFileDialog,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
+from desktop_app.compare.table_ui import CompareTable, RunsProxy
 from desktop_app.follow.hub import FollowHub
 from desktop_app.gpu_queue.view import QueueView
 from desktop_app.health.model import folders_to_watch
@@ -72,9 +73,10 @@ from desktop_app.runs_ctl.launch_failure import LaunchFailurePanel
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel, ScanResult, summary_cache_path
-from desktop_app.runs_table import SORT_ROLE, RowNote, RunsTableModel
+from desktop_app.runs_table import RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
 from desktop_app.settings.model import AppSettings
+from desktop_app.settings.table_prefs import load_prefs
 from desktop_app.system.panel import SystemPanel
 from trainer.errors import TrainDeskError
 from trainer.imports.to_run import import_run
@@ -83,12 +85,16 @@ from trainer.journal.reader import RunInfo
 from trainer.journal.status import ALIVE
 from trainer.paths import RunPaths
 from trainer.resources.gpus import GpuBackend
-from trainer.runs import RunSummary, summary_from
+from trainer.runs import PAUSE_EVENTS, RunSummary, pause_time, summary_from
 from trainer.settings import LISTED_FILE
 
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL_MS = 1000
+#: The runs table's first height and the System dock's first width, in pixels: at 1280x800
+#: the charts keep room for two rows of three.
+RUNS_TABLE_HEIGHT = 180
+SYSTEM_DOCK_WIDTH = 320
 #: Rows measured when the runs table's columns are sized to their contents (once).
 COLUMN_SIZE_ROWS = 100
 #: A file the window writes the wall time to once the first listing is complete (benchmarks).
@@ -158,18 +164,20 @@ class MainWindow(QMainWindow):
         self._row_follows: dict[str, Callable[[], None]] = {}
         self._row_infos: dict[str, RunInfo] = {}
         self._row_latest: dict[str, dict[str, float]] = {}
+        self._row_events: dict[str, list[tuple[str, float]]] = {}  # for pause_time
 
-        self.table_model = RunsTableModel(self.runs, self)
+        self.table_model = RunsTableModel(self.runs, self, prefs=load_prefs())
         # Filter and sort through a proxy: the table model keeps the runs model's order.
-        self.proxy = QSortFilterProxyModel(self)
-        self.proxy.setSourceModel(self.table_model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy = RunsProxy(self.table_model, self)
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter runs by name, status or recipe…")
+        self.filter_edit.setPlaceholderText(
+            "Filter: words, or lr>1e-3 status:finished name~bert tag:baseline"
+        )
         self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter_edit.textChanged.connect(self.set_filter)
+        #: Why the filter text is not understood (one line beside the box; empty if it is).
+        self.filter_problem = QLabel()
+        self.filter_problem.setStyleSheet("color: #dc2626; padding: 0 6px;")
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -220,8 +228,14 @@ class MainWindow(QMainWindow):
         runs_panel = QWidget()
         runs_layout = QVBoxLayout(runs_panel)
         runs_layout.setContentsMargins(0, 0, 0, 0)
-        runs_layout.addWidget(self.filter_edit)
+        filter_row = QHBoxLayout()
+        filter_row.addWidget(self.filter_edit, 1)
+        filter_row.addWidget(self.filter_problem)
+        runs_layout.addLayout(filter_row)
         runs_layout.addWidget(self.table)
+        self.compare = CompareTable(self.table, self.table_model, self.proxy, self.io, parent=self)
+        self.compare.message.connect(self.statusBar().showMessage)
+        self.compare.error.connect(self.show_error)
         self.charts = ChartsPanel(self.io)
         self.charts.colour_of = lambda folder: self.table_model.colours.colour(str(folder))
         kind = {"moving": "ma"}.get(self.settings.smoothing_kind, self.settings.smoothing_kind)
@@ -244,7 +258,12 @@ class MainWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(runs_panel)
         splitter.addWidget(run_view)
-        splitter.setSizes([240, 440])
+        # The charts get the height: the table shows a few rows (more by dragging), and
+        # growing the window grows the charts only.
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([RUNS_TABLE_HEIGHT, 800 - RUNS_TABLE_HEIGHT])
+        self.splitter = splitter
         self.setCentralWidget(splitter)
 
         self.error_label = QLabel()
@@ -295,7 +314,7 @@ class MainWindow(QMainWindow):
         self.docks = {"system": system_dock, "health": health_dock, "queue": queue_dock}
         self._front_dock = "system"  # raised once the window is up (raise_ before is lost)
         self._front_raised = False
-        self.resizeDocks([system_dock], [460], Qt.Orientation.Horizontal)
+        self.resizeDocks([system_dock], [SYSTEM_DOCK_WIDTH], Qt.Orientation.Horizontal)
 
         self.help = HelpActions(self, runs_dir, self.tasks)
         self.help.message.connect(self.statusBar().showMessage)
@@ -550,12 +569,20 @@ class MainWindow(QMainWindow):
         self.error_label.setText(f"Error: {first_line[:160]}")
         self.error_label.setToolTip(message)
 
+    def set_filter(self, text: str) -> None:
+        """Filter the runs table by ``text`` (:mod:`desktop_app.compare.filter`); a problem
+        with it shows beside the box."""
+        problem = self.proxy.set_filter_text(text)
+        self.filter_problem.setText(problem)
+        self.filter_problem.setToolTip(problem)
+
     def shutdown(self) -> None:
         """Stop timers, stop the worker, close readers. Idempotent; emits :attr:`closed`."""
         if self._shut_down:
             return
         self._shut_down = True
         self._refresh_timer.stop()
+        self.compare.stop()
         self.supervisor.cancel_restarts("restart cancelled: the app is closing")
         self.queue.shutdown()
         self.io.close()
@@ -714,6 +741,7 @@ class MainWindow(QMainWindow):
             stop()
         self._row_infos.pop(path, None)
         self._row_latest.pop(path, None)
+        self._row_events.pop(path, None)
         self.runs.scanner.followed = frozenset(self._row_follows)
 
     def _on_row_delta(self, path: str, delta: Delta) -> None:
@@ -725,6 +753,10 @@ class MainWindow(QMainWindow):
             self._unfollow_row(path)  # unreadable now: the scanner says so
             return
         self._row_infos[path] = delta.batch.run
+        events = self._row_events.setdefault(path, [])
+        if delta.first or delta.replay:
+            events.clear()
+        events += [(e.kind, e.wall) for e in delta.batch.events if e.kind in PAUSE_EVENTS]
         latest = self._row_latest.setdefault(path, {})
         for key, series in delta.batch.points.items():
             if len(series):
@@ -740,7 +772,9 @@ class MainWindow(QMainWindow):
             row = self.runs.index_of(path)
             if row is not None:
                 old = runs[row]
-                new = summary_from(info, Path(path), {**old.latest, **self._row_latest[path]})
+                latest = {**old.latest, **self._row_latest[path]}
+                pauses = pause_time(self._row_events.get(path, []))
+                new = summary_from(info, Path(path), latest, pauses)
                 if new != old:
                     changed.append(new)
         if changed:

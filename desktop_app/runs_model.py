@@ -326,7 +326,7 @@ class RunsScanner:
 
 
 #: Bumped whenever RunSummary or the mark changes meaning: an old cache is then ignored.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def summary_cache_path(runs_dir: Path) -> Path:
@@ -513,10 +513,15 @@ def loss_text(run: RunSummary) -> str:
 
 
 def elapsed_seconds(run: RunSummary, now: float | None = None) -> float | None:
+    """Seconds the run has spent running: from its creation to now (to its last heartbeat
+    once it has ended), less the time it was paused."""
     if run.created is None:
         return None
     end = (now or time.time()) if run.status in LIVE else (run.updated or run.created)
-    return max(0.0, end - run.created)
+    paused = run.paused_s
+    if run.paused_since is not None:
+        paused += max(0.0, end - run.paused_since)
+    return max(0.0, end - run.created - paused)
 
 
 def duration_text(seconds: float | None) -> str:
@@ -532,7 +537,7 @@ def duration_text(seconds: float | None) -> str:
 
 
 def elapsed_text(run: RunSummary, now: float | None = None) -> str:
-    """Time since the run was created (to its last heartbeat, once it has ended)."""
+    """Time spent running (:func:`elapsed_seconds`)."""
     return duration_text(elapsed_seconds(run, now))
 
 

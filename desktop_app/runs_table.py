@@ -15,6 +15,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QColor
 
 from desktop_app.compare.colours import RunColours
+from desktop_app.compare.columns import Column, CompareColumns, ComparePrefs
+from desktop_app.compare.results import RunResults
 from desktop_app.runs_model import (
     LOSS_KEY,
     RunsChange,
@@ -89,6 +91,14 @@ STATUS_TIPS: dict[str, str] = {
 }
 
 _Index = QModelIndex | QPersistentModelIndex
+_COLUMN_TIPS = {
+    "config": "The config key {key}. Right-click the header to add or hide config columns.",
+    "last": "The newest value of {key}.",
+    "best": "The best value of {key} so far (right-click the header: lowest or highest).",
+    "final": "The last value of {key} once the run has ended.",
+    "tags": "The run's tags (right-click a run: Tags and note…).",
+    "note": "The run's note (right-click a run: Tags and note…).",
+}
 
 
 @dataclass(frozen=True)
@@ -105,10 +115,15 @@ class RowNote:
 class RunsTableModel(QAbstractTableModel):
     """Adapts the Qt-free :class:`RunsModel`; follows its changes until :meth:`detach`."""
 
-    def __init__(self, runs: RunsModel, parent: QObject | None = None) -> None:
+    def __init__(
+        self, runs: RunsModel, parent: QObject | None = None, prefs: ComparePrefs | None = None
+    ) -> None:
         super().__init__(parent)
         self._model = runs
         self._rows: list[RunSummary] = runs.runs
+        #: The comparing columns after :data:`COLUMNS` (config keys, results, tags).
+        self.compare = CompareColumns(prefs)
+        self.compare.set_runs(self._rows)
         self._notes: dict[str, RowNote] = {}
         #: One colour per run, shared with the charts (their lines and legend).
         self.colours = RunColours()
@@ -164,14 +179,47 @@ class RunsTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(COLUMNS) + len(self.compare.columns)
+
+    def compare_column(self, section: int) -> Column | None:
+        """The comparing column shown at ``section``; None for one of :data:`COLUMNS`."""
+        extra = section - len(COLUMNS)
+        return self.compare.columns[extra] if 0 <= extra < len(self.compare.columns) else None
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        column = self.compare_column(section)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section] if column is None else self.compare.title(column)
+        if role == Qt.ItemDataRole.ToolTipRole and column is not None:
+            return _COLUMN_TIPS[column.kind].format(key=column.key)
         return None
+
+    def set_prefs(self, prefs: ComparePrefs) -> None:
+        """Show the comparing columns ``prefs`` asks for."""
+        if self.compare.set_prefs(prefs):
+            self.beginResetModel()
+            self.endResetModel()
+        else:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, self.columnCount() - 1)
+            self._repaint_rows(range(len(self._rows)))
+
+    def set_results(self, results: dict[str, RunResults]) -> None:
+        """Take results read off the GUI thread; repaints their rows."""
+        for path, found in results.items():
+            self.compare.set_results(path, found)
+        self._repaint_rows(r for r, run in enumerate(self._rows) if run.path in results)
+
+    def repaint(self, path: str) -> None:
+        """Repaint the row of the run at ``path`` (its tags or note changed)."""
+        self._repaint_rows(r for r, run in enumerate(self._rows) if run.path == path)
+
+    def _repaint_rows(self, rows: Any) -> None:
+        for first, last in _spans(sorted(rows)):
+            self.dataChanged.emit(self.index(first, 0), self.index(last, self.columnCount() - 1))
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         run = self.run_at(index.row())
@@ -199,6 +247,9 @@ class RunsTableModel(QAbstractTableModel):
                 return "\n\n".join(t for t in tips if t) or run.error or run.path
         if column == REASON_COLUMN and role == Qt.ItemDataRole.ToolTipRole:
             return reason_text(run) or None
+        compared = self.compare_column(column)
+        if compared is not None:
+            return self._compare_data(run, compared, role)
         if role == Qt.ItemDataRole.DisplayRole:  # a journal's text shown inert (escaped)
             return inert(_cell_text(run, column))
         if role == SORT_ROLE:
@@ -209,6 +260,19 @@ class RunsTableModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
+    def _compare_data(self, run: RunSummary, column: Column, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return inert(self.compare.text(run, column))
+        if role == SORT_ROLE:
+            return list(self.compare.sort_key(run, column))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column.kind in ("tags", "note"):
+                return inert(self.compare.annotations(run.path).note) or None
+            return inert(self.compare.text(run, column)) or None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
     def _on_runs_changed(self) -> None:
         """Apply the runs model's change row by row (a few rows added or removed: inserted
         or removed in place, the selection stays put; changed rows: only those repainted);
@@ -216,16 +280,15 @@ class RunsTableModel(QAbstractTableModel):
         new = self._model.runs
         change = self._model.last_change
         recoloured = self.colours.update(new)
+        columns_changed = self.compare.set_runs(new)
         edits = len(change.added) + len(change.removed)
-        if edits > MAX_ROW_EDITS or (edits and not self._edit_rows(new, change)):
+        if columns_changed or edits > MAX_ROW_EDITS or (edits and not self._edit_rows(new, change)):
             self.beginResetModel()
             self._rows = new
             self.endResetModel()
             return
         self._rows = new
-        rows = sorted(r for r, run in enumerate(new) if run.path in change.changed)
-        for first, last in _spans(rows):
-            self.dataChanged.emit(self.index(first, 0), self.index(last, len(COLUMNS) - 1))
+        self._repaint_rows(r for r, run in enumerate(new) if run.path in change.changed)
         if recoloured and new:
             self.dataChanged.emit(self.index(0, NAME_COLUMN), self.index(len(new) - 1, NAME_COLUMN))
 

@@ -19,6 +19,7 @@ from trainer.errors import UsageError
 ENTRIES = (
     "journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "config.toml", "checkpoints",
     "logs", "control", "capture", "resources.json", "command.json", "run.lock", "ranks.json",
+    "annotations.json",
 )  # fmt: skip
 #: Folders whose entries are checked one by one as well.
 FOLDERS = ("checkpoints", "logs", "control", "capture")

@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_table import NAME_COLUMN
 from trainer.journal.writer import JournalWriter
+from trainer.paths import RunPaths
 
 MakeRun = Callable[..., JournalWriter]
 
@@ -73,3 +74,147 @@ def test_the_table_swatch_is_the_chart_line_colour(
         line = plot.items_of(folder)[1].opts["pen"].color().name()
         assert line == swatches[name] == window.charts.colors[folder]
         assert swatches[name] in window.charts.legend.text()
+
+
+def sweep_run(
+    runs_dir: Path,
+    name: str,
+    config: dict[str, object],
+    losses: list[float],
+    *,
+    accs: list[float] | None = None,
+    status: str = "finished",
+) -> None:
+    """A finished run of a sweep: ``config`` journaled, val/loss (and val/acc) logged."""
+    paths = RunPaths(runs_dir / name).create()
+    writer = JournalWriter.create(
+        paths.journal, run_id=f"id-{name}", name=name, entry="spirals", kind="recipe",
+        config=config, max_steps=len(losses),
+    )  # fmt: skip
+    writer.set_status("running")
+    for step, loss in enumerate(losses):
+        values = {"val/loss": loss, "train/loss": loss * 1.1}
+        if accs is not None:
+            values["val/acc"] = accs[step]
+        writer.log_scalars(values, step)
+    writer.set_status(status, exit_reason=status, step=len(losses) - 1)
+    writer.close()
+
+
+def headers(win: MainWindow) -> list[str]:
+    model = win.table_model
+    return [str(model.headerData(c, Qt.Orientation.Horizontal)) for c in range(model.columnCount())]
+
+
+def column_cells(win: MainWindow, title: str) -> dict[str, str]:
+    """Run name -> the text of the column titled ``title``, in the proxy's order."""
+    col = headers(win).index(title)
+    return {
+        str(win.proxy.index(r, NAME_COLUMN).data()): str(win.proxy.index(r, col).data())
+        for r in range(win.proxy.rowCount())
+    }
+
+
+@pytest.fixture
+def sweep(runs_dir: Path) -> Path:
+    base = {"model": {"width": 64, "act": "relu"}, "seed": 0, "data": "spirals"}
+    sweep_run(runs_dir, "a", {**base, "optim": {"lr": 1e-2}}, [1.0, 0.4, 0.5])
+    sweep_run(runs_dir, "b", {**base, "optim": {"lr": 1e-3}}, [1.0, 0.7, 0.6])
+    sweep_run(runs_dir, "c", {**base, "optim": {"lr": 1e-4}, "seed": 1}, [1.0, 0.9, 0.8])
+    return runs_dir
+
+
+def test_the_table_shows_only_the_config_keys_that_differ(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    wait_for(qtbot, lambda: "optim.lr" in headers(window))
+    shown = headers(window)
+    assert "seed" in shown
+    assert not {"model.width", "model.act", "data"} & set(shown)
+    assert column_cells(window, "optim.lr") == {"c": "0.0001", "b": "0.001", "a": "0.01"}
+    # Results: last and best (the lowest, for a loss) from the journal's summaries.
+    wait_for(qtbot, lambda: column_cells(window, "val/loss best (min)")["a"] == "0.4")
+    assert column_cells(window, "val/loss last")["a"] == "0.5"
+    assert column_cells(window, "val/loss best (min)") == {"a": "0.4", "b": "0.6", "c": "0.8"}
+
+
+def test_sort_by_a_config_column_and_filter(qtbot: QtBot, sweep: Path, window: MainWindow) -> None:
+    wait_for(qtbot, lambda: "optim.lr" in headers(window))
+    window.table.sortByColumn(headers(window).index("optim.lr"), Qt.SortOrder.AscendingOrder)
+    assert names(window) == ["c", "b", "a"]
+    window.table.sortByColumn(headers(window).index("optim.lr"), Qt.SortOrder.DescendingOrder)
+    assert names(window) == ["a", "b", "c"]
+    wait_for(qtbot, lambda: column_cells(window, "val/loss best (min)")["c"] == "0.8")
+    cases = {
+        "lr>5e-4": ["a", "b"],
+        "optim.lr<=1e-3 seed:0": ["b"],
+        "status:finished name~A": ["a"],
+        "val/loss.best<0.65": ["a", "b"],
+        "-seed=1": ["a", "b"],
+        "nothing-like-it": [],
+        "": ["a", "b", "c"],
+    }
+    for text, wanted in cases.items():
+        window.filter_edit.setText(text)
+        assert sorted(names(window)) == wanted, text
+        assert window.filter_problem.text() == "", text
+    window.filter_edit.setText("lr>1e-3")
+    for bad in ("lr>", 'note~"open', "lr>>2"):
+        window.filter_edit.setText(bad)  # bad text: a message, the last filter stays
+        assert window.filter_problem.text(), bad
+        assert "\n" not in window.filter_problem.text()
+        assert sorted(names(window)) == ["a"]
+    window.filter_edit.setText("lrr>1")
+    assert "no column or config key 'lrr'" in window.filter_problem.text()
+    assert names(window) == []
+
+
+def test_tags_and_notes_persist_in_the_run_folder_and_survive_a_restart(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    wait_for(qtbot, lambda: len(names(window)) == 3)
+    run = next(r for r in window.runs.runs if r.name == "b")
+    dialog = window.compare.edit_annotations(run)
+    dialog.tags.setText("baseline, lr-sweep baseline")
+    dialog.note.setPlainText("the one to beat")
+    dialog._save()  # the Save button
+    path = sweep / "b" / "annotations.json"
+    wait_for(qtbot, path.exists)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert column_cells(window, "Tags")["b"] == "baseline, lr-sweep"
+    window.filter_edit.setText("tag:baseline")
+    assert names(window) == ["b"]
+    window.close()
+
+    again = MainWindow(sweep)
+    qtbot.addWidget(again)
+    try:
+        wait_for(qtbot, lambda: column_cells(again, "Tags").get("b") == "baseline, lr-sweep")
+        assert again.table_model.compare.annotations(str(sweep / "b")).note == "the one to beat"
+        again.filter_edit.setText("note~beat")
+        assert names(again) == ["b"]
+    finally:
+        again.close()
+
+
+def test_header_menu_adds_and_hides_columns_and_the_choice_persists(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    wait_for(qtbot, lambda: "optim.lr" in headers(window))
+    window.compare.toggle_config("model.width", True)
+    window.compare.toggle_config("seed", False)
+    window.compare.set_direction("val/loss", "max")
+    assert "model.width" in headers(window) and "seed" not in headers(window)
+    wait_for(qtbot, lambda: column_cells(window, "val/loss best (max)")["a"] == "1")
+    menu = window.compare.header_menu(headers(window).index("optim.lr"))
+    assert menu.actions()[0].text() == "Hide “optim.lr”"
+    window.close()
+
+    again = MainWindow(sweep)
+    qtbot.addWidget(again)
+    try:
+        wait_for(qtbot, lambda: len(names(again)) == 3 and "optim.lr" in headers(again))
+        assert "model.width" in headers(again) and "val/loss best (max)" in headers(again)
+        assert "seed" not in headers(again)
+    finally:
+        again.close()

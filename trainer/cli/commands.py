@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer import control, paths
+from trainer.annotations import read_annotations
 from trainer.errors import RunNotFoundError, UsageError
 from trainer.export import stream_csv, stream_json
 from trainer.journal.reader import JournalReader
@@ -158,9 +159,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     with JournalReader(run.root) as reader:
         info = reader.run_info()
         events = reader.events()
+    notes = read_annotations(run.root)
     if args.json:
         out: dict[str, Any] = summary.to_json()
         out.update(
+            tags=list(notes.tags), note=notes.note,
             config=info.config, host=info.host, pid=info.pid, heartbeat=info.heartbeat_wall,
             events=[{"wall": e.wall, "attempt": e.attempt, "step": e.step, "kind": e.kind,
                      "message": e.message} for e in events],
@@ -177,6 +180,10 @@ def cmd_show(args: argparse.Namespace) -> int:
           f"   host {info.host}   pid {info.pid}")  # fmt: skip
     if info.heartbeat_wall:
         _out(f"  heartbeat {_age(info.heartbeat_wall)} ago")
+    if notes.tags:
+        _out(f"  tags      {', '.join(notes.tags)}")
+    for n, line in enumerate(notes.note.splitlines()):
+        _out(f"  {'note' if n == 0 else '':<9} {line}")
     if summary.latest:
         _out("  metrics")
         for key, value in sorted(summary.latest.items()):

@@ -1,0 +1,282 @@
+"""The runs table's comparing columns: config keys, results, tags and note. Qt-free.
+
+:class:`CompareColumns` decides which columns the table adds after its own (the config keys
+that differ between the listed runs, unless hidden, plus any the user added; the last and best
+value of the chosen metrics; the tags) and what each cell holds. It keeps each run's flattened
+config (flattened again only when the config changed) and the results read off the GUI thread
+(:func:`~desktop_app.compare.results.read_results`), and knows which runs need reading again.
+The user's choices are a :class:`ComparePrefs`, saved by the app (``settings/table_prefs.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from desktop_app.compare.config_diff import Scalar, all_keys, differing_keys, flatten, value_text
+from desktop_app.compare.results import (
+    Direction,
+    RunResults,
+    best_direction,
+    final_value,
+    number_text,
+)
+from desktop_app.runs_model import elapsed_seconds
+from trainer.annotations import Annotations
+from trainer.runs import RunSummary
+
+ColumnKind = Literal["config", "last", "best", "final", "tags", "note"]
+RESULT_KINDS: tuple[ColumnKind, ...] = ("last", "best", "final")
+#: Result columns shown for a chosen metric unless the user says otherwise.
+DEFAULT_RESULTS: tuple[ColumnKind, ...] = ("last", "best")
+#: Metrics compared when the user chose none: the first two of these that some run has.
+PREFERRED_METRICS = ("val/loss", "eval/loss", "val/acc", "val/accuracy", "eval/accuracy",
+                     "test/loss", "train/loss", "loss")  # fmt: skip
+AUTO_METRICS = 2
+
+
+@dataclass(frozen=True)
+class Column:
+    """One comparing column: a config key, a metric's result, the tags or the note."""
+
+    kind: ColumnKind
+    key: str = ""
+
+    @property
+    def id(self) -> str:
+        """Its name in the preferences: ``config:lr``, ``best:val/loss``, ``tags``."""
+        return f"{self.kind}:{self.key}" if self.key else self.kind
+
+    @classmethod
+    def from_id(cls, text: str) -> Column | None:
+        kind, _, key = text.partition(":")
+        if kind in ("tags", "note") and not key:
+            return cls(kind)  # type: ignore[arg-type]
+        if kind in ("config", *RESULT_KINDS) and key:
+            return cls(kind, key)
+        return None
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in RESULT_KINDS
+
+
+@dataclass(frozen=True)
+class ComparePrefs:
+    """What the user chose: the metrics to compare (none: automatic), best-low or best-high
+    per metric where the name's guess was wrong, columns added and columns hidden (by id)."""
+
+    metrics: tuple[str, ...] = ()
+    directions: dict[str, Direction] = field(default_factory=dict)
+    shown: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
+
+
+class CompareColumns:
+    """The comparing columns of a runs listing, and their cells."""
+
+    def __init__(self, prefs: ComparePrefs | None = None) -> None:
+        self.prefs = prefs or ComparePrefs()
+        self.columns: list[Column] = []
+        self._runs: list[RunSummary] = []
+        self._flat: dict[str, tuple[dict[str, Any], dict[str, Scalar]]] = {}
+        self._results: dict[str, RunResults] = {}
+        self._read_for: dict[str, tuple[tuple[str, ...], RunSummary]] = {}
+        self._differing: list[str] = []
+        self._keys: list[str] = []
+        self._metric_keys: list[str] = []
+
+    # ------------------------------------------------------------------ the listing
+    def set_runs(self, runs: Sequence[RunSummary]) -> bool:
+        """Take the listing; True if the columns changed."""
+        self._runs = list(runs)
+        paths = {r.path for r in runs}
+        configs_changed = paths != self._flat.keys()
+        for path in [p for p in self._flat if p not in paths]:
+            del self._flat[path]
+        for run in runs:
+            cached = self._flat.get(run.path)
+            if cached is None or cached[0] != run.config:
+                self._flat[run.path] = (run.config, flatten(run.config))
+                configs_changed = True
+        for path in [p for p in self._results if p not in paths]:
+            del self._results[path]
+            self._read_for.pop(path, None)
+        metric_keys = sorted({k for r in runs for k in r.latest})
+        if configs_changed:
+            flats = [self._flat[r.path][1] for r in runs if r.status != "unreadable"]
+            self._differing = differing_keys(flats)
+            self._keys = all_keys(flats)
+        self._metric_keys = metric_keys
+        return self._update_columns()
+
+    def set_prefs(self, prefs: ComparePrefs) -> bool:
+        """Take new preferences; True if the columns changed."""
+        self.prefs = prefs
+        return self._update_columns()
+
+    def _update_columns(self) -> bool:
+        hidden = set(self.prefs.hidden)
+        wanted = [Column("config", k) for k in self._differing]
+        wanted += [c for c in map(Column.from_id, self.prefs.shown) if c is not None]
+        for metric in self.metrics():
+            wanted += [Column(kind, metric) for kind in RESULT_KINDS]
+        wanted += [Column("tags"), Column("note")]
+        columns: list[Column] = []
+        for column in wanted:
+            if column in columns:
+                continue
+            default_off = column.kind == "note" or column.kind == "final"
+            if column.id in hidden or (default_off and column.id not in self.prefs.shown):
+                continue
+            columns.append(column)
+        # Config columns first, in key order; then results by metric; then tags and note.
+        order = {"config": 0, "last": 1, "best": 1, "final": 1, "tags": 2, "note": 3}
+        metric_pos = {m: n for n, m in enumerate(self.metrics())}
+        columns.sort(key=lambda c: (order[c.kind], c.key if c.kind == "config" else "",
+                                    metric_pos.get(c.key, 0), RESULT_KINDS.index(c.kind)
+                                    if c.kind in RESULT_KINDS else 0))  # fmt: skip
+        changed = columns != self.columns
+        self.columns = columns
+        return changed
+
+    # ------------------------------------------------------------------ what is known
+    @property
+    def config_keys(self) -> list[str]:
+        """Every flattened config key of the listed runs."""
+        return list(self._keys)
+
+    @property
+    def differing(self) -> list[str]:
+        """The config keys whose values differ between the listed runs."""
+        return list(self._differing)
+
+    @property
+    def metric_keys(self) -> list[str]:
+        """Every metric key some listed run has logged."""
+        return list(self._metric_keys)
+
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics compared: the user's, else up to two likely ones the runs have."""
+        if self.prefs.metrics:
+            return self.prefs.metrics
+        have = set(self._metric_keys)
+        found = [m for m in PREFERRED_METRICS if m in have]
+        if not found:
+            found = [m for m in self._metric_keys if "loss" in m.lower()]
+        return tuple(found[:AUTO_METRICS])
+
+    def direction(self, metric: str) -> Direction:
+        return self.prefs.directions.get(metric) or best_direction(metric)
+
+    def config(self, run: RunSummary) -> dict[str, Scalar]:
+        cached = self._flat.get(run.path)
+        return cached[1] if cached else flatten(run.config)
+
+    def annotations(self, path: str) -> Annotations:
+        results = self._results.get(path)
+        return results.annotations if results else Annotations()
+
+    # ------------------------------------------------------------------ results
+    def stale(self) -> list[str]:
+        """Runs whose results must be read (new, changed since their last read, or read for
+        other metrics), newest first."""
+        metrics = self.metrics()
+        return [
+            r.path
+            for r in self._runs
+            if r.status != "unreadable" and self._read_for.get(r.path) != (metrics, r)
+        ]
+
+    def mark_read(self, path: str) -> None:
+        """Note that ``path``'s results are being read for its current summary."""
+        run = next((r for r in self._runs if r.path == path), None)
+        if run is not None:
+            self._read_for[path] = (self.metrics(), run)
+
+    def set_results(self, path: str, results: RunResults) -> None:
+        self._results[path] = results
+
+    def set_annotations(self, path: str, annotations: Annotations) -> None:
+        """Show annotations just written (before the next read brings them back)."""
+        old = self._results.get(path, RunResults({}, Annotations()))
+        self._results[path] = replace(old, annotations=annotations)
+
+    # ------------------------------------------------------------------ cells
+    def value(self, run: RunSummary, column: Column) -> Any:
+        """The cell's value: a config :data:`Scalar`, a float, a list of tags or the note."""
+        if column.kind == "config":
+            return self.config(run).get(column.key)
+        if column.kind == "tags":
+            return list(self.annotations(run.path).tags)
+        if column.kind == "note":
+            return self.annotations(run.path).note
+        last = run.latest.get(column.key)
+        if column.kind == "last":
+            return last
+        if column.kind == "final":
+            return final_value(run.status, last)
+        results = self._results.get(run.path)
+        found = results.keys.get(column.key) if results else None
+        return found.best(self.direction(column.key)) if found else None
+
+    def text(self, run: RunSummary, column: Column) -> str:
+        value = self.value(run, column)
+        if column.kind == "config":
+            return value_text(value)
+        if column.kind == "tags":
+            return ", ".join(value)
+        if column.kind == "note":
+            return " ".join(str(value).split())
+        return number_text(value)
+
+    def sort_key(self, run: RunSummary, column: Column) -> tuple[int, float, str]:
+        """Numbers before text, missing values last."""
+        value = self.value(run, column)
+        if value is None or value == [] or value == "":
+            return (2, 0.0, "")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (0, float(value), "")
+        return (1, 0.0, self.text(run, column).lower())
+
+    def title(self, column: Column) -> str:
+        if column.kind == "config":
+            return column.key
+        if column.kind in ("tags", "note"):
+            return column.kind.capitalize()
+        if column.kind == "best":
+            return f"{column.key} best ({self.direction(column.key)})"
+        return f"{column.key} {column.kind}"
+
+    def fields(self, run: RunSummary) -> dict[str, Any]:
+        """What the filter sees of ``run``: its columns, config keys and results by name."""
+        annotations = self.annotations(run.path)
+        out: dict[str, Any] = {
+            "name": run.name, "status": run.status, "entry": run.entry.rsplit("/", 1)[-1],
+            "step": run.step, "attempt": run.attempt, "elapsed": elapsed_seconds(run),
+            "reason": run.exit_reason or "", "tags": list(annotations.tags),
+            "note": annotations.note, "id": run.id,
+        }  # fmt: skip
+        for key, value in self.config(run).items():
+            out.setdefault(key, value)
+        results = self._results.get(run.path)
+        for key, last in run.latest.items():
+            out.setdefault(key, last)
+            out[f"{key}.last"] = last
+            out[f"{key}.final"] = final_value(run.status, last)
+        if results:
+            for key, found in results.keys.items():
+                out[f"{key}.best"] = found.best(self.direction(key))
+                out[f"{key}.min"], out[f"{key}.max"] = found.low, found.high
+        return out
+
+    def field_names(self) -> Iterable[str]:
+        """Every field name the filter may meet in some run (for its "unknown field" check)."""
+        yield from ("name", "status", "entry", "step", "attempt", "elapsed", "reason", "tags",
+                    "note", "id")  # fmt: skip
+        yield from self._keys
+        for key in self._metric_keys:
+            yield key
+            for suffix in ("last", "final", "best", "min", "max"):
+                yield f"{key}.{suffix}"

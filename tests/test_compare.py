@@ -1,0 +1,222 @@
+"""Comparing runs without Qt: config differences, results, the filter, annotations, and the
+elapsed time of a run that was paused."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from desktop_app.compare.columns import Column, CompareColumns, ComparePrefs
+from desktop_app.compare.config_diff import differing_keys, flatten, value_text
+from desktop_app.compare.filter import FilterError, parse
+from desktop_app.compare.results import best_direction, read_results
+from desktop_app.runs_model import elapsed_seconds, eta_seconds
+from desktop_app.settings.table_prefs import load_prefs, save_prefs
+from trainer.annotations import (
+    MAX_BYTES,
+    AnnotationError,
+    Annotations,
+    parse_tags,
+    read_annotations,
+    write_annotations,
+)
+from trainer.journal.writer import JournalWriter
+from trainer.paths import RunPaths
+from trainer.runs import RunSummary, pause_time, summarize
+
+
+def _summary(name: str, config: dict[str, object], **kw: object) -> RunSummary:
+    base = RunSummary(
+        id=name, name=name, path=f"/runs/{name}", status="finished", step=10, max_steps=100,
+        attempt=1, entry="spirals", created=1000.0, updated=1100.0, exit_reason=None,
+        latest={"val/loss": 0.5}, config=config,
+    )  # fmt: skip
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_flatten_and_differing_keys() -> None:
+    a = flatten({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 0, "name": "x"})
+    assert a == {"optim.lr": 0.1, "optim.betas": "[0.9,0.99]", "seed": 0, "name": "x"}
+    b = flatten({"optim": {"lr": 0.01, "betas": [0.9, 0.99]}, "seed": 0.0, "name": "x"})
+    c = flatten({"optim": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 0, "extra": True})
+    assert differing_keys([a, b]) == ["optim.lr"]  # 0 == 0.0: the same seed
+    assert differing_keys([a, b, c]) == ["extra", "name", "optim.lr"]  # missing differs
+    assert differing_keys([a]) == []
+    assert differing_keys([{"flag": True}, {"flag": 1}]) == ["flag"]  # true is not 1
+    assert value_text(1e-4) == "0.0001" and value_text(True) == "true"
+
+
+def test_best_direction_by_name() -> None:
+    assert best_direction("val/loss") == "min"
+    assert best_direction("train/top1_err") == "min"
+    assert best_direction("val/acc") == "max"
+    assert best_direction("eval/accuracy") == "max"
+    assert best_direction("val/f1") == "max"
+    assert best_direction("time/step_s") == "min"
+    assert best_direction("whatever") == "min"
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("lr>1e-3", {"a"}),
+        ("lr>=0.001", {"a", "b"}),
+        ("lr=0.001", {"b"}),
+        ("status:finished", {"a", "c"}),
+        ("status:FINISHED name~BE", {"a"}),
+        ("tag:baseline", {"b", "c"}),
+        ("-tag:baseline", {"a"}),
+        ("tags~base", {"b", "c"}),
+        ("model.act:gelu", {"c"}),
+        ("act!=gelu", {"a", "b"}),
+        ("val/loss<0.5", {"b"}),
+        ("val/loss.best<=0.3", {"a", "b"}),
+        ("bert", {"a"}),
+        ('note~"bad seed"', {"c"}),
+        ("width>10", set()),  # text against a number: neither above nor below
+        ("", {"a", "b", "c"}),
+    ],
+)
+def test_filter_cases(text: str, wanted: set[str]) -> None:
+    rows = {
+        "a": {"name": "bert-a", "status": "finished", "lr": 0.01, "model.act": "relu",
+              "tags": [], "val/loss": 0.5, "val/loss.best": 0.3, "width": "wide"},
+        "b": {"name": "gpt-b", "status": "running", "lr": 1e-3, "model.act": "relu",
+              "tags": ["baseline"], "val/loss": 0.2, "val/loss.best": 0.2},
+        "c": {"name": "gpt-c", "status": "finished", "lr": 1e-4, "model.act": "gelu",
+              "tags": ["baseline", "x"], "note": "a bad seed", "val/loss": 0.9},
+    }  # fmt: skip
+    found = {name for name, row in rows.items() if parse(text).matches(row)}
+    assert found == wanted
+
+
+@pytest.mark.parametrize(
+    "text", ["lr>", "lr>>1", "lr<=>1", 'name~"open', ">1", "status::x", "a=>b"]
+)
+def test_bad_filter_text_is_one_readable_line(text: str) -> None:
+    with pytest.raises(FilterError) as info:
+        parse(text)
+    message = str(info.value)
+    assert message and "\n" not in message and "Traceback" not in message
+
+
+def test_unknown_and_ambiguous_fields_are_named() -> None:
+    names = ["name", "optim.lr", "sched.lr", "seed"]
+    assert parse("sed>1").unknown(names) == "no column or config key 'sed' (did you mean 'seed'?)"
+    assert "several config keys" in parse("lr>1").unknown(names)
+    assert parse("optim.lr>1 seed:1").unknown(names) == ""
+
+
+def test_columns_show_differing_keys_results_and_user_choices() -> None:
+    runs = [
+        _summary("a", {"optim": {"lr": 0.1}, "seed": 0}),
+        _summary("b", {"optim": {"lr": 0.01}, "seed": 0}, latest={"val/acc": 0.9}),
+    ]
+    model = CompareColumns()
+    assert model.set_runs(runs)
+    ids = [c.id for c in model.columns]
+    assert ids == ["config:optim.lr", "last:val/loss", "best:val/loss", "last:val/acc",
+                   "best:val/acc", "tags"]  # fmt: skip
+    assert not model.set_runs(runs)  # nothing changed
+    model.set_prefs(ComparePrefs(metrics=("val/acc",), shown=("config:seed", "note"),
+                                 hidden=("tags",)))  # fmt: skip
+    ids = [c.id for c in model.columns]
+    assert ids == ["config:optim.lr", "config:seed", "last:val/acc", "best:val/acc", "note"]
+    assert model.title(Column("best", "val/acc")) == "val/acc best (max)"
+    assert model.text(runs[1], Column("last", "val/acc")) == "0.9"
+    assert model.text(runs[0], Column("last", "val/acc")) == ""
+    assert model.sort_key(runs[0], Column("last", "val/acc"))[0] == 2  # missing: last
+    assert model.stale() == ["/runs/a", "/runs/b"]
+    model.mark_read("/runs/a")
+    assert model.stale() == ["/runs/b"]
+
+
+def test_results_come_from_the_summaries_and_annotations_from_the_folder(
+    tmp_path: Path,
+) -> None:
+    paths = RunPaths(tmp_path / "r").create()
+    writer = JournalWriter.create(paths.journal, run_id="r", name="r", entry="x", kind="recipe",
+                                  config={"lr": 0.1}, max_steps=None)  # fmt: skip
+    for step, value in enumerate([3.0, 1.0, 2.0, float("nan")]):
+        writer.log_scalars({"val/loss": value}, step)
+    writer.close()
+    write_annotations(paths.root, Annotations(("base",), "note"))
+    found = read_results(paths.root, ("val/loss", "missing"))
+    assert found.keys["val/loss"].low == 1.0 and found.keys["val/loss"].high == 3.0
+    assert "missing" not in found.keys
+    assert found.annotations == Annotations(("base",), "note")
+    assert summarize(paths.root).config == {"lr": 0.1}
+
+
+def test_annotations_are_private_atomic_and_read_safely(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    assert read_annotations(folder) == Annotations()
+    path = write_annotations(folder, Annotations(("a", "b"), "hello"))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_annotations(folder) == Annotations(("a", "b"), "hello")
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert parse_tags("a, b  a,c") == ("a", "b", "c")
+    with pytest.raises(AnnotationError):
+        parse_tags("x" * 65)
+    # Untrusted folders: too big, not JSON, odd types, a symlink out of the folder.
+    path.write_text("x" * (MAX_BYTES + 1))
+    assert read_annotations(folder) == Annotations()
+    path.write_text("{not json")
+    assert read_annotations(folder) == Annotations()
+    path.write_text(json.dumps({"tags": ["ok", 3, "has space", "ok"], "note": ["x"]}))
+    assert read_annotations(folder) == Annotations(("ok",), "")
+    outside = tmp_path / "secret.json"
+    outside.write_text(json.dumps({"tags": ["leak"]}))
+    path.unlink()
+    os.symlink(outside, path)
+    assert read_annotations(folder) == Annotations()
+    write_annotations(folder, Annotations())  # empty: the file (here the link) goes
+    assert not os.path.lexists(path) and outside.exists()
+
+
+def test_table_prefs_round_trip_and_a_bad_file_gives_the_defaults(tmp_path: Path) -> None:
+    prefs = ComparePrefs(metrics=("val/acc",), directions={"val/acc": "min"},
+                         shown=("config:seed",), hidden=("tags",))  # fmt: skip
+    path = save_prefs(prefs, tmp_path / "cfg" / "table.json")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_prefs(path) == prefs
+    path.write_text("[1, 2")
+    assert load_prefs(path) == ComparePrefs()
+    path.write_text(json.dumps({"metrics": [1, "x"], "directions": {"x": "up"}}))
+    assert load_prefs(path) == ComparePrefs(metrics=("x",))
+
+
+def test_paused_time_is_not_elapsed_time() -> None:
+    events = [("started", 0.0), ("paused", 10.0), ("checkpoint", 12.0), ("resumed", 30.0),
+              ("paused", 50.0), ("paused", 55.0)]  # fmt: skip
+    assert pause_time(events) == (20.0, 50.0)
+    assert pause_time([*events, ("stopped", 60.0)]) == (30.0, None)
+    run = _summary("p", {}, status="paused", created=1000.0, step=50, max_steps=100,
+                   paused_s=20.0, paused_since=1050.0)  # fmt: skip
+    assert elapsed_seconds(run, now=1060.0) == 30.0
+    assert elapsed_seconds(run, now=5000.0) == 30.0  # still paused: the clock stands
+    assert eta_seconds(run, now=5000.0) is None
+    ended = replace(run, status="stopped", paused_since=None, updated=1100.0, paused_s=40.0)
+    assert elapsed_seconds(ended) == 60.0
+
+
+def test_a_journaled_pause_stops_the_elapsed_clock(tmp_path: Path) -> None:
+    paths = RunPaths(tmp_path / "p").create()
+    writer = JournalWriter.create(paths.journal, run_id="p", name="p", entry="x", kind="recipe",
+                                  config={}, max_steps=10)  # fmt: skip
+    writer.set_status("running")
+    writer.event("paused", step=0)
+    writer.set_status("paused", step=0)
+    writer.flush()
+    try:
+        run = summarize(paths.root)
+        assert run.status == "paused" and run.paused_since is not None
+        now = run.paused_since + 1000.0
+        assert elapsed_seconds(run, now=now) == elapsed_seconds(run, now=now + 500.0)
+    finally:
+        writer.close()
