@@ -98,6 +98,9 @@ CONFIG_ENV = _define(Setting(
 LEASES = _define(Setting(
     "TRAINDESK_LEASES", None, "the GPU lease store file; unset: leases.sqlite in the user "
     "state folder", _optional_text))  # fmt: skip
+SCREENSHOTS = _define(Setting(
+    "TRAINDESK_SCREENSHOTS", None, "where the screenshot tests write the app's pictures; "
+    "unset: build/screenshots", _optional_text))  # fmt: skip
 SIMULATED_GPUS = _define(Setting(
     "TRAINDESK_SIMULATED_GPUS", "", "simulated GPUs instead of NVML, e.g. 2x80GiB (demos and "
     "tests; marked 'simulated' everywhere)", _text))  # fmt: skip

@@ -231,6 +231,7 @@ class SystemPanel(QWidget):
         run_box = QGroupBox("Selected run")
         QVBoxLayout(run_box).addWidget(self.run_view)
         self._live = live
+        self._run_box = run_box
         self._splitter = QSplitter(Qt.Orientation.Vertical)
         self._splitter.addWidget(scroll)
         self._splitter.addWidget(run_box)
@@ -305,11 +306,16 @@ class SystemPanel(QWidget):
         self._fit_live()
 
     def _fit_live(self) -> None:
-        """Give the live readings the height they need (at most 60 %), the run the rest."""
+        """Give the live readings the height they need (at most 60 %), the run the rest; a
+        run with no samples to chart gets only the lines that say so."""
         if self._user_split or self._closed:
             return
         total = sum(self._splitter.sizes())
         if total <= 0:
+            return
+        if self.run_view.plot.isHidden():
+            bottom = self._run_box.sizeHint().height()
+            self._splitter.setSizes([max(total - bottom, 0), bottom])
             return
         top = min(self._live.sizeHint().height() + 4, int(total * 0.6))
         self._splitter.setSizes([top, total - top])
@@ -338,7 +344,10 @@ class SystemPanel(QWidget):
             self._pids_wanted = None
         if self._dirty and self.run_view.isVisible():
             self._dirty = False
+            charted = not self.run_view.plot.isHidden()
             self.run_view.draw(self._history if len(self._history) else None)
+            if charted != (not self.run_view.plot.isHidden()):
+                self._fit_live()
 
     def _on_delta(self, path: Path, delta: Delta) -> None:
         if path != self._run_path or self._closed:
