@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.panel import ChartsPanel
+from desktop_app.compare.scatter_view import ConfigView
 from desktop_app.compare.table_ui import CompareTable, RunsProxy
 from desktop_app.follow.hub import FollowHub
 from desktop_app.gpu_queue.view import QueueView
@@ -244,7 +245,15 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             log.warning("smoothing setting ignored: %s", exc)
         self.tabs = QTabWidget()
+        self.config_view = ConfigView(
+            self.table_model.compare, self.listed_runs, self.table_model.colours.colour
+        )
+        self.config_view.runClicked.connect(self.select_run)
+        for signal in (self.proxy.modelReset, self.proxy.rowsInserted, self.proxy.rowsRemoved,
+                       self.proxy.dataChanged, self.proxy.layoutChanged):  # fmt: skip
+            signal.connect(lambda *_: self.config_view.schedule())
         self.tabs.addTab(self.charts, "Charts")
+        self.tabs.addTab(self.config_view, "Config → result")
         self.tabs.addTab(self.console, "Console")
         # A launch that failed before its run existed has no row: its cause shows here.
         self.launch_failure = LaunchFailurePanel()
@@ -569,6 +578,22 @@ class MainWindow(QMainWindow):
         self.error_label.setText(f"Error: {first_line[:160]}")
         self.error_label.setToolTip(message)
 
+    def listed_runs(self) -> list[RunSummary]:
+        """The runs the table lists now (the filter applied), in its order."""
+        rows = (self.proxy.mapToSource(self.proxy.index(r, 0)).row()
+                for r in range(self.proxy.rowCount()))  # fmt: skip
+        return [run for run in map(self.table_model.run_at, rows) if run is not None]
+
+    def select_run(self, path: str) -> None:
+        """Select the run at ``path`` in the table (and so in the charts), if listed."""
+        row = self.runs.index_of(path)
+        if row is None:
+            return
+        index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        if index.isValid():
+            self.table.selectRow(index.row())
+            self.table.scrollTo(index)
+
     def set_filter(self, text: str) -> None:
         """Filter the runs table by ``text`` (:mod:`desktop_app.compare.filter`); a problem
         with it shows beside the box."""
@@ -583,6 +608,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self._refresh_timer.stop()
         self.compare.stop()
+        self.config_view.stop()
         self.supervisor.cancel_restarts("restart cancelled: the app is closing")
         self.queue.shutdown()
         self.io.close()
@@ -830,6 +856,7 @@ class MainWindow(QMainWindow):
         self._selected_paths = [r.path for r in runs]
         self.system.set_selected_run(Path(run.path), run.name)
         self.charts.set_runs([(Path(r.path), r.name) for r in runs])
+        self.config_view.set_selected(self._selected_paths)
         self.console.show_run(run.path)
         self.controller.update()
         self._watch_health()

@@ -14,6 +14,7 @@ from desktop_app.compare.columns import Column, CompareColumns, ComparePrefs
 from desktop_app.compare.config_diff import differing_keys, flatten, value_text
 from desktop_app.compare.filter import FilterError, parse
 from desktop_app.compare.results import best_direction, read_results
+from desktop_app.compare.scatter import Source, make_axis, parallel, scatter
 from desktop_app.runs_model import elapsed_seconds, eta_seconds
 from desktop_app.settings.table_prefs import load_prefs, save_prefs
 from trainer.annotations import (
@@ -220,3 +221,54 @@ def test_a_journaled_pause_stops_the_elapsed_clock(tmp_path: Path) -> None:
         assert elapsed_seconds(run, now=now) == elapsed_seconds(run, now=now + 500.0)
     finally:
         writer.close()
+
+
+def test_axes_are_linear_log_or_categorical() -> None:
+    assert make_axis("lr", [1e-2, 1e-3, 1e-4]).kind == "log"
+    assert make_axis("lr", [1e-2, 5e-3, 1e-3]).kind == "linear"  # one decade
+    assert make_axis("x", [-1.0, 100.0]).kind == "linear"
+    opt = make_axis("opt", ["sgd", "adam", None, "adam"])
+    assert opt.kind == "categorical" and opt.categories == ("adam", "sgd")
+    assert opt.position("sgd") == 1.0 and opt.position(None) is None
+    flags = make_axis("flag", [True, False])
+    assert flags.kind == "categorical" and flags.categories == ("false", "true")
+    mixed = make_axis("bs", [32, "auto", 8])
+    assert mixed.categories == ("8", "32", "auto")  # numbers in order, then words
+    log = make_axis("lr", [1e-4, 1e-2])
+    assert log.position(1e-3) == pytest.approx(-3) and log.fraction(1e-3) == pytest.approx(0.5)
+    assert log.label(-3) == "0.001"
+
+
+def test_scatter_and_parallel_points_per_run() -> None:
+    table = (("a", 1e-2, "sgd", 0.5), ("b", 1e-4, "adam", 0.25), ("c", 1e-3, "sgd", None),
+             ("d", None, "adam", 0.1))  # fmt: skip
+    runs = [_summary(n, {"lr": lr, "opt": opt}, latest={"val/loss": loss} if loss else {})
+            for n, lr, opt, loss in table]  # fmt: skip
+    source = Source(
+        config=lambda run, key: run.config.get(key),
+        result=lambda run: run.latest.get("val/loss"),
+        colour=lambda run: "#" + run.name * 6,
+    )
+    points, x_axis, _y_axis = scatter(runs, "lr", "val/loss", source)
+    assert [(p.name, p.x, p.y, p.colour) for p in points] == [
+        ("a", pytest.approx(-2), 0.5, "#aaaaaa"), ("b", pytest.approx(-4), 0.25, "#bbbbbb")
+    ]  # fmt: skip
+    assert x_axis.kind == "log"
+    lines, axes = parallel(runs, ["lr", "opt"], "val/loss", source)
+    assert [a.name for a in axes] == ["lr", "opt", "val/loss"]
+    assert len(lines) == 4
+    assert lines[3].ys[0] is None and lines[3].ys[1] == 0.0  # d has no lr; adam is first
+
+
+def test_the_compare_models_import_no_qt() -> None:
+    import subprocess
+    import sys
+
+    modules = ["colours", "columns", "config_diff", "filter", "results", "scatter"]
+    code = (
+        "import sys\n"
+        + "".join(f"import desktop_app.compare.{m}\n" for m in modules)
+        + "bad = [m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'torch'))]\n"
+        + "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from desktop_app.compare.scatter_view import ConfigView
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_table import NAME_COLUMN
 from trainer.journal.writer import JournalWriter
@@ -218,3 +220,57 @@ def test_header_menu_adds_and_hides_columns_and_the_choice_persists(
         assert "seed" not in headers(again)
     finally:
         again.close()
+
+
+def show_config_view(qtbot: QtBot, win: MainWindow) -> ConfigView:
+    wait_for(qtbot, lambda: len(names(win)) == 3 and "optim.lr" in headers(win))
+    win.tabs.setCurrentWidget(win.config_view)
+    view = win.config_view
+    wait_for(qtbot, lambda: view.x_key.count() > 0)  # filled on its first redraw
+    view.x_key.setCurrentText("optim.lr")
+    return view
+
+
+def test_the_scatter_has_one_point_per_run_and_a_click_selects_it(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    view = show_config_view(qtbot, window)
+    view.y_metric.setCurrentText("val/loss")
+    view.kind.setCurrentText("best")
+    wait_for(qtbot, lambda: len(view.points) == 3 and {p.y for p in view.points} == {0.4, 0.6, 0.8})
+    where = {p.name: (p.x, p.y) for p in view.points}
+    assert where == {"a": (pytest.approx(-2), 0.4), "b": (pytest.approx(-3), 0.6),
+                     "c": (pytest.approx(-4), 0.8)}  # fmt: skip
+    assert view._x_ticks.axis is not None and view._x_ticks.axis.kind == "log"  # 1e-4..1e-2
+    colours = {p.name: p.colour for p in view.points}
+    assert colours == {name: swatch(window, name) for name in ("a", "b", "c")}
+    # A click on b's point selects b in the table (and so in the charts).
+    plot = view.scatter_plot
+    scene_pos = plot.getPlotItem().vb.mapViewToScene(pg.Point(*where["b"]))
+    pixel = plot.mapFromScene(scene_pos)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pixel)
+    wait_for(qtbot, lambda: [r.name for r in window.selected_runs()] == ["b"])
+    assert str(sweep / "b") in view._selected
+    wait_for(qtbot, lambda: window.charts.runs and window.charts.runs[0][1] == "b")
+    # The filter applies: only the listed runs are drawn.
+    window.filter_edit.setText("seed:0")
+    wait_for(qtbot, lambda: len(view.points) == 2)
+
+
+def test_parallel_coordinates_draw_one_line_per_run(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    view = show_config_view(qtbot, window)
+    view.pages.setCurrentIndex(1)
+    wait_for(qtbot, lambda: len(view.lines) == 3)
+    assert [a.name for a in view.axes][:-1] == ["optim.lr", "seed"]
+    assert view.axes[-1].name.startswith("val/loss")
+    assert len(view._line_items) == 3
+    by_name = {line.name: line for line in view.lines}
+    assert by_name["a"].ys[0] == 1.0 and by_name["c"].ys[0] == 0.0  # log lr, ends of the axis
+    assert by_name["c"].ys[1] == 1.0  # seed 1 of 0..1
+    view.set_parallel_keys(["seed"])
+    wait_for(qtbot, lambda: len(view.axes) == 2)
+    select(window, "c")
+    item = view._line_items[[line.name for line in view.lines].index("c")]
+    wait_for(qtbot, lambda: item.opts["pen"].width() == 3)
