@@ -52,6 +52,8 @@ PALETTE = (
 RAW_ALPHA = 60  # of 255: the raw curve behind a smoothed one
 CHART_HEIGHT = 190
 Y_PADDING = 0.05  # of the y span, above and below the data while following
+#: A fitted y range is kept while the data stays inside it and spans at least 1/Y_SLACK of it.
+Y_SLACK = 1.5
 
 #: More checkpoints than this in one run: only the newest is marked on its curves.
 MAX_CHECKPOINT_MARKS = 40
@@ -418,13 +420,8 @@ class MetricPlot(pg.PlotWidget):
         if ctx.ignore_outliers or self.bands.active:
             if self.bands.active:
                 arrays = self.bands.arrays()
-            else:
-                arrays = [
-                    items.ys[name]
-                    for items in self._items.values()
-                    for name in (("raw", "smooth") if items.smooth.isVisible() else ("raw",))
-                    if name in items.ys
-                ]
+            else:  # the raw values: a smoothed spike's echo is an outlier too
+                arrays = [items.ys["raw"] for items in self._items.values() if "raw" in items.ys]
             fitted = y_range(arrays, log_y=log_y, ignore_outliers=ctx.ignore_outliers)
             if fitted is not None and self._y_range != fitted:
                 self._y_range = fitted
@@ -448,6 +445,17 @@ class MetricPlot(pg.PlotWidget):
         low, high = min(lows), max(highs)
         pad = (high - low) * Y_PADDING if high > low else max(abs(high) * 0.1, 0.5)
         target = (low - pad, high + pad)
+        current = self._y_range
+        if (
+            current is not None
+            and current[0] <= low
+            and current[1] >= high
+            and current[1] - current[0] <= Y_SLACK * (target[1] - target[0])
+        ):
+            # The data still fits with room to spare: a live curve creeping down (a loss)
+            # moves the axis only once it has used up its padding, not on every point (a
+            # new y range re-lays out the axis and its grid: most of an idle app's paint).
+            return
         if self._y_range != target:
             self._y_range = target
             self.vb.setYRange(*target, padding=0)
