@@ -14,6 +14,7 @@ from desktop_app.charts.rules import key_matches
 
 MIN_CHART_WIDTH = 300  # a chart is at least this wide: the width sets the number of columns
 MAX_COLUMNS = 6
+GRID_SPACING = 6
 
 
 def columns_for(width: int) -> int:
@@ -29,6 +30,7 @@ class ChartGroup(QWidget):
         self.name = name
         self.plots: dict[str, MetricPlot] = {}
         self.columns = 2
+        self.chart_width: int | None = None  # every chart's width, set by the panel
         self.pattern = ""  # the key filter
         self.header = QToolButton()
         self.header.setCheckable(True)
@@ -41,7 +43,7 @@ class ChartGroup(QWidget):
         self.body = QWidget()
         self.grid = QGridLayout(self.body)
         self.grid.setContentsMargins(0, 0, 0, 0)
-        self.grid.setSpacing(6)
+        self.grid.setSpacing(GRID_SPACING)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 4)
         layout.setSpacing(2)
@@ -89,19 +91,31 @@ class ChartGroup(QWidget):
             self.pattern = pattern
             self._relayout()
 
-    def set_columns(self, columns: int) -> None:
-        """Lay the charts out in ``columns`` columns."""
+    def set_columns(self, columns: int, chart_width: int | None = None) -> None:
+        """Lay the charts out in ``columns`` columns, each chart ``chart_width`` pixels wide
+        (the same in every group, so that a column's charts line up to the pixel)."""
         columns = max(columns, 1)
+        if chart_width != self.chart_width:
+            self.chart_width = chart_width
+            for plot in self.plots.values():
+                self._size(plot)
         if columns != self.columns:
             self.columns = columns
             self._relayout()
+
+    def _size(self, plot: MetricPlot) -> None:
+        if self.chart_width is not None:
+            plot.setFixedWidth(self.chart_width)
 
     def _relayout(self) -> None:
         for plot in self.plots.values():
             self.grid.removeWidget(plot)
         shown = self.shown
         for i, plot in enumerate(shown):
-            self.grid.addWidget(plot, i // self.columns, i % self.columns)
+            self._size(plot)
+            self.grid.addWidget(
+                plot, i // self.columns, i % self.columns, Qt.AlignmentFlag.AlignLeft
+            )
             if plot.isHidden():
                 plot.show()
                 plot.dirty = True

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.aggregate import GroupSpec, RunGrouping
 from desktop_app.charts.chart_theme import ChartTheme, chart_theme, current_chart_theme
-from desktop_app.charts.groups import ChartGroup, columns_for
+from desktop_app.charts.groups import GRID_SPACING, ChartGroup, columns_for
 from desktop_app.charts.model import (
     GROUPS,
     X_MODES,
@@ -57,6 +57,7 @@ DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
 REDRAW_TIMES = 100
 #: The left axes are never narrower than this (pixels), so short labels do not shift them.
 MIN_AXIS_WIDTH = 40
+MIN_PLOT_WIDTH = 200
 
 
 class ChartsPanel(QWidget):
@@ -666,9 +667,13 @@ class ChartsPanel(QWidget):
         """As many columns as the width allows, but no more than the largest group fills:
         every group has the same columns, so charts are equally wide and line up."""
         fill = max((len(group.shown) for group in self.groups.values()), default=1)
-        columns = min(columns_for(self.scroll_area.viewport().width()), max(fill, 1))
+        width = self.scroll_area.viewport().width()
+        columns = min(columns_for(width), max(fill, 1))
+        margins = self._charts_layout.contentsMargins()
+        inner = width - margins.left() - margins.right() - GRID_SPACING * (columns - 1)
+        chart_width = max(inner // columns, MIN_PLOT_WIDTH)
         for group in self.groups.values():
-            group.set_columns(columns)
+            group.set_columns(columns, chart_width)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.scroll_area.viewport() and event.type() == QEvent.Type.Resize:

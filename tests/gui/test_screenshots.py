@@ -140,6 +140,8 @@ def all_drawn(panel: ChartsPanel) -> bool:
     """Every run's line in every chart on screen holds all its points, layout settled."""
     if panel.charts.height() < panel.charts.minimumSizeHint().height():
         return False  # the grid is not laid out yet
+    if panel.scroll_area.horizontalScrollBar().maximum() > 0:
+        return False  # nor fitted to the width the vertical scroll bar leaves
     for plot in whole_charts(panel):
         for folder in plot.runs:
             raw = plot.items_of(folder)[0]
