@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
         # Sized to the contents once, when the first rows are in (_on_scan), not on every
         # change: ResizeToContents measures every cell of every row each time one changes.
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)  # many comparing columns: scroll, not squeeze
         header.setResizeContentsPrecision(COLUMN_SIZE_ROWS)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table_model.modelReset.connect(self._restore_selection)

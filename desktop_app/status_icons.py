@@ -150,4 +150,6 @@ def swatch_icon(color: str, size: int = 14) -> QIcon:
     painter.setBrush(QColor(color))
     painter.drawRoundedRect(QRectF(1.5, 1.5, size - 3, size - 3), 2.5, 2.5)
     painter.end()
-    return QIcon(pixmap)
+    icon = QIcon(pixmap)
+    icon.addPixmap(pixmap, QIcon.Mode.Selected)  # not tinted: the colour must stay true
+    return icon

@@ -272,3 +272,13 @@ def test_the_compare_models_import_no_qt() -> None:
         + "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_config_key_by_its_last_part_wins_over_a_metric_of_that_name() -> None:
+    runs = [_summary("a", {"optim": {"lr": 0.01}}, latest={"lr": 1e-6}),
+            _summary("b", {"optim": {"lr": 1e-4}}, latest={"lr": 1e-6})]  # fmt: skip
+    model = CompareColumns()
+    model.set_runs(runs)
+    assert [r.name for r in runs if parse("lr>1e-3").matches(model.fields(r))] == ["a"]
+    assert all(parse("lr.last<1e-5").matches(model.fields(r)) for r in runs)
+    assert parse("lr>1").unknown(model.field_names()) == ""

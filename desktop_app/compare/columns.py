@@ -86,6 +86,7 @@ class CompareColumns:
         self._differing: list[str] = []
         self._keys: list[str] = []
         self._metric_keys: list[str] = []
+        self._aliases: dict[str, str] = {}  # a config key's last part -> the key, if unique
 
     # ------------------------------------------------------------------ the listing
     def set_runs(self, runs: Sequence[RunSummary]) -> bool:
@@ -108,6 +109,11 @@ class CompareColumns:
             flats = [self._flat[r.path][1] for r in runs if r.status != "unreadable"]
             self._differing = differing_keys(flats)
             self._keys = all_keys(flats)
+            leaves: dict[str, list[str]] = {}
+            for key in self._keys:
+                leaves.setdefault(key.rsplit(".", 1)[-1], []).append(key)
+            self._aliases = {leaf: keys[0] for leaf, keys in leaves.items()
+                             if len(keys) == 1 and leaf != keys[0]}  # fmt: skip
         self._metric_keys = metric_keys
         return self._update_columns()
 
@@ -258,8 +264,11 @@ class CompareColumns:
             "reason": run.exit_reason or "", "tags": list(annotations.tags),
             "note": annotations.note, "id": run.id,
         }  # fmt: skip
-        for key, value in self.config(run).items():
+        config = self.config(run)
+        for key, value in config.items():
             out.setdefault(key, value)
+        for leaf, key in self._aliases.items():  # ``lr`` for ``optim.lr``, before a metric
+            out.setdefault(leaf, config.get(key))
         results = self._results.get(run.path)
         for key, last in run.latest.items():
             out.setdefault(key, last)
@@ -276,6 +285,7 @@ class CompareColumns:
         yield from ("name", "status", "entry", "step", "attempt", "elapsed", "reason", "tags",
                     "note", "id")  # fmt: skip
         yield from self._keys
+        yield from self._aliases
         for key in self._metric_keys:
             yield key
             for suffix in ("last", "final", "best", "min", "max"):

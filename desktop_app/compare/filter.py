@@ -10,7 +10,8 @@ hold (AND). A token is ``FIELD OP VALUE`` or a bare word:
 * a leading ``-`` negates a token (``-tag:broken``).
 
 A field is a column or a config key: dotted (``optim.lr``) or its last part when that names
-one key (``lr``). A metric key (``val/loss``) means its last value; ``val/loss.best``,
+one key (``lr``; a config key wins over a metric of the same name, which is then ``lr.last``).
+A metric key (``val/loss``) means its last value; ``val/loss.best``,
 ``.last``, ``.final``, ``.min`` and ``.max`` the others. Bad text raises :class:`FilterError`
 with a one-line message; a field no run has is reported by :meth:`RunFilter.unknown`.
 """

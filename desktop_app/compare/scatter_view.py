@@ -100,9 +100,13 @@ class ConfigView(QWidget):
         self.message = QLabel()
         self.message.setStyleSheet("color: #6b7280; padding: 0 6px;")
         bar = QHBoxLayout()
+        self._x_widgets: list[QWidget] = []
         for text, widget in (("x", self.x_key), ("y", self.y_metric), ("value", self.kind)):
-            bar.addWidget(QLabel(text))
+            label = QLabel(text)
+            bar.addWidget(label)
             bar.addWidget(widget)
+            if widget is self.x_key:
+                self._x_widgets += [label, widget]
         bar.addWidget(self.message, 1)
 
         colours = current_chart_theme()
@@ -121,6 +125,7 @@ class ConfigView(QWidget):
         self.parallel_plot = pg.PlotWidget()
         style_chart(self.parallel_plot, colours)
         self.parallel_plot.hideAxis("left")
+        self.parallel_plot.hideAxis("bottom")
         self.parallel_plot.setMouseEnabled(x=False, y=False)
         self.parallel_plot.getPlotItem().hideButtons()
         self.axis_list = QListWidget()
@@ -134,7 +139,7 @@ class ConfigView(QWidget):
         self.pages = QTabWidget()
         self.pages.addTab(self.scatter_plot, "Scatter")
         self.pages.addTab(parallel_page, "Parallel coordinates")
-        self.pages.currentChanged.connect(lambda _n: self.schedule())
+        self.pages.currentChanged.connect(self._on_page)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
@@ -260,7 +265,13 @@ class ConfigView(QWidget):
         keys = self.compare.differing + [
             k for k in self.compare.config_keys if k not in self.compare.differing
         ]
+        fresh = self.x_key.count() == 0
         _set_items(self.x_key, keys)
+        if fresh and self.compare.differing:  # start with the key the sweep varied most
+            runs = list(self._runs())
+            spread = {k: len({repr(self.compare.config(r).get(k)) for r in runs})
+                      for k in self.compare.differing}  # fmt: skip
+            self.x_key.setCurrentText(max(self.compare.differing, key=lambda k: spread[k]))
         metrics = list(self.compare.metrics()) + [
             k for k in self.compare.metric_keys if k not in self.compare.metrics()
         ]
@@ -278,6 +289,11 @@ class ConfigView(QWidget):
                 )
                 self.axis_list.addItem(item)
             self.axis_list.blockSignals(False)
+
+    def _on_page(self, page: int) -> None:
+        for widget in self._x_widgets:
+            widget.setVisible(page == 0)  # parallel coordinates have their own list of keys
+        self.schedule()
 
     def _parallel_keys(self) -> list[str]:
         if self._axis_keys is not None:

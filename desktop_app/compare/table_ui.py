@@ -46,7 +46,7 @@ from desktop_app.background import BackgroundIO
 from desktop_app.compare.columns import RESULT_KINDS, Column, ComparePrefs
 from desktop_app.compare.filter import FilterError, RunFilter, parse
 from desktop_app.compare.results import RunResults, read_results
-from desktop_app.runs_table import SORT_ROLE, RunsTableModel
+from desktop_app.runs_table import COLUMNS, SORT_ROLE, STATUS_COLUMN, RunsTableModel
 from desktop_app.settings.table_prefs import save_prefs
 from trainer.annotations import (
     AnnotationError,
@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 #: Runs whose results one job on the journal worker reads (a chart read waits at most that).
 RESULTS_CHUNK = 32
 RESULTS_INTERVAL_MS = 1000
+#: Where the comparing columns start on screen: after Name and Status.
+FIRST_COMPARE_VISUAL = STATUS_COLUMN + 1
 _RESULTS_TAG = "compare-results"
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -177,10 +179,20 @@ class CompareTable(QObject):
         self._timer.timeout.connect(self.read_results)
         self._timer.start()
         model.modelReset.connect(lambda: QTimer.singleShot(0, self.read_results))
+        model.modelReset.connect(self.arrange_columns)
+        self.arrange_columns()
         model.rowsInserted.connect(lambda *_: QTimer.singleShot(0, self.read_results))
 
     def stop(self) -> None:
         self._timer.stop()
+
+    def arrange_columns(self) -> None:
+        """Show the comparing columns right after Name and Status (the table's own columns
+        follow), so that a sweep's differences are seen without scrolling."""
+        header = self.table.horizontalHeader()
+        first = len(COLUMNS)
+        for n in range(self.model.columnCount() - first):
+            header.moveSection(header.visualIndex(first + n), FIRST_COMPARE_VISUAL + n)
 
     # ------------------------------------------------------------------ results
     def read_results(self) -> bool:

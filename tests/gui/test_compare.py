@@ -246,7 +246,9 @@ def test_the_scatter_has_one_point_per_run_and_a_click_selects_it(
     assert colours == {name: swatch(window, name) for name in ("a", "b", "c")}
     # A click on b's point selects b in the table (and so in the charts).
     plot = view.scatter_plot
-    scene_pos = plot.getPlotItem().vb.mapViewToScene(pg.Point(*where["b"]))
+    vb = plot.getPlotItem().vb
+    wait_for(qtbot, lambda: not view._timer.isActive() and vb.viewRect().contains(*where["b"]))
+    scene_pos = vb.mapViewToScene(pg.Point(*where["b"]))
     pixel = plot.mapFromScene(scene_pos)
     qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pixel)
     wait_for(qtbot, lambda: [r.name for r in window.selected_runs()] == ["b"])
