@@ -282,3 +282,24 @@ def test_a_config_key_by_its_last_part_wins_over_a_metric_of_that_name() -> None
     assert [r.name for r in runs if parse("lr>1e-3").matches(model.fields(r))] == ["a"]
     assert all(parse("lr.last<1e-5").matches(model.fields(r)) for r in runs)
     assert parse("lr>1").unknown(model.field_names()) == ""
+
+
+def test_a_thousand_runs_cost_milliseconds_not_seconds() -> None:
+    import time
+
+    runs = [
+        _summary(f"r{n:04d}", {"optim": {"lr": 10 ** -(n % 5)}, "seed": n % 3, "model": {"d": 64}},
+                 latest={"val/loss": 1.0 / (n + 1), "train/loss": 1.0})
+        for n in range(1000)
+    ]  # fmt: skip
+    model = CompareColumns()
+    start = time.perf_counter()
+    model.set_runs(runs)
+    assert [c.id for c in model.columns][:2] == ["config:optim.lr", "config:seed"]
+    live = [*runs[:-1], replace(runs[-1], step=11)]  # one live row moved on
+    model.set_runs(live)
+    assert len(model.stale()) == 1000
+    matched = [r for r in live if parse("lr>1e-3 seed:1").matches(model.fields(r))]
+    elapsed = time.perf_counter() - start
+    assert len(matched) == sum(1 for n in range(1000) if n % 5 < 3 and n % 3 == 1)
+    assert elapsed < 2.0, f"{elapsed:.2f} s for 1,000 runs"
