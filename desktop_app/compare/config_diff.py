@@ -13,22 +13,20 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from trainer.config import flatten as flatten_tables
+
 #: A flattened config value: what a table cell, a filter and a plot axis can use.
 Scalar = bool | int | float | str | None
-#: Nesting deeper than this is kept as one JSON text value.
-MAX_DEPTH = 8
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Scalar]:
-    """``config`` with nested tables as dotted keys; lists and odd values become JSON text."""
-    out: dict[str, Scalar] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and depth < MAX_DEPTH:
-            out.update(flatten(value, f"{name}.", depth + 1))
-        else:
-            out[name] = scalar(value)
-    return out
+def flatten(config: Mapping[str, Any]) -> dict[str, Scalar]:
+    """``config`` with nested tables as dotted keys (:func:`trainer.config.flatten`); lists
+    and odd values become JSON text."""
+    try:
+        flat = flatten_tables(config)
+    except RecursionError:  # a journal from elsewhere nested beyond reason
+        return {}
+    return {key: scalar(value) for key, value in flat.items()}
 
 
 def scalar(value: Any) -> Scalar:
