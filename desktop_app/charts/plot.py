@@ -28,7 +28,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QMenu, QWidget
 
 from desktop_app.charts.aggregate import GroupSpec
 from desktop_app.charts.axes import XAxis, YAxis, format_x
@@ -153,6 +153,9 @@ class MetricPlot(pg.PlotWidget):
             axis.setStyle(tickAlpha=255, maxTickLevel=1)
             axis.setGrid(255)
             axis.setZValue(-1)  # pyqtgraph puts axes, grid included, above the curves
+            # The axis and its grid span the plot, so every new point of a live curve repaints
+            # them: cached as a pixmap, that is a copy until the range or the ticks change.
+            axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.vb: pg.ViewBox = item.getViewBox()
         self.vb.disableAutoRange()  # the panel sets x, _fit_y sets y
         self._y_range: tuple[float, float] | None = None
