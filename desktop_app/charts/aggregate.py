@@ -188,14 +188,29 @@ class RunGrouping:
         """The config keys to offer (those that differ between the runs first)."""
         return config_keys(self.configs.values())
 
-    def specs(self, runs: Sequence[Path], palette: Sequence[str]) -> tuple[GroupSpec, ...]:
-        """The groups of ``runs`` (those whose config is known), coloured from ``palette``
-        in group order; none while no key is chosen."""
+    def specs(
+        self,
+        runs: Sequence[Path],
+        palette: Sequence[str],
+        colour_of: Mapping[Path, str] | None = None,
+    ) -> tuple[GroupSpec, ...]:
+        """The groups of ``runs`` (those whose config is known); none while no key is chosen.
+
+        A group takes the colour of its first run (``colour_of``: the runs' own colours, so a
+        group of one run looks as the run does in the table), else the first colour of
+        ``palette`` no other group has."""
         if not self.key:
             return ()
         known = {folder: self.configs[folder] for folder in runs if folder in self.configs}
         groups = group_runs(known, self.key)
-        return tuple(
-            GroupSpec(g.label, palette[i % len(palette)], tuple(g.runs))
-            for i, g in enumerate(groups)
-        )
+        colours = colour_of or {}
+        used: set[str] = set()
+        specs = []
+        for group in groups:
+            colour = next((colours[r] for r in group.runs if r in colours), None)
+            if colour is None or colour in used:
+                free = [c for c in palette if c not in used] or list(palette)
+                colour = free[0]
+            used.add(colour)
+            specs.append(GroupSpec(group.label, colour, tuple(group.runs)))
+        return tuple(specs)

@@ -563,7 +563,8 @@ class ChartsPanel(QWidget):
         self._tick()
 
     def _update_groups(self) -> None:
-        specs = self.grouping.specs([folder for folder, _ in self._runs], PALETTE)
+        colours = {folder: colour.name() for folder, colour in self._colors.items()}
+        specs = self.grouping.specs([folder for folder, _ in self._runs], PALETTE, colours)
         if specs != self._group_specs:
             self._group_specs = specs
             self._mark_all_dirty()

@@ -3,11 +3,14 @@ lookup, group mean and band. No QApplication here."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from desktop_app.charts.aggregate import (
     UNSET,
+    RunGrouping,
     aggregate,
     config_keys,
     flat_config,
@@ -119,3 +122,18 @@ def test_reducing_to_pixel_columns_keeps_the_extremes() -> None:
     assert len(small) <= 204
     assert small.high.max() == 50.0
     assert small.low.min() == pytest.approx(agg.low.min())
+
+
+def test_a_group_takes_its_first_runs_colour_unless_another_group_has_it() -> None:
+    grouping = RunGrouping("lr")
+    for run, lr in (("a", 1), ("b", 2), ("c", 2), ("d", 3)):
+        grouping.set_config(Path(run), {"lr": lr})
+    colours = {Path("a"): "#111111", Path("b"): "#222222", Path("c"): "#333333",
+               Path("d"): "#111111"}  # fmt: skip
+    runs = [Path(r) for r in "abcd"]
+    specs = grouping.specs(runs, ("#111111", "#999999"), colours)
+    assert [(s.label, s.color, len(s.runs)) for s in specs] == [
+        ("lr=1", "#111111", 1), ("lr=2", "#222222", 2), ("lr=3", "#999999", 1)
+    ]  # fmt: skip
+    assert grouping.keys() == ["lr"]
+    assert RunGrouping().specs(runs, ("#111111",)) == ()
