@@ -199,6 +199,8 @@ async def run_app(args: argparse.Namespace) -> int:
     probe = Probe.from_env(window.charts)  # None unless $TRAINDESK_PROBE_FILE (bench/)
     hooks.show = window.show_error
     window.settingsChanged.connect(lambda new: app_log.set_level(new.log_level))
+    if isinstance(app, QApplication):
+        window.settingsChanged.connect(lambda new: restyle(window, app, new))
     for name in args.show_dock:
         window.show_dock(name)
     for warning in warnings:
@@ -266,6 +268,14 @@ async def run_app(args: argparse.Namespace) -> int:
         app_log.close()
     saved = shot is None or (shot.done() and not shot.cancelled() and shot.exception() is None)
     return 0 if saved and hooks.count == 0 else 1
+
+
+def restyle(window: MainWindow, app: QApplication, settings: AppSettings) -> None:
+    """Apply ``settings``' theme now: the palette, the charts and the docks' plots."""
+    theme = apply_theme(app, settings)
+    window.charts.set_theme(theme)
+    window.system.set_theme(theme)
+    window.health.set_theme(theme)
 
 
 def quit_under_us(window: MainWindow) -> None:

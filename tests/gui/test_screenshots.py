@@ -22,10 +22,11 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.charts.panel import ChartsPanel
 from desktop_app.charts.plot import MetricPlot
+from desktop_app.main import restyle
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_table import NAME_COLUMN
 from desktop_app.settings.model import AppSettings
-from desktop_app.settings.theme import apply_theme
+from desktop_app.settings.theme import apply_theme, palette_is_dark
 from trainer.journal.writer import JournalWriter
 from trainer.paths import RunPaths
 from trainer.settings import SCREENSHOTS
@@ -246,3 +247,19 @@ def test_grouped_sweep(qtbot: QtBot, window: MainWindow, theme: str) -> None:
     image = grab(window, f"grouped-1280x800-{theme}")
     drawn = line_colours(image, loss, window)
     assert all(spec.color in drawn for spec in panel.group_specs)
+
+
+def test_a_theme_chosen_in_the_settings_applies_at_once(
+    qtbot: QtBot, window: MainWindow, theme: str, qapp: QApplication
+) -> None:
+    show_all_runs(qtbot, window, (1280, 800))
+    other = "light" if theme == "dark" else "dark"
+    restyle(window, qapp, AppSettings(theme=other))  # type: ignore[arg-type]
+    window.charts.redraw()
+    dark = other == "dark"
+    qtbot.waitUntil(lambda: palette_is_dark(window.table.palette()) == dark, timeout=TIMEOUT_MS)
+    image = grab(window, f"switched-to-{other}")
+    plot = window.charts.plots["train/loss"]
+    corner = plot.vb.sceneBoundingRect().toRect().topLeft() + QPoint(3, 3)
+    lightness = pixel_at(image, plot.viewport(), window, corner).lightness()
+    assert (lightness < 80) if other == "dark" else (lightness > 200), lightness
