@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
@@ -263,3 +263,17 @@ def test_a_theme_chosen_in_the_settings_applies_at_once(
     corner = plot.vb.sceneBoundingRect().toRect().topLeft() + QPoint(3, 3)
     lightness = pixel_at(image, plot.viewport(), window, corner).lightness()
     assert (lightness < 80) if other == "dark" else (lightness > 200), lightness
+
+
+def test_the_crosshair_on_every_chart(qtbot: QtBot, window: MainWindow, theme: str) -> None:
+    show_all_runs(qtbot, window, (1280, 800))
+    panel = window.charts
+    loss = panel.plots["train/loss"]
+    loss.scene().sigMouseMoved.emit(loss.vb.mapViewToScene(QPointF(150.0, 1.0)))
+    whole = whole_charts(panel)
+    qtbot.waitUntil(lambda: all(p.readout.isVisible() for p in whole), timeout=TIMEOUT_MS)
+    grab(window, f"crosshair-1280x800-{theme}")
+    for plot in whole:
+        assert plot.crosshair.value() == pytest.approx(150.0)
+        text = plot.readout.textItem.toPlainText()
+        assert "step 150" in text and "lm-big" in text, (plot.key, text)
