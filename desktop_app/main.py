@@ -274,6 +274,7 @@ def restyle(window: MainWindow, app: QApplication, settings: AppSettings) -> Non
     """Apply ``settings``' theme now: the palette, the charts and the docks' plots."""
     theme = apply_theme(app, settings)
     window.charts.set_theme(theme)
+    window.config_view.set_theme(theme)
     window.system.set_theme(theme)
     window.health.set_theme(theme)
 

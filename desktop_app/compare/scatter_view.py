@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.charts.chart_theme import current_chart_theme, style_chart
+from desktop_app.charts.chart_theme import chart_theme, current_chart_theme, style_chart
 from desktop_app.compare.columns import Column, CompareColumns
 from desktop_app.compare.scatter import Axis, Line, Point, Source, parallel, scatter
+from desktop_app.settings.theme import Theme
 from trainer.runs import RunSummary
 
 REDRAW_MS = 250
@@ -109,7 +110,7 @@ class ConfigView(QWidget):
                 self._x_widgets += [label, widget]
         bar.addWidget(self.message, 1)
 
-        colours = current_chart_theme()
+        colours = self._colours = current_chart_theme()
         self._x_ticks = _Ticks("bottom")
         self._y_ticks = _Ticks("left")
         self.scatter_plot = pg.PlotWidget(
@@ -155,6 +156,14 @@ class ConfigView(QWidget):
         """Redraw soon (several changes in a row make one redraw)."""
         if not self._timer.isActive():
             self._timer.start()
+
+    def set_theme(self, theme: Theme) -> None:
+        """Restyle both plots for an app theme (light or dark) and redraw."""
+        self._colours = chart_theme(theme)
+        for plot in (self.scatter_plot, self.parallel_plot):
+            style_chart(plot, self._colours)
+        self._paint_selection()
+        self.schedule()
 
     def set_selected(self, paths: Sequence[str]) -> None:
         """Outline the runs at ``paths`` (the table's selection)."""
@@ -217,7 +226,7 @@ class ConfigView(QWidget):
         for item in [*self._line_items, *self._labels]:
             plot.removeItem(item)
         self._line_items, self._labels = [], []
-        colours = current_chart_theme()
+        colours = self._colours
         for n, axis in enumerate(axes):
             rule = pg.PlotCurveItem([n, n], [0, 1], pen=pg.mkPen(colours.axis))
             plot.addItem(rule)
@@ -245,7 +254,7 @@ class ConfigView(QWidget):
         if self.points:
             chosen = [p.path in self._selected for p in self.points]
             self.scatter_item.setSize([SELECTED_SIZE if c else POINT_SIZE for c in chosen])
-            pens = [pg.mkPen(current_chart_theme().text, width=2) if c else pg.mkPen(p.colour)
+            pens = [pg.mkPen(self._colours.text, width=2) if c else pg.mkPen(p.colour)
                     for c, p in zip(chosen, self.points, strict=True)]  # fmt: skip
             self.scatter_item.setPen(pens)
         for line, item in zip(self.lines, self._line_items, strict=False):

@@ -276,3 +276,13 @@ def test_parallel_coordinates_draw_one_line_per_run(
     select(window, "c")
     item = view._line_items[[line.name for line in view.lines].index("c")]
     wait_for(qtbot, lambda: item.opts["pen"].width() == 3)
+
+
+def test_the_config_view_follows_the_theme(qtbot: QtBot, sweep: Path, window: MainWindow) -> None:
+    from desktop_app.settings.theme import DARK, LIGHT
+
+    view = show_config_view(qtbot, window)
+    for theme in (DARK, LIGHT):
+        view.set_theme(theme)
+        for plot in (view.scatter_plot, view.parallel_plot):
+            assert plot.backgroundBrush().color().name() == theme.background.lower()
