@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent
-from PySide6.QtWidgets import QGraphicsItem, QMenu, QWidget
+from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent, QResizeEvent
+from PySide6.QtWidgets import QGraphicsItem, QMenu, QToolButton, QWidget
 
 from desktop_app.charts.aggregate import GroupSpec
 from desktop_app.charts.axes import XAxis, YAxis, format_x
@@ -189,6 +189,15 @@ class MetricPlot(pg.PlotWidget):
         self.menu.addAction("Use the toolbar's settings").triggered.connect(
             lambda: self.set_options(log_y=None, ignore_outliers=None, smooth=None)
         )
+        # The same menu from a small button in the top right corner, for those who do not
+        # think of right-clicking a chart.
+        self.options_button = QToolButton(self)
+        self.options_button.setArrowType(Qt.ArrowType.DownArrow)
+        self.options_button.setAutoRaise(True)
+        self.options_button.setFixedSize(18, 18)
+        self.options_button.setToolTip("This chart's log y, outliers and smoothing")
+        self.options_button.clicked.connect(self.show_menu)
+        self.options_button.move(self.width() - self.options_button.width() - 4, 4)
         self.set_colours(self.colours)
 
     # ------------------------------------------------------------------ look and options
@@ -246,6 +255,17 @@ class MetricPlot(pg.PlotWidget):
             muted = self.colours.muted
             title += f" <span style='color:{muted}; font-size:8pt'>({', '.join(flags)})</span>"
         self.getPlotItem().setTitle(title, color=self.colours.text, size="10pt")
+
+    def show_menu(self) -> None:
+        """Open the chart's options under its corner button (non-modal)."""
+        self.menu_state()
+        self.menu.popup(self.options_button.mapToGlobal(self.options_button.rect().bottomLeft()))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        button = self.__dict__.get("options_button")  # None while __init__ runs
+        if button is not None:
+            button.move(self.width() - button.width() - 4, 4)
 
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         self.menu_state()

@@ -214,6 +214,12 @@ def test_log_y_per_chart_and_for_all(qtbot: QtBot, panel: ChartsPanel, make_run:
     assert not loss.getPlotItem().ctrl.logYCheck.isChecked()
     assert "log y" in big.getPlotItem().titleLabel.text
     assert big.menu_state()["log_y"] and not loss.menu_state()["log_y"]
+    loss.options_button.click()  # the corner button opens the chart's menu
+    wait_for(qtbot, loss.menu.isVisible)
+    next(a for a in loss.menu.actions() if a.text() == "Log y").trigger()
+    assert loss.log_y is True
+    loss.menu.hide()
+    panel.set_chart_options("train/loss", log_y=None)
     panel.set_log_y(True)
     wait_for(qtbot, lambda: loss.getPlotItem().ctrl.logYCheck.isChecked())
     panel.set_chart_options("train/loss", log_y=False)  # this chart stays linear
