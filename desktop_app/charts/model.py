@@ -32,7 +32,9 @@ from desktop_app.charts.smoothing import (
     KINDS,
     MAX_EMA_WEIGHT,
     EmaSmoother,
+    EmaState,
     Smoother,
+    ema_buckets,
     make_smoother,
     smooth_buckets,
 )
@@ -120,6 +122,10 @@ class EnvelopeRequest:
     overview: bool
 
 
+#: The EMA over an overview's buckets: (where it ends, x, value, accumulator, count).
+_OverviewEma = tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 class HistoryView:
     """What a long curve shows of its history (the points before its buffer): an overview of
     all of it, and a finer read of the part in view."""
@@ -131,6 +137,9 @@ class HistoryView:
         self.pending: set[tuple[str, bool]] = set()
         #: (axis, smoothing) -> the smoothed history (x, y), until the next read arrives
         self.smoothed: dict[tuple[str, Smoothing], tuple[np.ndarray, np.ndarray]] = {}
+        #: (axis, smoothing) -> the EMA over the overview's buckets: (where it ends, x, value,
+        #: accumulator, count) after each bucket, until the next overview arrives
+        self.overview_ema: dict[tuple[str, Smoothing], _OverviewEma] = {}
 
     def x_first(self, mode: str, origin: float) -> float:
         if mode == "step":
@@ -142,6 +151,7 @@ class HistoryView:
         self.overview.clear()
         self.view.clear()
         self.smoothed.clear()
+        self.overview_ema.clear()
 
 
 def _aligned(envelope: Envelope, x0: float, per_px: float) -> bool:
@@ -193,6 +203,7 @@ class Curve:
         target[request.axis] = envelope
         self.history.smoothed.clear()
         if request.overview:
+            self.history.overview_ema.clear()
             self._seed_smoother()
         self.version += 1
 
@@ -204,12 +215,28 @@ class Curve:
             return
         if not history.overview:
             return
-        axis, overview = next(iter(history.overview.items()))
-        keep = overview.mean_x < self._history_end(axis, 0.0)
-        _, state = smooth_buckets(*self._smoothing, overview.mean_n[keep], overview.mean_sum[keep])
-        if state is not None:
-            self._smoother.seed(state)
-            self._smooth_pending = 0
+        axis = next(iter(history.overview))
+        _x, _values, acc, seen = self._overview_ema(axis, self._history_end(axis, 0.0))
+        self._smoother.seed(EmaState(float(acc[-1]), int(seen[-1])) if len(acc) else EmaState())
+        self._smooth_pending = 0
+
+    def _overview_ema(
+        self, axis: str, end: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The EMA over the overview's buckets before ``end`` (x, value, accumulator, count
+        after each bucket), computed once per overview: a pan only smooths its view read."""
+        assert self.history is not None
+        key = (axis, self._smoothing)
+        cached = self.history.overview_ema.get(key)
+        if cached is None or cached[0] != end:
+            overview = self.history.overview[axis]
+            keep = overview.mean_x < end
+            x = overview.mean_x[keep]
+            out, acc, seen = ema_buckets(
+                self._smoothing[1], overview.mean_n[keep], overview.mean_sum[keep]
+            )
+            cached = self.history.overview_ema[key] = (end, x, out, acc, seen)
+        return cached[1], cached[2], cached[3], cached[4]
 
     def wants(
         self, mode: str, origin: float, x_range: tuple[float, float], width: int
@@ -266,8 +293,12 @@ class Curve:
         shift = origin if mode == "relative" else 0.0
         key = (axis, self._smoothing)
         cached = history.smoothed.get(key)
+        end = self._history_end(mode, origin) + shift
         if cached is None:
-            end = self._history_end(mode, origin) + shift
+            cached = self._ema_over_reads(axis, end)
+            if cached is not None:
+                history.smoothed[key] = cached
+        if cached is None:
             view, overview = history.view.get(axis), history.overview.get(axis)
             covered = (view.x0, view.x1) if view is not None else (math.inf, -math.inf)
             xs, ns, sums = [], [], []
@@ -292,6 +323,34 @@ class Curve:
         lo = max(int(np.searchsorted(x, x0, "left")) - 1, 0)
         hi = int(np.searchsorted(x, x1, "right")) + 1
         return x[lo:hi] - shift, y[lo:hi]
+
+    def _ema_over_reads(self, axis: str, end: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The EMA over the reads' buckets as :meth:`_history_smoothed` defines it, from the
+        overview's cached EMA: its values before the view read, its state where the view read
+        begins, then the view read's buckets (after the view read, the overview's values).
+        None where that does not apply (no EMA, no overview, time running backwards)."""
+        history = self.history
+        kind, weight = self._smoothing
+        if history is None or kind != "ema" or weight <= 0.0 or axis not in history.overview:
+            return None
+        x, values, acc, seen = self._overview_ema(axis, end)
+        view = history.view.get(axis)
+        if view is None:
+            return x, values
+        if len(x) > 1 and bool((np.diff(x) < 0).any()):
+            return None
+        before = int(np.searchsorted(x, view.x0, "left"))
+        after = int(np.searchsorted(x, view.x1, "right"))
+        state = EmaState(float(acc[before - 1]), int(seen[before - 1])) if before else None
+        inside = (view.mean_x >= view.x0) & (view.mean_x <= view.x1) & (view.mean_x < end)
+        mid_x = view.mean_x[inside]
+        if len(mid_x) > 1 and bool((np.diff(mid_x) < 0).any()):
+            return None
+        mid, _ = smooth_buckets("ema", weight, view.mean_n[inside], view.mean_sum[inside], state)
+        return (
+            np.concatenate([x[:before], mid_x, x[after:]]),
+            np.concatenate([values[:before], mid, values[after:]]),
+        )
 
     def _history_points(
         self, mode: str, origin: float, x_range: tuple[float, float]

@@ -259,36 +259,54 @@ class MovingAverageSmoother(Smoother):
         return _window_means(x, start, len(x), self._left, self._right)
 
 
+def ema_buckets(
+    weight: float, counts: np.ndarray, sums: np.ndarray, state: EmaState | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The EMA of a series known by buckets (see :func:`smooth_buckets`), continuing from
+    ``state``: the value after each bucket, and the state after each (its biased accumulator
+    and finite count), from which a later run can continue at any bucket."""
+    counts = np.asarray(counts, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.float64)
+    acc0, seen0 = (state.accumulator, state.count) if state is not None else (0.0, 0)
+    log_w = math.log(weight)
+    keep = np.exp(counts * log_w)  # the weight the state keeps over each bucket
+    # What each bucket adds, its count of points at their mean; an empty one adds nothing.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        adds = np.where(counts > 0, (1.0 - keep) * (sums / counts), 0.0)
+    # The recurrence acc = keep * acc + add, in one C-level pass over plain floats.
+    steps = zip(keep.tolist(), adds.tolist(), strict=True)
+    acc = np.fromiter(
+        accumulate(steps, lambda a, step: step[0] * a + step[1], initial=acc0),
+        dtype=np.float64,
+        count=len(counts) + 1,
+    )[1:]
+    seen = seen0 + np.cumsum(counts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(seen > 0, acc / -np.expm1(seen * log_w), np.nan)
+    return out, acc, seen
+
+
 def smooth_buckets(
-    kind: str, value: float, counts: np.ndarray, sums: np.ndarray
+    kind: str,
+    value: float,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    state: EmaState | None = None,
 ) -> tuple[np.ndarray, EmaState | None]:
     """The smoothing of a series known only by buckets (``counts`` finite points summing to
     ``sums``, in order), each bucket taken as its count of points at its mean: the value after
-    each bucket, and for "ema" the state after the last. Where the values in each bucket are
-    equal this is the point-wise smoothing; otherwise it differs by at most a bucket's range.
+    each bucket, and for "ema" the state after the last (``state``: where an earlier run of
+    it stopped). Where the values in each bucket are equal this is the point-wise smoothing;
+    otherwise it differs by at most a bucket's range.
     """
     counts = np.asarray(counts, dtype=np.float64)
     sums = np.asarray(sums, dtype=np.float64)
     means = np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
     if kind == "ema" and value > 0.0:
-        log_w = math.log(value)
-        keep = np.exp(counts * log_w)  # the weight the state keeps over each bucket
-        # What each bucket adds; an empty one adds nothing (its mean is NaN).
-        adds = np.where(counts > 0, (1.0 - keep) * np.nan_to_num(means), 0.0)
-        # The recurrence acc = keep * acc + add, in one C-level pass over plain floats.
-        accs = list(
-            accumulate(
-                zip(keep.tolist(), adds.tolist(), strict=True),
-                lambda acc, step: step[0] * acc + step[1],
-                initial=0.0,
-            )
-        )[1:]
-        acc = np.array(accs, dtype=np.float64)
-        seen = np.cumsum(counts)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(seen > 0, acc / -np.expm1(seen * log_w), np.nan)
-        state = EmaState(float(acc[-1]) if len(acc) else 0.0, int(seen[-1]) if len(seen) else 0)
-        return out, state
+        out, acc, seen = ema_buckets(value, counts, sums, state)
+        if not len(acc):
+            return out, state if state is not None else EmaState()
+        return out, EmaState(float(acc[-1]), int(seen[-1]))
     if kind in ("ma", "cma") and value > 1:
         total_n, total_s = np.cumsum(counts), np.cumsum(sums)
         left, right = _window_sides(int(value), kind == "cma")

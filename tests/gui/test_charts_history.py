@@ -216,6 +216,52 @@ def test_a_history_of_equal_buckets_smooths_exactly(
     np.testing.assert_allclose(ys, exact[xs.astype(np.int64)], rtol=1e-9, atol=1e-9)
 
 
+def test_a_zoomed_history_continues_the_overviews_smoothing(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zoomed in, the EMA starts the view read's buckets from the overview's state where the
+    view begins (no pass over the whole history per pan), and stays exact."""
+    from desktop_app.charts.feed import RunFeed
+    from desktop_app.charts.smoothing import ema
+
+    folder = RunPaths(runs_dir / "flat").create().root
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="flat", name="long", entry="t", kind="api",
+        config={}, created=T0,
+    )  # fmt: skip
+    values = np.repeat(np.random.default_rng(2).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
+    for step, value in enumerate(values.tolist()):
+        writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
+    writer.close()
+    monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
+    curve, _whole = _model_with_history(folder, ("ema", 0.9))
+    assert curve.history is not None
+    zoom = (STEPS * 0.4, STEPS * 0.6)
+    feed = RunFeed(folder)
+    feed.poll()
+    request = curve.wants("step", 0.0, zoom, 400)
+    assert request is not None and not request.overview
+    curve.set_envelope(request, feed.envelope("loss", request))
+    feed.close()
+    view = curve.history.view["step"]
+    assert view.x0 > 0 and view.x1 < STEPS - 1  # the overview shows what is around it
+    xs, ys = curve.points("step", 0.0, zoom, 400, smoothed=True)
+    exact, _ = ema(values, 0.9)
+    np.testing.assert_allclose(ys, exact[xs.astype(np.int64)], rtol=1e-9, atol=1e-9)
+    # Panning to another read smooths only that read's buckets: the overview's are cached.
+    cached = curve.history.overview_ema[("step", ("ema", 0.9))]
+    zoom2 = (STEPS * 0.1, STEPS * 0.2)
+    feed = RunFeed(folder)
+    feed.poll()
+    request = curve.wants("step", 0.0, zoom2, 400)
+    assert request is not None
+    curve.set_envelope(request, feed.envelope("loss", request))
+    feed.close()
+    xs, ys = curve.points("step", 0.0, zoom2, 400, smoothed=True)
+    np.testing.assert_allclose(ys, exact[xs.astype(np.int64)], rtol=1e-9, atol=1e-9)
+    assert curve.history.overview_ema[("step", ("ema", 0.9))] is cached
+
+
 def test_an_old_journal_is_drawn_at_once_and_upgraded_in_the_background(
     qtbot: QtBot, panel: ChartsPanel, runs_dir: Path, reads: list[tuple[str, str]]
 ) -> None:
