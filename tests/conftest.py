@@ -59,15 +59,74 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.nodeid.startswith(NEEDS_TORCH):
                 item.add_marker(skip)
-    if not config.getoption("--fast") or not DURATIONS.is_file():
+    if not DURATIONS.is_file():
         return
     recorded: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
-    fast, slow = [], []
+    if config.getoption("--fast"):
+        fast, slow = [], []
+        for item in items:
+            (slow if recorded.get(_plain(item.nodeid), 0.0) > FAST_LIMIT_S else fast).append(item)
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = fast
+    longest_first(items, recorded)
+
+
+def _groups(item: pytest.Item) -> list[str]:
+    return sorted(
+        {str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+         for m in item.iter_markers("xdist_group")}
+    )  # fmt: skip
+
+
+def _plain(nodeid: str) -> str:
+    """The node id without the ``@group`` that ``--dist loadgroup`` appends (xdist's rule)."""
+    return nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+
+
+def _unit(item: pytest.Item) -> str:
+    """What ``--dist loadgroup`` hands to one worker as a whole: an ``xdist_group``, else the
+    module (its tests go to either worker, one at a time)."""
+    groups = _groups(item)
+    return "@" + "_".join(groups) if groups else item.nodeid.split("::", 1)[0]
+
+
+def longest_first(items: list[pytest.Item], recorded: dict[str, float]) -> None:
+    """Order the groups and modules by their recorded time, the longest first: the workers
+    take work in this order, so what is left at the end is short and both finish together
+    (in file order the W&B comparison, one group of about a minute, came last and kept one
+    worker busy alone). Inside a module the tests keep their order, so a module-scoped
+    fixture is made once per worker; the sort is stable, the same on every worker."""
+    totals: dict[str, float] = {}
     for item in items:
-        (slow if recorded.get(item.nodeid, 0.0) > FAST_LIMIT_S else fast).append(item)
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = fast
+        unit = _unit(item)
+        totals[unit] = totals.get(unit, 0.0) + recorded.get(_plain(item.nodeid), 0.0)
+    items.sort(key=lambda item: -totals[_unit(item)])
+
+
+class _GroupIds:
+    """``--dist loadgroup`` keeps an ``xdist_group`` on one worker by appending ``@group`` to
+    the node ids a worker reports. pytest-xdist 3.8 writes the suffix where pytest 9.2 no
+    longer reads it (pytest-dev/pytest-xdist#1386), so the groups were silently spread over
+    both workers: two torchrun tests at once, the W&B comparison and the packaging builds
+    made twice. Until xdist is fixed this plugin appends the suffix where pytest reads it."""
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own attempt
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if not getattr(config.option, "loadgroup", False):
+            return
+        for item in items:
+            groups = _groups(item)
+            if groups and _plain(item.nodeid) == item.nodeid and hasattr(item, "_id"):
+                from _pytest.nodeid import NodeId  # pytest >= 9.2: the structured node id
+
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_GroupIds(), "traindesk-xdist-group-ids")
 
 
 _durations: dict[str, float] = {}
@@ -75,7 +134,8 @@ _durations: dict[str, float] = {}
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # On pytest-xdist's controller too: it receives every worker's reports.
-    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    nodeid = _plain(report.nodeid)
+    _durations[nodeid] = _durations.get(nodeid, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
