@@ -278,6 +278,14 @@ class CommandDriver:
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(SHIM_DIR), env.get("PYTHONPATH", "")) if p
             )
+        if "trainer.distributed" in self.cmd:
+            # Since torch 2.5 the ranks share torchrun's rendezvous TCPStore, and it outlives an
+            # elastic restart with the previous attempt's keys in it: a restarted rank that
+            # reads its peer's address before the peer has written the new one connects to a
+            # dead socket (Gloo connectFullMesh: connection refused), so restarts fail when the
+            # ranks start at different speeds (a loaded machine). pytorch/pytorch#135712; the
+            # opt-out gives every attempt a store of its own (docs/multi-gpu.md).
+            env.setdefault("TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "1")
         return env
 
     def run(self) -> int:
