@@ -8,8 +8,9 @@ relative time ticks at round durations (30 s, 5 min, 2 h, ...) written as ``1h30
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pyqtgraph as pg
 
@@ -93,11 +94,49 @@ class YAxis(pg.AxisItem):
 
 
 class XAxis(pg.DateAxisItem):
-    """A bottom axis whose ticks follow :attr:`mode` ("step", "relative" or "wall")."""
+    """A bottom axis whose ticks follow :attr:`mode` ("step", "relative" or "wall").
+
+    The charts share one x range and one width, so their x axes lay out the same ticks and
+    labels: the layout (pyqtgraph's draw specs, about 1.3 ms an axis) is made once per range
+    and shape and reused by every axis that has them (a pan re-lays out all of them).
+    """
+
+    #: (what the layout depends on) -> draw specs and the labels' height; the newest few.
+    _layouts: ClassVar[OrderedDict[tuple[Any, ...], tuple[Any, float]]] = OrderedDict()
+    _LAYOUTS_KEPT: ClassVar[int] = 8
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(orientation="bottom", **kwargs)
         self.mode = "step"
+
+    def generateDrawSpecs(self, p: Any) -> Any:
+        view = self.linkedView()
+        if self._tickLevels is not None or view is None:
+            return super().generateDrawSpecs(p)
+        bounds = self.mapRectFromParent(self.geometry())
+        ticks = view.mapRectToItem(self, view.boundingRect()) if self.grid is not False else None
+        font = self.style["tickFont"]
+        key = (
+            self.mode, self.logMode, tuple(self.range), bounds.getRect(),
+            ticks.getRect() if ticks is not None else None, self.grid, self.scale,
+            self.autoSIPrefixScale, font.key() if font is not None else p.font().key(),
+            self.pen().color().rgba(), self.tickPen().color().rgba(),
+            tuple(sorted((k, repr(v)) for k, v in self.style.items() if k != "tickFont")),
+        )  # fmt: skip
+        found = XAxis._layouts.get(key)
+        if found is None:
+            specs = super().generateDrawSpecs(p)
+            if specs is None:
+                return None
+            texts = specs[2]
+            found = (specs, max((rect.height() for rect, _f, _t in texts), default=0.0))
+            XAxis._layouts[key] = found
+            while len(XAxis._layouts) > XAxis._LAYOUTS_KEPT:
+                XAxis._layouts.popitem(last=False)
+        else:
+            XAxis._layouts.move_to_end(key)
+            self._updateMaxTextSize(found[1])
+        return found[0]
 
     def set_mode(self, mode: str) -> None:
         """Switch the tick style; redraws the axis."""
