@@ -304,3 +304,43 @@ def test_dark_theme_charts(qtbot: QtBot, panel: ChartsPanel, make_run: MakeRun) 
     plot = panel.plots["train/loss"]
     assert plot.backgroundBrush().color().lightness() < 60
     assert plot.getPlotItem().getAxis("left").textPen().color().lightness() > 180
+
+
+def test_x_axes_of_one_range_and_shape_share_one_tick_layout(qtbot: QtBot) -> None:
+    """Charts with one x range and one width lay their x ticks out once; another range or
+    another width gets its own layout, with its own labels."""
+    from PySide6.QtGui import QPainter, QPicture
+
+    from desktop_app.charts.axes import XAxis
+
+    def specs(plot: MetricPlot) -> Any:
+        axis = plot.getPlotItem().getAxis("bottom")
+        picture = QPicture()
+        painter = QPainter(picture)
+        try:
+            return axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+
+    def labels(found: Any) -> list[str]:
+        return [text for _rect, _flags, text in found[2]]
+
+    plots = []
+    for key in ("a", "b", "c"):
+        plot = MetricPlot(key)
+        qtbot.addWidget(plot)
+        plot.resize(420, 220)
+        plot.show()
+        plot.vb.setXRange(0, 1000, padding=0)
+        plots.append(plot)
+    qtbot.waitExposed(plots[-1])
+    XAxis._layouts.clear()
+    first, second = specs(plots[0]), specs(plots[1])
+    assert second is first and len(XAxis._layouts) == 1
+    assert "400" in labels(first)
+    plots[2].vb.setXRange(0, 50_000, padding=0)
+    third = specs(plots[2])
+    assert third is not first and "20000" in labels(third)
+    plots[1].resize(300, 220)
+    qtbot.waitUntil(lambda: plots[1].width() == 300)
+    assert specs(plots[1]) is not first
