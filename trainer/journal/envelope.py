@@ -126,7 +126,7 @@ def read_envelope(
         lo, hi = _column_extremes(ax, known)
         need = _needs_refining(ax, straddle, lo, hi)
         resolved.append(straddle[~need])
-        rows = _children(conn, key_id, level, straddle[need], cutoffs)
+        rows = _children(conn, key_id, level, straddle[need], cutoffs, walls=ax.axis != "step")
         level -= 1
     got = _reduce(ax, np.concatenate(resolved) if resolved else np.zeros(0, sm.ROW), chosen)
     return _with_means(ax, got, read)
@@ -144,7 +144,7 @@ def _descend(conn: sqlite3.Connection, key_id: int, ax: _Axis) -> tuple[int, np.
     with enough buckets per column (or at the raw points, where they are few)."""
     b_lo, b_hi = -(2**62), 2**62
     for level in range(sm.LEVELS, 0, -1):
-        rows = sm.fetch_rows(conn, key_id, level, b_lo, b_hi)
+        rows = sm.fetch_rows(conn, key_id, level, b_lo, b_hi, walls=ax.axis != "step")
         rows = rows[(ax.x(rows, "last") >= ax.x0) & (ax.x(rows, "first") <= ax.x1)]
         if not len(rows):
             return level, rows
@@ -196,8 +196,11 @@ def _children(
     level: int,
     rows: np.ndarray,
     cutoffs: list[tuple[int, float]],
+    *,
+    walls: bool = True,
 ) -> np.ndarray:
-    """The rows one level below ``rows`` (the raw points below level 1), in order."""
+    """The rows one level below ``rows`` (the raw points below level 1), in order (their
+    wall times 0 without ``walls``)."""
     if not len(rows):
         return np.zeros(0, sm.ROW)
     if level == 1:
@@ -206,6 +209,10 @@ def _children(
     parts = []
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
+        if not walls:
+            where = f"bucket IN ({', '.join('?' * len(chunk))})"
+            parts.append(sm.rows_by_step(conn, where, (key_id, level - 1, *chunk)))
+            continue
         parts.append(
             np.fromiter(
                 conn.execute(
