@@ -33,20 +33,22 @@ class RunFeed:
             self._reader = JournalReader(self.folder)
         return self._reader.tail(history_limit=HISTORY_LIMIT)
 
-    def envelope(self, key: str, request: EnvelopeRequest) -> Envelope:
+    def envelope(self, key: str, request: EnvelopeRequest, *, on_view: bool = False) -> Envelope:
         """A viewport read of ``key`` (after the first poll): a quick overview on the tail's
-        connection (its thread), an exact view read on the view connection (any thread)."""
+        connection (its thread), an exact view read, or any read with ``on_view``, on the
+        view connection (any thread)."""
         if self._closed or self._reader is None:
             raise ValueError("the feed is closed")
-        if not request.overview:
+        if on_view or not request.overview:
             with self._view_lock:
                 if self._closed:
                     raise ValueError("the feed is closed")
                 if self._view_reader is None:
                     self._view_reader = JournalReader(self.folder)
                 return self._view_reader.envelope(
-                    key, request.x0, request.x1, request.width, axis=request.axis
-                )
+                    key, request.x0, request.x1, request.width, axis=request.axis,
+                    exact=not request.overview,
+                )  # fmt: skip
         return self._reader.envelope(
             key, request.x0, request.x1, request.width, axis=request.axis,
             exact=not request.overview,

@@ -49,6 +49,7 @@ class JournalFeeds:
         self._feeds: dict[Path, RunFeed | None] = {}  # None: unreadable, retried later
         self._next: dict[Path, float] = {}
         self._retired: set[RunFeed] = set()
+        self._overview_turn = False  # which thread reads the next overview
 
     def set_folders(self, folders: Iterable[Path]) -> None:
         """Follow exactly ``folders``: new ones are read at the next poll, others dropped."""
@@ -100,8 +101,14 @@ class JournalFeeds:
         if feed is None:
             return False
         tag = f"charts-envelope-{id(feed)}-{key}-{request.overview}"
-        io = self._io if request.overview else self._view_io
-        return io.submit(tag, partial(feed.envelope, key, request), on_result, on_error)
+        # Overviews come in bursts (every key of every run opened) while the view thread
+        # waits for them to end (exact reads go after): every other one goes to it, so that
+        # both threads read (SQLite lets go of the GIL while it steps).
+        self._overview_turn ^= request.overview
+        on_view = not request.overview or (self._view_io is not self._io and self._overview_turn)
+        io = self._view_io if on_view else self._io
+        read = partial(feed.envelope, key, request, on_view=on_view)
+        return io.submit(tag, read, on_result, on_error)
 
     def close(self) -> None:
         """Close every reader now. Call after ``io.close()`` (no read is in flight then)."""
