@@ -9,6 +9,16 @@ from desktop_app.charts.model import EnvelopeRequest
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import HISTORY_LIMIT, JournalReader, TailBatch
 
+#: A curve that has taken in this many times :data:`HISTORY_LIMIT` points since its run was
+#: read from the start has its run read again from the start: its points become history,
+#: drawn by viewport, so a run watched for days holds no more than this in memory.
+LIVE_FACTOR = 2
+
+
+def live_limit() -> int:
+    """Points a curve of a live run may hold in memory before the run is read afresh."""
+    return LIVE_FACTOR * HISTORY_LIMIT
+
 
 class RunFeed:
     """Opens the journal on the first poll; each poll returns what is new since the last."""

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.aggregate import GroupSpec, RunGrouping
 from desktop_app.charts.chart_theme import ChartTheme, chart_theme, current_chart_theme
+from desktop_app.charts.feed import live_limit
 from desktop_app.charts.groups import GRID_SPACING, ChartGroup, columns_for
 from desktop_app.charts.model import (
     GROUPS,
@@ -352,6 +353,11 @@ class ChartsPanel(QWidget):
         if not batch.summarized and batch.run.status in FINAL_STATUSES:
             self._upgrade(Path(folder))
         changed, events = self.model.apply(Path(folder), batch)
+        if batch.summarized and any(len(curve) > live_limit() for curve in data.curves.values()):
+            # Memory is set by the screen, not by how long a run is watched: what was read
+            # becomes history (read by viewport) when the run is read again from its start.
+            log.info("%s: %d points in memory; reading it afresh", folder, self.model.n_points())
+            self._feeds.restart(Path(folder))
         for key in changed:
             plot = self.plots.get(key)
             if plot is None or Path(folder) not in plot.runs:

@@ -150,6 +150,52 @@ def test_a_resume_that_supersedes_the_history_is_read_again(
     qtbot.waitUntil(redone, timeout=15_000)
 
 
+def test_a_run_watched_live_holds_a_bounded_number_of_points(
+    qtbot: QtBot, panel: ChartsPanel, runs_dir: Path, reads: list[tuple[str, str]]
+) -> None:
+    """Points logged while the run is shown stay in memory only up to a bound; then the run
+    is read afresh and they become history, drawn by viewport, with nothing lost."""
+    from desktop_app.charts.feed import live_limit
+
+    folder = RunPaths(runs_dir / "live").create().root
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="live", name="live", entry="t", kind="api",
+        config={}, created=T0,
+    )  # fmt: skip
+    try:
+        for step in range(500):
+            writer.log_scalars({"loss": 1.0}, step, wall=T0 + step * 0.1)
+        writer.flush()
+        panel.set_runs([(folder, "live")])
+        qtbot.waitUntil(lambda: _drawn(panel, folder)[0].size == 500, timeout=15_000)
+        total = 500 + live_limit() + LIMIT
+        for step in range(500, total):
+            value = 77.0 if step == 1_234 else 1.0  # a spike logged while watched
+            writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
+            if step % 1_000 == 0:
+                writer.flush()
+        writer.flush()
+
+        def held() -> bool:
+            curve = panel.model.runs[folder].curves.get("loss")
+            xs, ys = _drawn(panel, folder)
+            return (
+                curve is not None
+                and curve.history is not None
+                and curve.total() == total
+                and len(xs) > 0
+                and float(xs.max()) == total - 1
+                and 77.0 in ys
+            )
+
+        qtbot.waitUntil(held, timeout=30_000)
+        curve = panel.model.runs[folder].curves["loss"]
+        assert len(curve) <= live_limit()
+        assert panel.model.n_points() <= live_limit()
+    finally:
+        writer.close()
+
+
 def _model_with_history(folder: Path, smoothing: tuple[str, float], width: int = 400):
     """A ChartsModel fed by a RunFeed as the panel feeds it, with the history's reads done."""
     from desktop_app.charts.feed import RunFeed
