@@ -157,6 +157,8 @@ def test_loss_falls(name: str, tmp_path: Path) -> None:
     assert np.all(series["perf/step_time"][1] > 0)
     # The phases account for the step: their sum is most of the step time (checkpoints, which
     # some windows hold, are a phase of their own; the rest is the loop's own bookkeeping).
+    # They are timed inside the window the step time covers, so they never exceed it, however
+    # loaded the machine (it once did: the logging step's time straddled two windows).
     phases = sum(series[f"perf/{p}_s"][1] for p in ("data", "forward", "backward", "optimizer",
                                                     "logging"))  # fmt: skip
     if "perf/checkpoint_s" in series:
@@ -164,7 +166,7 @@ def test_loss_falls(name: str, tmp_path: Path) -> None:
         phases = phases + np.array([checkpoint_steps.get(s, 0.0)
                                     for s in series["perf/step_time"][0]])  # fmt: skip
     share = phases / series["perf/step_time"][1]
-    assert 0.8 <= np.median(share) <= 1.05 and share.max() <= 1.1, share
+    assert np.median(share) >= 0.8 and share.max() <= 1 + 1e-9, share
     assert np.all(series["perf/backward_s"][1] > 0) and np.all(series["perf/data_s"][1] > 0)
     lr = series["train/lr"][1]
     assert np.all(lr > 0) and lr.max() <= cfg["lr"] * (1 + 1e-9)

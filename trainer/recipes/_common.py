@@ -363,7 +363,13 @@ def train_loop(
             means = mean_across_ranks(window.means(), device)
             metrics.update({f"train/{k}": v for k, v in means.items()})
             metrics["train/lr"] = float(lr)
-            elapsed = time.perf_counter() - t_window - eval_seconds
+            # One instant ends this window and starts the next, for the step time and for the
+            # phases alike: this step's logging so far counts here, the rest (run.log below)
+            # in the next window, so the phases never add up to more than the step time.
+            boundary = clock()
+            timer.add("logging", boundary - t_log - this_eval)
+            t_log, this_eval = boundary, 0.0
+            elapsed = boundary - t_window - eval_seconds
             step_time = elapsed / max(1, window_steps)
             metrics["perf/step_time"] = step_time
             metrics[rate_key] = items_per_step / step_time if step_time > 0 else 0.0
@@ -373,7 +379,7 @@ def train_loop(
             timer.reset()
             if step % log_every == 0:  # an off-grid last step keeps its window for a resume
                 window.reset()
-            t_window = time.perf_counter()
+            t_window = boundary
             window_steps = 0
             eval_seconds = 0.0
         if metrics:
