@@ -63,13 +63,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     recorded: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
     if config.getoption("--fast"):
+        # A module's own module-scoped fixture is paid by whichever of its tests runs first:
+        # every test that shares one with a slow test is slow too (else the W&B comparison's
+        # minute is paid by the next test on the list).
+        shared = {f for item in items for f in _module_fixtures(item)
+                  if recorded.get(_plain(item.nodeid), 0.0) > FAST_LIMIT_S}  # fmt: skip
         fast, slow = [], []
         for item in items:
-            (slow if recorded.get(_plain(item.nodeid), 0.0) > FAST_LIMIT_S else fast).append(item)
+            too_long = recorded.get(_plain(item.nodeid), 0.0) > FAST_LIMIT_S
+            (slow if too_long or shared & _module_fixtures(item) else fast).append(item)
         if slow:
             config.hook.pytest_deselected(items=slow)
             items[:] = fast
     longest_first(items, recorded)
+
+
+def _module_fixtures(item: pytest.Item) -> set[str]:
+    """The fixtures wider than a test that the test's own module defines."""
+    module = _plain(item.nodeid).split("::", 1)[0]
+    info = getattr(item, "_fixtureinfo", None)
+    return {
+        f"{module}::{name}"
+        for name, defs in (info.name2fixturedefs.items() if info is not None else ())
+        for d in defs
+        if d.scope != "function" and d.baseid == module
+    }
 
 
 def _groups(item: pytest.Item) -> list[str]:
