@@ -12,11 +12,12 @@ import hashlib
 from collections.abc import Iterable
 from typing import Protocol
 
-#: Colours in the order runs take them: neighbours in a sweep get clearly different hues.
+#: Colours in the order runs take them: neighbours in a sweep get clearly different hues, and
+#: the first dozen (a sweep's worth) are all far apart (no second orange or blue among them).
 PALETTE: tuple[str, ...] = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    "#bcbd22", "#3b5bdb", "#f08c00", "#0ca678", "#c2255c", "#7048e8", "#74b816", "#1098ad",
-    "#e8590c", "#ae3ec9", "#5c940d", "#d6336c", "#4c6ef5", "#a0522d", "#20c997", "#f03e3e",
+    "#bcbd22", "#7048e8", "#20c997", "#c2255c", "#ae3ec9", "#4c6ef5", "#74b816", "#a0522d",
+    "#5c940d", "#e8590c", "#1098ad", "#0ca678", "#f08c00", "#f03e3e", "#3b5bdb", "#d6336c",
 )  # fmt: skip
 
 
