@@ -69,9 +69,10 @@ Smoothing = tuple[str, float]
 NO_SMOOTHING: Smoothing = ("none", 0.0)
 
 #: The history's overview: one quick read (not refined at column edges) of its whole range
-#: at this many columns, drawn where no exact read covers the view (on open, and while an
-#: exact one loads).
+#: at about as many columns as the chart has pixels, between these bounds, drawn where no
+#: exact read covers the view (on open, and while an exact one loads).
 OVERVIEW_WIDTH = 1024
+MIN_OVERVIEW_WIDTH = 256
 #: A view of up to this many points in memory is reduced exactly per pixel column (M4 on
 #: the points, about 1 ms); larger ones through the peak index.
 EXACT_M4 = 1 << 16
@@ -252,7 +253,10 @@ class Curve:
         first = history.x_first(axis, 0.0)
         if (axis, True) not in history.pending and axis not in history.overview:
             history.pending.add((axis, True))
-            return EnvelopeRequest(axis, first, end, OVERVIEW_WIDTH, True)
+            # About a column per pixel of the chart: what it draws until the exact read
+            # comes, and around it when zoomed in (more columns would only cost drawing).
+            columns = min(OVERVIEW_WIDTH, max(width, MIN_OVERVIEW_WIDTH))
+            return EnvelopeRequest(axis, first, end, columns, True)
         x0, x1 = x_range[0] + shift, x_range[1] + shift
         lo, hi = max(x0, first), min(x1, end)
         if hi <= lo or (axis, False) in history.pending or x1 <= x0:
