@@ -26,6 +26,7 @@ class RunFeed:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._reader: JournalReader | None = None
+        self._version: int | None = None  # data_version at the last tail read
         self._closed = False
         # Exact viewport reads run on their own thread (traindesk-view) with their own
         # connection, so that a slow one never holds up the tails and overviews.
@@ -41,7 +42,19 @@ class RunFeed:
             raise ValueError("the feed is closed")
         if self._reader is None:
             self._reader = JournalReader(self.folder)
+        self._version = self._reader.data_version()
         return self._reader.tail(history_limit=HISTORY_LIMIT)
+
+    def poll_if_changed(self) -> TailBatch | None:
+        """As :meth:`poll`, or None without reading when nothing was committed since the
+        last poll (SQLite's data_version: a finished run costs one pragma a poll)."""
+        if (
+            self._reader is not None
+            and not self._closed
+            and self._reader.data_version() == self._version
+        ):
+            return None
+        return self.poll()
 
     def envelope(self, key: str, request: EnvelopeRequest, *, on_view: bool = False) -> Envelope:
         """A viewport read of ``key`` (after the first poll): a quick overview on the tail's

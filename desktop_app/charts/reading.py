@@ -50,6 +50,7 @@ class JournalFeeds:
         self._next: dict[Path, float] = {}
         self._retired: set[RunFeed] = set()
         self._overview_turn = False  # which thread reads the next overview
+        self._ended: set[Path] = set()  # runs last read with an ended status
 
     def set_folders(self, folders: Iterable[Path]) -> None:
         """Follow exactly ``folders``: new ones are read at the next poll, others dropped."""
@@ -73,7 +74,7 @@ class JournalFeeds:
                 self._on_restart(folder)
             if self._io.submit(
                 f"charts-tail-{id(feed)}",
-                feed.poll,
+                feed.poll_if_changed,
                 partial(self._batch, feed),
                 partial(self._error, feed),
             ):
@@ -118,11 +119,19 @@ class JournalFeeds:
         self._feeds.clear()
         self._retired.clear()
 
-    def _batch(self, feed: RunFeed, batch: TailBatch) -> None:
+    def _batch(self, feed: RunFeed, batch: TailBatch | None) -> None:
         if self._feeds.get(feed.folder) is not feed:
             return  # a late answer for a run no longer followed
-        if batch.run.status in FINAL_STATUSES and not batch.n_points:
-            self._next[feed.folder] = time.monotonic() + POLL_IDLE_S
+        if batch is None:  # nothing committed since the last read
+            if feed.folder in self._ended:
+                self._next[feed.folder] = time.monotonic() + POLL_IDLE_S
+            return
+        if batch.run.status in FINAL_STATUSES:
+            self._ended.add(feed.folder)
+            if not batch.n_points:
+                self._next[feed.folder] = time.monotonic() + POLL_IDLE_S
+        else:
+            self._ended.discard(feed.folder)
         self._on_batch(feed.folder, batch)
 
     def _error(self, feed: RunFeed, exc: BaseException) -> None:

@@ -351,3 +351,34 @@ def _drawn_key(panel: ChartsPanel, folder: Path, key: str) -> tuple[np.ndarray, 
     if item.yData is None:
         return np.empty(0), np.empty(0)
     return np.asarray(item.xData), np.asarray(item.yData)
+
+
+def test_a_feed_reads_nothing_while_nothing_is_committed(
+    runs_dir: Path, reads: list[tuple[str, str]]
+) -> None:
+    """The charts' poll of an unchanged journal is one pragma, no tail read; a commit by the
+    writer is seen at the next poll."""
+    from desktop_app.charts.feed import RunFeed
+
+    folder = RunPaths(runs_dir / "quiet").create().root
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="quiet", name="quiet", entry="t", kind="api",
+        config={}, created=T0,
+    )  # fmt: skip
+    try:
+        writer.log_scalars({"loss": 1.0}, 0, wall=T0)
+        writer.flush()
+        feed = RunFeed(folder)
+        first = feed.poll_if_changed()
+        assert first is not None and first.n_points == 1
+        tails = sum(1 for name, _thread in reads if name == "tail")
+        for _ in range(5):
+            assert feed.poll_if_changed() is None
+        assert sum(1 for name, _thread in reads if name == "tail") == tails
+        writer.log_scalars({"loss": 2.0}, 1, wall=T0 + 1)
+        writer.flush()
+        later = feed.poll_if_changed()
+        assert later is not None and later.n_points == 1
+        feed.close()
+    finally:
+        writer.close()

@@ -151,10 +151,7 @@ class Follower:
         # The reader's own connection: data_version tells of commits by any *other*
         # connection since this one last looked, without reading a table.
         assert self._reader is not None
-        conn = self._reader._conn  # the journal package's own reader
-        if conn is None:
-            raise ValueError("the reader is closed")
-        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        return self._reader.data_version()
 
     def _drop_reader(self) -> None:
         if self._reader is not None:

@@ -274,6 +274,13 @@ class JournalReader:
             if conn.in_transaction:
                 conn.execute("COMMIT")
 
+    def data_version(self) -> int:
+        """SQLite's data_version on this reader's connection: it changes when another
+        connection commits, and reading it reads no table (a cheap "anything new?")."""
+        if self._conn is None:
+            raise ValueError("the reader is closed")
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     # ---------------------------------------------------------------- whole reads
     def run_info(self) -> RunInfo:
         with self._read() as conn:
