@@ -74,6 +74,7 @@ from desktop_app.runs_ctl.launch_failure import LaunchFailurePanel
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
 from desktop_app.runs_model import RunsModel, ScanResult, summary_cache_path
+from desktop_app.runs_split import RunsSplit, compact_rows
 from desktop_app.runs_table import RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
 from desktop_app.settings.model import AppSettings
@@ -273,6 +274,10 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([RUNS_TABLE_HEIGHT, 800 - RUNS_TABLE_HEIGHT])
         self.splitter = splitter
+        # The table's rows one line high; the split fits them, or keeps the user's drag.
+        compact_rows(self.table)
+        self.runs_split = RunsSplit(splitter, self.table, self.proxy.rowCount)
+        self.listed.connect(self.runs_split.fit)
         self.setCentralWidget(splitter)
 
         self.error_label = QLabel()
@@ -607,6 +612,7 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self._refresh_timer.stop()
+        self.runs_split.flush()
         self.compare.stop()
         self.config_view.stop()
         self.supervisor.cancel_restarts("restart cancelled: the app is closing")
