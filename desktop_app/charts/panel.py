@@ -33,6 +33,7 @@ from desktop_app.charts.aggregate import GroupSpec, RunGrouping
 from desktop_app.charts.chart_theme import ChartTheme, chart_theme, current_chart_theme
 from desktop_app.charts.feed import live_limit
 from desktop_app.charts.groups import GRID_SPACING, ChartGroup, columns_for
+from desktop_app.charts.legend import Legend
 from desktop_app.charts.model import (
     GROUPS,
     X_MODES,
@@ -121,9 +122,7 @@ class ChartsPanel(QWidget):
         self.toolbar.outliersChanged.connect(self.set_ignore_outliers)
         self.toolbar.filterChanged.connect(self.set_key_filter)
         self.toolbar.groupByChanged.connect(self.set_group_by)
-        self.legend = QLabel()
-        self.legend.setWordWrap(True)
-        self.legend.setStyleSheet("padding: 2px 8px;")
+        self.legend = Legend()  # two lines at most; more scroll
         self.legend.hide()
         self.banner = QLabel()
         self.banner.setWordWrap(True)
@@ -589,19 +588,19 @@ class ChartsPanel(QWidget):
 
     def _update_legend(self) -> None:
         if self._group_specs:
-            self.legend.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(
-                f"<span style='color:{spec.color}; font-size:14pt'>&#9632;</span>&nbsp;"
-                f"{html.escape(spec.label)} ({_runs_text(len(spec.runs))})"
+            self.legend.setText(_LEGEND_GAP.join(
+                f"<span style='color:{spec.color}'>&#9632;</span>&nbsp;"
+                f"{_unbroken(spec.label)} ({_runs_text(len(spec.runs))})"
                 for spec in self._group_specs
             ))  # fmt: skip
             self.legend.setVisible(True)
             return
         entries = [
-            f"<span style='color:{self._colors[folder].name()}; font-size:14pt'>&#9632;</span>"
-            f"&nbsp;{html.escape(name)}"
+            f"<span style='color:{self._colors[folder].name()}'>&#9632;</span>"
+            f"&nbsp;{_unbroken(name)}"
             for folder, name in self._runs
         ]
-        self.legend.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(entries))
+        self.legend.setText(_LEGEND_GAP.join(entries))
         self.legend.setVisible(bool(entries))
 
     def _show_message(self, text: str) -> None:
@@ -686,6 +685,15 @@ class ChartsPanel(QWidget):
         if watched is self.scroll_area.viewport() and event.type() == QEvent.Type.Resize:
             self._set_columns()
         return super().eventFilter(watched, event)
+
+
+#: Between two legend entries: the one place a line may break.
+_LEGEND_GAP = "&nbsp;&nbsp;&nbsp; "
+
+
+def _unbroken(name: str) -> str:
+    """``name`` as legend HTML that never breaks inside: a dozen runs wrap between names."""
+    return html.escape(name).replace(" ", "&nbsp;").replace("-", "\u2011")
 
 
 def _runs_text(n: int) -> str:

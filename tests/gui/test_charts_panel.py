@@ -183,7 +183,8 @@ def test_two_runs_overlay_in_two_colours_with_a_legend(
     plot.set_legend_visible(True)  # the plot's own legend is for exports
     assert [label.text for _sample, label in plot.legend.items] == ["run-a", "run-b"]
     plot.set_legend_visible(False)
-    assert "run-a" in panel.legend.text() and "run-b" in panel.legend.text()
+    # The panel's legend: names that never break inside (a non-breaking hyphen).
+    assert "run\u2011a" in panel.legend.text() and "run\u2011b" in panel.legend.text()
     assert colors[a] in panel.legend.text() and colors[b] in panel.legend.text()
     # Dropping a run drops its curves; the other keeps its colour.
     panel.set_runs([(b, "run-b")])

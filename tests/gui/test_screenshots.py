@@ -277,3 +277,53 @@ def test_the_crosshair_on_every_chart(qtbot: QtBot, window: MainWindow, theme: s
         assert plot.crosshair.value() == pytest.approx(150.0)
         text = plot.readout.textItem.toPlainText()
         assert "step 150" in text and "lm-big" in text, (plot.key, text)
+
+
+DOZEN = 12
+
+
+@pytest.fixture
+def dozen_window(qtbot: QtBot, runs_dir: Path, theme: str) -> Iterator[MainWindow]:
+    """A sweep of a dozen runs (learning rate x seed), in the theme."""
+    few = ("train/loss", "train/lr", "val/loss", "val/accuracy", "perf/steps_per_s")
+    for n in range(DOZEN):
+        lr = (3e-4, 1e-3, 3e-3, 1e-2)[n % 4]
+        _write_run(runs_dir, f"dozen-lr{lr:g}-seed{n // 4}", few, lr, n)
+    win = MainWindow(runs_dir, settings=AppSettings(theme=theme))  # type: ignore[arg-type]
+    qtbot.addWidget(win)
+    yield win
+    win.close()
+
+
+def visible_rows(win: MainWindow) -> int:
+    """The runs table's rows wholly in sight."""
+    viewport = win.table.viewport().rect()
+    model = win.table.model()
+    return sum(
+        viewport.contains(win.table.visualRect(model.index(row, 0)))
+        for row in range(model.rowCount())
+    )
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)], ids=["1280x800", "1920x1080"])
+def test_a_dozen_runs_in_the_table_and_the_charts(
+    qtbot: QtBot, dozen_window: MainWindow, theme: str, size: tuple[int, int]
+) -> None:
+    """A sweep of 12: the table lists more than a handful (all of them on a big screen) and the
+    charts keep their whole charts, their legend wrapping between run names only."""
+    win = dozen_window
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: win.table_model.rowCount() == DOZEN, timeout=TIMEOUT_MS)
+    win.table.selectAll()
+    panel = win.charts
+    qtbot.waitUntil(lambda: len(panel.plots) == 5, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(panel.plots["train/loss"].runs) == DOZEN, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: all_drawn(panel), timeout=TIMEOUT_MS)
+    grab(win, f"dozen-{size[0]}x{size[1]}-{theme}")
+    assert visible_rows(win) >= (DOZEN if size == (1920, 1080) else 5)
+    # Two rows of the groups' charts: train/* and val/* (two each), whole.
+    assert len(whole_charts(panel)) >= 4, [p.key for p in whole_charts(panel)]
+    assert panel.legend.height() <= 2 * panel.legend.fontMetrics().lineSpacing() + 8
+    assert panel.width() <= win.width()  # the legend never widens the window
