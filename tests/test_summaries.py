@@ -242,3 +242,34 @@ def _last_step(folder: Path) -> int:
     except Exception:  # not created yet
         return -1
     return -1 if extent is None else extent.last_step
+
+
+def test_a_quick_overview_keeps_every_extreme_from_a_coarser_level(tmp_path: Path) -> None:
+    """The overview (exact=False) reads a level with about a bucket per two columns: fewer
+    rows than the exact read, only real points, and the view's lowest and highest values
+    (spikes, and the extremes of each stretch a bucket spans) all drawn."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    writer = JournalWriter.create(
+        folder / "journal.sqlite", run_id="o", name="o", entry="x", kind="api", config={},
+        created=CREATED,
+    )  # fmt: skip
+    rng = np.random.default_rng(11)
+    values = np.cumsum(rng.normal(0, 0.1, 200_000))
+    values[rng.choice(200_000, 12, replace=False)] = rng.choice([-50.0, 50.0], 12)
+    for s, v in enumerate(values.tolist()):
+        writer.log_scalars({"loss": v}, s, wall=CREATED + s * 0.01)
+    writer.close()
+    with JournalReader(folder) as reader:
+        for a, b, width in ((0, 199_999, 300), (10_000, 150_000, 700), (5, 99_999, 256)):
+            quick = reader.envelope("loss", a, b, width, exact=False)
+            exact = reader.envelope("loss", a, b, width)
+            assert quick.level >= exact.level and len(quick.mean_n) <= len(exact.mean_n)
+            if (a, b) == (0, 199_999):  # 390 level-2 buckets do: an eighth of the rows
+                assert quick.level > exact.level
+                assert len(quick.mean_n) * 4 <= len(exact.mean_n)
+            inside = values[a : b + 1]
+            assert quick.y.max() == inside.max() and quick.y.min() == inside.min()
+            for step, y in zip(quick.steps.tolist(), quick.y.tolist(), strict=True):
+                assert values[step] == y
+            assert set(np.flatnonzero(np.abs(inside) == 50.0) + a) <= set(quick.steps.tolist())
