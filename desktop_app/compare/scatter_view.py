@@ -47,6 +47,8 @@ class _Ticks(pg.AxisItem):
     def __init__(self, orientation: str) -> None:
         super().__init__(orientation)
         self.axis: Axis | None = None
+        # The labels are the values themselves: no "(x0.001)" beside the axis name.
+        self.enableAutoSIPrefix(False)
 
     def set_axis(self, axis: Axis | None) -> None:
         self.axis = axis

@@ -286,3 +286,19 @@ def test_the_config_view_follows_the_theme(qtbot: QtBot, sweep: Path, window: Ma
         view.set_theme(theme)
         for plot in (view.scatter_plot, view.parallel_plot):
             assert plot.backgroundBrush().color().name() == theme.background.lower()
+
+
+def test_the_scatter_axes_say_their_values_without_a_scale(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    """The tick labels are the values themselves: small values get no "(x0.001)" beside the
+    axis name, which would read as a scale the labels do not have."""
+    view = show_config_view(qtbot, window)
+    view.y_metric.setCurrentText("val/loss")
+    wait_for(qtbot, lambda: len(view.points) == 3)
+    view.scatter_plot.setYRange(0.001, 0.02, padding=0)
+    view.scatter_plot.setXRange(0.001, 0.02, padding=0)
+    qtbot.wait(50)
+    for ticks in (view._x_ticks, view._y_ticks):
+        assert ticks.autoSIPrefixScale == 1.0
+        assert "(x" not in ticks.labelString(), ticks.labelString()
