@@ -662,11 +662,8 @@ class ChartsPanel(QWidget):
         """The hovered x on every chart on screen, each with its runs' values there."""
         self._hover_dirty = False
         for plot in self.plots.values():
-            if self._hover is None or not self._is_shown(plot):
-                plot.show_crosshair(None)
-            else:
-                _source, x = self._hover
-                plot.show_crosshair(x, plot.readout_html(ctx, x))
+            shown = self._hover is not None and self._is_shown(plot)
+            plot.show_values(ctx, self._hover[1] if self._hover and shown else None)
 
     # ------------------------------------------------------------------ layout
     def _set_columns(self) -> None:

@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent, QResizeEvent
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QFontMetricsF,
+    QMouseEvent,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QGraphicsItem, QMenu, QToolButton, QWidget
 
 from desktop_app.charts.aggregate import GroupSpec
@@ -41,6 +48,7 @@ from desktop_app.charts.model import (
     EnvelopeRequest,
     RunData,
 )
+from desktop_app.charts.readout import SMALL_READOUT, Value, fit_rows
 from desktop_app.charts.rules import smooth_by_default, value_at_or_before, y_range
 from desktop_app.charts.series import search
 
@@ -51,6 +59,7 @@ PALETTE = (
 )  # fmt: skip
 RAW_ALPHA = 60  # of 255: the raw curve behind a smoothed one
 CHART_HEIGHT = 190
+READOUT_PT = 8  # the crosshair readout's font size
 Y_PADDING = 0.05  # of the y span, above and below the data while following
 #: A fitted y range is kept while the data stays inside it and spans at least 1/Y_SLACK of it.
 Y_SLACK = 1.5
@@ -167,6 +176,12 @@ class MetricPlot(pg.PlotWidget):
         self.crosshair.setZValue(10)
         self.crosshair.hide()
         item.addItem(self.crosshair, ignoreBounds=True)
+        # A dot on each curve where the crosshair crosses it (view coordinates: added to the
+        # view box, so pyqtgraph's log mode does not transform them again).
+        self.value_dots = pg.ScatterPlotItem(size=7, pxMode=True, pen=pg.mkPen("w", width=1))
+        self.value_dots.setZValue(11)
+        self.value_dots.hide()
+        self.vb.addItem(self.value_dots, ignoreBounds=True)
         # The readout lives in the view box's pixels, above the curves, next to the mouse.
         self.readout = pg.TextItem(anchor=(0, 0))
         self.readout.setParentItem(self.vb)
@@ -554,18 +569,19 @@ class MetricPlot(pg.PlotWidget):
             self._fill_legend()
         self.legend.setVisible(visible)
 
-    def readout_html(self, ctx: DrawContext, x: float) -> str:
-        """The values at view x ``x`` of every run (each its last point at or before ``x``)
-        or, while runs are grouped, of every group, as HTML for the readout."""
+    def values_at(self, ctx: DrawContext, x: float) -> list[Value]:
+        """The value at view x ``x`` of every run (each its last point at or before ``x``) or,
+        while runs are grouped, of every group, with its readout row."""
         ctx = self._own(ctx)
         data_x = 10.0**x if ctx.log_x else x
-        muted, rows = self.colours.muted, []
+        muted, values = self.colours.muted, []
         if self.bands.active:
             for spec, mean, low, high in self.bands.values_at(data_x):
                 span = f" <span style='color:{muted}'>({low:.4g} to {high:.4g})</span>"
                 label = html.escape(f"{spec.label} ({len(spec.runs)})")
-                rows.append(f"<span style='color:{spec.color}'>&#9632;</span> {label}: "
-                            f"{mean:.5g}{span}")  # fmt: skip
+                row = (f"<span style='color:{spec.color}'>&#9632;</span> {label}: "
+                       f"{mean:.5g}{span}")  # fmt: skip
+                values.append(Value(mean, spec.color, row))
         for folder, items in self._items.items() if not self.bands.active else ():
             run = ctx.model.runs.get(folder)
             curve = run.curves.get(self.key) if run is not None else None
@@ -578,13 +594,72 @@ class MetricPlot(pg.PlotWidget):
             text = f"{shown:.5g}"
             if curve.smoothed:
                 text += f" <span style='color:{muted}'>(raw {raw:.5g})</span>"
-            name = html.escape(run.name)
-            rows.append(f"<span style='color:{items.color.name()}'>&#9632;</span> {name}: {text}")
-        if not rows:
+            colour = items.color.name()
+            row = f"<span style='color:{colour}'>&#9632;</span> {html.escape(run.name)}: {text}"
+            values.append(Value(shown, colour, row))
+        return values
+
+    def readout_html(
+        self,
+        ctx: DrawContext,
+        x: float,
+        *,
+        limit: int | None = None,
+        near: float | None = None,
+        values: list[Value] | None = None,
+    ) -> str:
+        """The readout at view x ``x`` as HTML: the values highest first, at most ``limit``
+        lines of them (those nearest ``near``, a data value); "" if there is none."""
+        values = self.values_at(ctx, x) if values is None else values
+        if not values:
             return ""
-        head = f"<b>{format_x(data_x, ctx.x_mode)}</b>"
-        text = self.colours.text
-        return f"<div style='color:{text}; font-size:8pt'>{head}<br>{'<br>'.join(rows)}</div>"
+        rows = fit_rows(values, limit, near)
+        muted = self.colours.muted
+        lines = [value.html for value in rows.shown]
+        if rows.above:
+            lines.insert(0, f"<span style='color:{muted}'>&#8230; {rows.above} more above</span>")
+        if rows.below:
+            lines.append(f"<span style='color:{muted}'>&#8230; {rows.below} more below</span>")
+        head = f"<b>{format_x(10.0**x if ctx.log_x else x, ctx.x_mode)}</b>"
+        style = f"color:{self.colours.text}; font-size:{READOUT_PT}pt"
+        return f"<div style='{style}'>{head}<br>{'<br>'.join(lines)}</div>"
+
+    def show_values(self, ctx: DrawContext, x: float | None) -> None:
+        """The crosshair at view x ``x`` (None hides it) with a dot on each curve at its value;
+        the readout lists them all on the hovered chart (as many as its height holds), on the
+        others only while they are few (:data:`~desktop_app.charts.readout.SMALL_READOUT`)."""
+        if x is None or not math.isfinite(x):
+            self.show_crosshair(None)
+            self.value_dots.hide()
+            return
+        values = self.values_at(ctx, x)
+        log_y = self._log[1]
+        dots = [v for v in values if math.isfinite(v.value) and (v.value > 0 or not log_y)]
+        self.value_dots.setData(
+            x=[x] * len(dots),
+            y=[math.log10(v.value) if log_y else v.value for v in dots],
+            brush=[pg.mkBrush(v.colour) for v in dots],
+        )
+        self.value_dots.setVisible(bool(dots))
+        if self._hovered_here:
+            near = self.vb.mapToView(self._mouse).y()
+            limit = self._readout_lines()
+            html_text = self.readout_html(
+                ctx, x, limit=limit, near=10.0**near if log_y else near, values=values
+            )
+        elif len(values) <= SMALL_READOUT:
+            html_text = self.readout_html(ctx, x, values=values)
+        else:
+            html_text = ""
+        self.show_crosshair(x, html_text)
+
+    def _readout_lines(self) -> int:
+        """How many value lines the readout has room for in the plot's height (its step line
+        aside)."""
+        font = QFont(self.readout.textItem.font())
+        font.setPointSizeF(READOUT_PT)
+        line = QFontMetricsF(font).lineSpacing()
+        return max(int((self.vb.boundingRect().height() - 8) // max(line, 1.0)) - 1, 1)
 
     def _on_mouse_moved(self, pos: Any) -> None:
         if self.vb.sceneBoundingRect().contains(pos):

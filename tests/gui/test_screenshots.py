@@ -22,6 +22,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.charts.panel import ChartsPanel
 from desktop_app.charts.plot import MetricPlot
+from desktop_app.charts.readout import SMALL_READOUT
 from desktop_app.main import restyle
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_table import NAME_COLUMN
@@ -271,12 +272,19 @@ def test_the_crosshair_on_every_chart(qtbot: QtBot, window: MainWindow, theme: s
     loss = panel.plots["train/loss"]
     loss.scene().sigMouseMoved.emit(loss.vb.mapViewToScene(QPointF(150.0, 1.0)))
     whole = whole_charts(panel)
-    qtbot.waitUntil(lambda: all(p.readout.isVisible() for p in whole), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: all(p.crosshair.isVisible() for p in whole), timeout=TIMEOUT_MS)
     grab(window, f"crosshair-1280x800-{theme}")
+    text = loss.readout.textItem.toPlainText()
+    assert "step 150" in text and all(name in text for _folder, name in panel.runs), text
     for plot in whole:
+        # Every chart: the line at the step and a dot on each of its curves there; a readout
+        # on the others only while it is small (four runs' would cover their curves).
         assert plot.crosshair.value() == pytest.approx(150.0)
-        text = plot.readout.textItem.toPlainText()
-        assert "step 150" in text and "lm-big" in text, (plot.key, text)
+        assert plot.value_dots.isVisible() and len(plot.value_dots.data) == len(plot.runs)
+        assert plot.readout.isVisible() == (plot is loss or len(plot.runs) <= SMALL_READOUT)
+        if plot.readout.isVisible():
+            text = plot.readout.textItem.toPlainText()
+            assert "step 150" in text and "lm-big" in text, (plot.key, text)
 
 
 DOZEN = 12
@@ -327,3 +335,16 @@ def test_a_dozen_runs_in_the_table_and_the_charts(
     assert len(whole_charts(panel)) >= 4, [p.key for p in whole_charts(panel)]
     assert panel.legend.height() <= 2 * panel.legend.fontMetrics().lineSpacing() + 8
     assert panel.width() <= win.width()  # the legend never widens the window
+
+    # The crosshair over a dozen curves: the hovered chart's readout stays inside its plot,
+    # the values nearest the mouse listed, highest first; the other charts show dots only.
+    loss = panel.plots["train/loss"]
+    loss.scene().sigMouseMoved.emit(loss.vb.mapViewToScene(QPointF(150.0, 1.0)))
+    qtbot.waitUntil(lambda: loss.readout.isVisible(), timeout=TIMEOUT_MS)
+    grab(win, f"dozen-crosshair-{size[0]}x{size[1]}-{theme}")
+    box = loss.vb.boundingRect()
+    readout = loss.readout.mapRectToParent(loss.readout.boundingRect())
+    assert box.contains(readout), (box, readout)
+    others = [p for p in whole_charts(panel) if p is not loss]
+    assert others and all(not p.readout.isVisible() for p in others)
+    assert all(len(p.value_dots.data) == DOZEN for p in others)
