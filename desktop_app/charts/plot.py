@@ -329,7 +329,12 @@ class MetricPlot(pg.PlotWidget):
         self.dirty = True
 
     def _fill_legend(self) -> None:
-        wanted = [(name, self._items[folder].color.name()) for folder, name in self.shown_runs]
+        """The runs, or while they are grouped the groups, each in its colour."""
+        if self.bands.active:
+            wanted = [(f"{spec.label} ({len(spec.runs)} run{'s' if len(spec.runs) != 1 else ''})",
+                       spec.color) for spec in self.bands.specs]  # fmt: skip
+        else:
+            wanted = [(name, self._items[folder].color.name()) for folder, name in self.shown_runs]
         if wanted == self._legend_runs:
             return
         self._legend_runs = wanted
@@ -539,6 +544,7 @@ class MetricPlot(pg.PlotWidget):
         if x is None or not math.isfinite(x):
             self.crosshair.hide()
             self.readout.hide()
+            self.value_dots.hide()
             return
         self.crosshair.setPos(x)
         self.crosshair.show()
@@ -630,7 +636,6 @@ class MetricPlot(pg.PlotWidget):
         others only while they are few (:data:`~desktop_app.charts.readout.SMALL_READOUT`)."""
         if x is None or not math.isfinite(x):
             self.show_crosshair(None)
-            self.value_dots.hide()
             return
         values = self.values_at(ctx, x)
         log_y = self._log[1]

@@ -266,7 +266,7 @@ def test_smoothing_is_off_by_default_for_the_learning_rate(
 
 # ---------------------------------------------------------------- grouping
 def test_runs_grouped_by_a_config_key_show_mean_and_band(
-    qtbot: QtBot, panel: ChartsPanel, make_run: MakeRun
+    qtbot: QtBot, panel: ChartsPanel, make_run: MakeRun, tmp_path: Path
 ) -> None:
     steps = np.arange(50, dtype=float)
     runs = [
@@ -291,6 +291,12 @@ def test_runs_grouped_by_a_config_key_show_mean_and_band(
     assert np.allclose(low.yData, steps + 1) and np.allclose(high.yData, steps + 3)
     assert not loss.items_of(runs[0])[0].isVisible()  # the runs' own lines give way
     assert mean.opts["pen"].color().name() == panel.group_specs[1].color
+    # A PNG exported while grouped names the groups in their colours, not the runs.
+    panel.export_png(tmp_path / "grouped.png", "train/loss")
+    entries = [(sample.item.opts["pen"].color().name(), label.text)
+               for sample, label in loss.legend.items]  # fmt: skip
+    labels = ["optim.lr=0.01 (1 run)", "optim.lr=0.1 (2 runs)"]
+    assert entries == [(s.color, text) for s, text in zip(panel.group_specs, labels, strict=True)]
     panel.set_group_by("")
     wait_for(qtbot, lambda: loss.items_of(runs[0])[0].isVisible())
     assert not mean.isVisible() or loss.bands.specs == []
