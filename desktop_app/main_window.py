@@ -238,7 +238,10 @@ class MainWindow(QMainWindow):
         self.compare = CompareTable(self.table, self.table_model, self.proxy, self.io, parent=self)
         self.compare.message.connect(self.statusBar().showMessage)
         self.compare.error.connect(self.show_error)
+        # One follower per open run, shared by the panels; polled on one tick, read on io.
+        self.follow = FollowHub(self.io, self)
         self.charts = ChartsPanel(self.io)
+        self.charts.use_hub(self.follow)
         self.charts.colour_of = lambda folder: self.table_model.colours.colour(str(folder))
         kind = {"moving": "ma"}.get(self.settings.smoothing_kind, self.settings.smoothing_kind)
         try:
@@ -287,8 +290,6 @@ class MainWindow(QMainWindow):
         if self._runs_dir_error:
             self.show_error(self._runs_dir_error)
 
-        # One follower per open run, shared by the panels; polled on one tick, read on io.
-        self.follow = FollowHub(self.io, self)
         self.system = SystemPanel(
             self.io, gpu_backend, interval_s=self.settings.system_poll_s, hub=self.follow
         )

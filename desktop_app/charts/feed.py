@@ -57,10 +57,10 @@ class RunFeed:
         return self.poll()
 
     def envelope(self, key: str, request: EnvelopeRequest, *, on_view: bool = False) -> Envelope:
-        """A viewport read of ``key`` (after the first poll): a quick overview on the tail's
-        connection (its thread), an exact view read, or any read with ``on_view``, on the
-        view connection (any thread)."""
-        if self._closed or self._reader is None:
+        """A viewport read of ``key``: a quick overview on the tail's connection (its
+        thread; opened here for a feed whose tail someone else reads), an exact view read, or
+        any read with ``on_view``, on the view connection (any thread)."""
+        if self._closed:
             raise ValueError("the feed is closed")
         if on_view or not request.overview:
             with self._view_lock:
@@ -72,6 +72,8 @@ class RunFeed:
                     key, request.x0, request.x1, request.width, axis=request.axis,
                     exact=not request.overview,
                 )  # fmt: skip
+        if self._reader is None:
+            self._reader = JournalReader(self.folder)
         return self._reader.envelope(
             key, request.x0, request.x1, request.width, axis=request.axis,
             exact=not request.overview,

@@ -47,6 +47,7 @@ from desktop_app.charts.plot import DrawContext, MetricPlot
 from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from desktop_app.compare.colours import PALETTE
+from desktop_app.follow.hub import FollowHub
 from desktop_app.settings.theme import Theme
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
@@ -398,6 +399,11 @@ class ChartsPanel(QWidget):
                 self.has_drawn = True
                 self.firstDataDrawn.emit()
         return calls
+
+    def use_hub(self, hub: FollowHub) -> None:
+        """Read the runs through ``hub``'s followers (one per run, shared with the other
+        panels) instead of a tail reader of the charts' own; call before :meth:`set_runs`."""
+        self._feeds.use_hub(hub)
 
     def shutdown(self) -> None:
         """Stop the timer and close every reader. Call after ``io.close()``; idempotent."""

@@ -1,9 +1,14 @@
 """Reading the selected runs' journals on the background worker, on a schedule.
 
-Each run has a :class:`~desktop_app.charts.feed.RunFeed`; :meth:`JournalFeeds.poll` submits
-the reads that are due (a live run every 0.25 s, a finished one every second, an unreadable one
-again after a few seconds, from the start). Results come back on the GUI thread through the
-callbacks. A feed that is dropped is closed on the worker, after any read of it in flight.
+In the app the charts subscribe to the window's :class:`~desktop_app.follow.hub.FollowHub`
+(:meth:`JournalFeeds.use_hub`): the run's one follower reads what is new and hands the same
+delta to the charts, the health panel and the system samples. Without a hub (tests and
+benchmarks that make a panel alone) each run's :class:`~desktop_app.charts.feed.RunFeed`
+reads its own tail: :meth:`JournalFeeds.poll` submits the reads that are due (a live run every
+0.25 s, a finished one every second but only if its journal changed, an unreadable one again
+after a few seconds, from the start). Either way each run has a feed for the viewport reads of
+its long curves. Results come back on the GUI thread through the callbacks. A feed that is
+dropped is closed on the worker, after any read of it in flight.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from pathlib import Path
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.feed import RunFeed
 from desktop_app.charts.model import EnvelopeRequest
+from desktop_app.follow.hub import FollowHub
 from trainer.journal.envelope import Envelope
+from trainer.journal.follower import Delta
 from trainer.journal.reader import TailBatch
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,13 @@ class JournalFeeds:
         self._retired: set[RunFeed] = set()
         self._overview_turn = False  # which thread reads the next overview
         self._ended: set[Path] = set()  # runs last read with an ended status
+        self._hub: FollowHub | None = None
+        self._stops: dict[Path, Callable[[], None]] = {}  # hub subscriptions
+
+    def use_hub(self, hub: FollowHub) -> None:
+        """Take the runs' deltas from ``hub``'s followers instead of reading tails here
+        (call before the first :meth:`set_folders`)."""
+        self._hub = hub
 
     def set_folders(self, folders: Iterable[Path]) -> None:
         """Follow exactly ``folders``: new ones are read at the next poll, others dropped."""
@@ -58,13 +72,43 @@ class JournalFeeds:
         for folder in [f for f in self._feeds if f not in wanted]:
             self._retire(self._feeds.pop(folder))
             self._next.pop(folder, None)
+            if folder in self._stops:
+                self._stops.pop(folder)()
         for folder in wanted:
             if folder not in self._feeds:
                 self._feeds[folder] = RunFeed(folder)
                 self._next[folder] = 0.0
+                if self._hub is not None:
+                    self._subscribe(self._hub, folder)
+
+    def _subscribe(self, hub: FollowHub, folder: Path) -> None:
+        known = hub.follower(folder) is not None
+        self._stops[folder] = hub.follow(folder, self, partial(self._delta, folder))
+        if known:
+            # A follower keeps no points for a late subscriber: its next delta reads the
+            # run from its start, for everyone (each subscriber starts over on a first one).
+            follower = hub.follower(folder)
+            if follower is not None:
+                follower.restart()
+
+    def _delta(self, folder: Path, delta: Delta) -> None:
+        """A follower's delta, on the GUI thread."""
+        if folder not in self._stops or delta.replay:
+            return  # not followed any more, or a late subscriber's catch-up (no points)
+        if delta.error is not None:
+            self._on_error(folder, delta.error)
+            return
+        if delta.batch is None:
+            return
+        if delta.first:
+            self._on_restart(folder)
+        self._on_batch(folder, delta.batch)
 
     def poll(self) -> None:
-        """Submit the reads that are due (a read still in flight is not submitted again)."""
+        """Submit the reads that are due (a read still in flight is not submitted again).
+        With a hub, its followers read and there is nothing to do here."""
+        if self._hub is not None:
+            return
         now = time.monotonic()
         for folder, feed in list(self._feeds.items()):
             if now < self._next[folder]:
@@ -84,6 +128,13 @@ class JournalFeeds:
         """Read ``folder`` again from its start at the next poll (its journal changed)."""
         feed = self._feeds.get(Path(folder))
         if Path(folder) not in self._feeds:
+            return
+        if self._hub is not None:
+            self._retire(feed)  # fresh connections for the viewport reads too
+            self._feeds[Path(folder)] = RunFeed(Path(folder))
+            follower = self._hub.follower(Path(folder))
+            if follower is not None:
+                follower.restart()  # its next delta is a first one, for every subscriber
             return
         self._retire(feed)
         self._feeds[Path(folder)] = None
@@ -113,6 +164,9 @@ class JournalFeeds:
 
     def close(self) -> None:
         """Close every reader now. Call after ``io.close()`` (no read is in flight then)."""
+        for stop in self._stops.values():
+            stop()
+        self._stops.clear()
         for feed in [*self._feeds.values(), *self._retired]:
             if feed is not None:
                 feed.close()

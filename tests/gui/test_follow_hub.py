@@ -181,3 +181,48 @@ def test_a_live_runs_row_comes_from_its_follower(
         qtbot.waitUntil(lambda: live not in win.runs.scanner.followed, timeout=TIMEOUT_MS)
     finally:
         win.close()
+
+
+def test_the_charts_take_a_run_from_its_one_follower(
+    qtbot: QtBot, runs_dir: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the window the charts subscribe to the run's follower (the one the health panel
+    and the row use): no tail reader of their own, every point drawn, new ones as they come."""
+    from desktop_app.charts.feed import RunFeed
+
+    own_tails: list[Path] = []
+    real_poll = RunFeed.poll
+
+    def poll(self: RunFeed) -> Any:
+        own_tails.append(self.folder)
+        return real_poll(self)
+
+    monkeypatch.setattr(RunFeed, "poll", poll)
+    writer = make_run("live", losses=[1.0, 0.5], keep_open=True)
+    folder = runs_dir / "live"
+    win = MainWindow(runs_dir)
+    qtbot.addWidget(win)
+    win.show()
+    win.show_dock("health")
+    try:
+        win.open_folder(folder)
+        qtbot.waitUntil(lambda: "train/loss" in win.charts.plots, timeout=TIMEOUT_MS)
+        for step in range(2, 40):
+            writer.log_scalars({"train/loss": 1.0 / (step + 1)}, step)
+        writer.heartbeat(39)
+        writer.flush()
+
+        def steps_drawn() -> list[float]:
+            plot = win.charts.plots["train/loss"]
+            if folder not in plot.runs:
+                return []
+            item = plot.items_of(folder)[0]
+            return [] if item.xData is None else item.xData.tolist()
+
+        qtbot.waitUntil(lambda: steps_drawn() == [float(s) for s in range(40)], timeout=TIMEOUT_MS)
+        follower = win.follow.follower(folder)
+        assert follower is not None and follower.subscribers >= 2  # the charts and others
+        assert len(win.follow.followers) == len({folder} | set(map(Path, win._row_follows)))
+        assert own_tails == []  # the charts read no tail of their own
+    finally:
+        win.close()
