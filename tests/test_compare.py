@@ -14,7 +14,7 @@ from desktop_app.compare.columns import Column, CompareColumns, ComparePrefs
 from desktop_app.compare.config_diff import differing_keys, flatten, value_text
 from desktop_app.compare.filter import FilterError, parse
 from desktop_app.compare.results import best_direction, read_results
-from desktop_app.compare.scatter import Source, make_axis, parallel, scatter
+from desktop_app.compare.scatter import Source, make_axis, parallel, result_axis, scatter
 from desktop_app.runs_model import elapsed_seconds, eta_seconds
 from desktop_app.settings.table_prefs import load_prefs, save_prefs
 from trainer.annotations import (
@@ -237,6 +237,24 @@ def test_axes_are_linear_log_or_categorical() -> None:
     log = make_axis("lr", [1e-4, 1e-2])
     assert log.position(1e-3) == pytest.approx(-3) and log.fraction(1e-3) == pytest.approx(0.5)
     assert log.label(-3) == "0.001"
+
+
+def test_a_result_axis_is_log_from_one_decade_so_the_best_runs_stand_apart() -> None:
+    """A sweep's best val/loss from 0.0057 to 0.23 (a real 12-run spirals sweep): on a linear
+    axis the eight good runs lie within 2 % of its height; on the log axis they spread."""
+    losses = [0.005679, 0.006098, 0.006261, 0.007752, 0.007971, 0.008641, 0.009718, 0.009836,
+              0.1124, 0.1505, 0.2069, 0.2257]  # fmt: skip
+    assert make_axis("val/loss", losses).kind == "linear"  # a config key's rule: two decades
+    axis = result_axis("val/loss", losses)
+    assert axis.kind == "log"
+    linear = make_axis("val/loss", losses)
+    spread = [
+        max(f) - min(f)
+        for f in ([a.fraction(v) or 0.0 for v in losses[:8]] for a in (linear, axis))
+    ]
+    assert spread[0] < 0.02 and spread[1] > 0.1, spread
+    assert result_axis("val/acc", [0.5, 0.9]).kind == "linear"
+    assert result_axis("x", []).kind in ("linear", "log")
 
 
 def test_scatter_and_parallel_points_per_run() -> None:

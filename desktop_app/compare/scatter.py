@@ -3,8 +3,9 @@ result, and parallel coordinates over several keys. Qt-free.
 
 Each listed run is one point (or one line), in its own colour. An axis of numbers is linear,
 or logarithmic when its values are all positive and span two decades or more (a learning
-rate sweep); anything else (text, booleans, a mix) is categorical: one position per distinct
-value, in sorted order.
+rate sweep); a result's axis already from one decade (a sweep's losses often span several,
+and a linear axis squashes the best runs, the ones compared, into one blob); anything else
+(text, booleans, a mix) is categorical: one position per distinct value, in sorted order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from desktop_app.compare.config_diff import Scalar, value_text
 AxisKind = Literal["linear", "log", "categorical"]
 #: A numeric axis whose positive values span this ratio or more is logarithmic.
 LOG_SPAN = 100.0
+#: A result's axis (a loss, an accuracy) whose positive values span this ratio or more is
+#: logarithmic.
+RESULT_LOG_SPAN = 10.0
 
 
 def _number(value: Any) -> float | None:
@@ -67,18 +71,27 @@ class Axis:
         return f"{10**pos:.3g}" if self.kind == "log" else f"{pos:.4g}"
 
 
-def make_axis(name: str, values: Sequence[Scalar | float | None]) -> Axis:
-    """The axis that suits ``values`` (see the module's docstring)."""
+def make_axis(
+    name: str, values: Sequence[Scalar | float | None], *, log_span: float = LOG_SPAN
+) -> Axis:
+    """The axis that suits ``values`` (see the module's docstring): logarithmic if they are
+    positive numbers whose highest is ``log_span`` times their lowest or more."""
     present = [v for v in values if v is not None]
     numbers = [_number(v) for v in present]
     if present and all(n is not None for n in numbers):
         finite = [n for n in numbers if n is not None]
         low, high = min(finite), max(finite)
-        if low > 0 and high / low >= LOG_SPAN:
+        if low > 0 and high / low >= log_span:
             return Axis(name, "log", low=math.log10(low), high=math.log10(high))
         return Axis(name, "linear", low=low, high=high)
     categories = tuple(sorted({value_text(v) for v in present}, key=_category_order))
     return Axis(name, "categorical", categories, 0.0, float(max(len(categories) - 1, 0)))
+
+
+def result_axis(name: str, values: Sequence[float]) -> Axis:
+    """The axis of a result: numeric always, logarithmic from a decade on."""
+    axis = make_axis(name, values, log_span=RESULT_LOG_SPAN)
+    return axis if axis.kind != "categorical" else Axis(name, "linear")
 
 
 def _category_order(text: str) -> tuple[int, float, str]:
@@ -131,9 +144,7 @@ def scatter(
     xs = [source.config(run, x_key) for run in runs]
     ys = [source.result(run) for run in runs]
     x_axis = make_axis(x_key, xs)
-    y_axis = make_axis(y_name, [y for y in ys if y is not None])
-    if y_axis.kind == "categorical":
-        y_axis = Axis(y_name, "linear")
+    y_axis = result_axis(y_name, [y for y in ys if y is not None])
     points = []
     for run, x, y in zip(runs, xs, ys, strict=True):
         px, py = x_axis.position(x), y_axis.position(y)
@@ -149,8 +160,7 @@ def parallel(
     columns = [[source.config(run, key) for run in runs] for key in keys]
     results = [source.result(run) for run in runs]
     axes = [make_axis(key, values) for key, values in zip(keys, columns, strict=True)]
-    result_axis = make_axis(y_name, [r for r in results if r is not None])
-    axes.append(result_axis if result_axis.kind != "categorical" else Axis(y_name, "linear"))
+    axes.append(result_axis(y_name, [r for r in results if r is not None]))
     lines = []
     for n, run in enumerate(runs):
         values = [column[n] for column in columns] + [results[n]]

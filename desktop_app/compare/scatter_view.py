@@ -9,6 +9,7 @@ outlines the runs selected in the table.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,6 +40,8 @@ SELECTED_SIZE = 17
 #: Parallel coordinates start with this many of the differing config keys ticked.
 DEFAULT_AXES = 6
 RESULT_KINDS = ("best", "last", "final")
+#: A log axis's ticks: the powers of ten, then 2x and 5x them (fewer when they crowd).
+LOG_TICKS = (1, 2, 5)
 
 
 class _Ticks(pg.AxisItem):
@@ -58,6 +61,15 @@ class _Ticks(pg.AxisItem):
             self.setTicks(None)
         self.picture = None
         self.update()
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[Any]:
+        """On a log axis: ticks at 1, 2 and 5 times the powers of ten (not pyqtgraph's evenly
+        spaced log10 values, which read 0.0794, 0.0631, ...)."""
+        if self.axis is None or self.axis.kind != "log" or not maxVal > minVal:
+            return list(super().tickValues(minVal, maxVal, size))
+        decades = range(math.floor(minVal), math.ceil(maxVal) + 1)
+        levels = [[float(k) + math.log10(m) for k in decades] for m in LOG_TICKS]
+        return [(1.0, [v for v in level if minVal <= v <= maxVal]) for level in levels]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if self.axis is None or self.axis.kind == "categorical":

@@ -302,3 +302,14 @@ def test_the_scatter_axes_say_their_values_without_a_scale(
     for ticks in (view._x_ticks, view._y_ticks):
         assert ticks.autoSIPrefixScale == 1.0
         assert "(x" not in ticks.labelString(), ticks.labelString()
+
+
+def test_a_log_axis_ticks_at_one_two_and_five_times_powers_of_ten(qapp: object) -> None:
+    from desktop_app.compare.scatter import make_axis
+    from desktop_app.compare.scatter_view import _Ticks
+
+    ticks = _Ticks("left")
+    ticks.set_axis(make_axis("lr", [1e-4, 1e-2]))
+    values = [v for _spacing, level in ticks.tickValues(-4.0, -2.0, 400) for v in level]
+    labels = sorted(ticks.tickStrings(values, 1.0, 1.0), key=float)
+    assert labels == ["0.0001", "0.0002", "0.0005", "0.001", "0.002", "0.005", "0.01"]
