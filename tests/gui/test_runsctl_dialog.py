@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +144,17 @@ def test_ask_new_run_awaits_the_signal(
     dialog: NewRunDialog, aloop: asyncio.AbstractEventLoop, runs_dir: Path
 ) -> None:
     dialog.hide()
-    QTimer.singleShot(50, dialog.launch_button.click)
+
+    def once_open(action: Callable[[], object]) -> None:
+        # Act once ask_new_run has opened the dialog (and so listens): on a busy machine a
+        # fixed delay can fire before the coroutine's first step.
+        if dialog.isVisible():
+            action()
+        else:
+            QTimer.singleShot(10, lambda: once_open(action))
+
+    once_open(dialog.launch_button.click)
     spec = aloop.run_until_complete(asyncio.wait_for(ask_new_run(dialog), 10))
     assert spec == LaunchSpec("spirals", [], runs_dir=runs_dir)
-    QTimer.singleShot(50, dialog.reject)
+    once_open(dialog.reject)
     assert aloop.run_until_complete(asyncio.wait_for(ask_new_run(dialog), 10)) is None
