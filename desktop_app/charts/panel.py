@@ -377,6 +377,10 @@ class ChartsPanel(QWidget):
         started = time.perf_counter()
         if self._structure_dirty:
             self._update_structure()
+        if not self._hover_dirty and not any(plot.dirty for plot in self.plots.values()):
+            # Nothing new (most ticks of an idle app): no bounds to follow, nothing to draw.
+            self._align_axes()
+            return 0
         if self._follow:
             self._apply_follow()
         ctx = self._context()
