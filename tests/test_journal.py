@@ -271,6 +271,20 @@ def test_wall_times_are_kept_per_point_even_when_stored_once_per_step(tmp_path: 
 
 
 # ---------------------------------------------------------------------------- listing reads
+def _spy_frozen_reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record, for each reader summarize() opens, whether it reads the file frozen."""
+    import trainer.runs as runs
+
+    frozen: list[bool] = []
+
+    def spy(path: Path, **kw: bool) -> JournalReader:
+        frozen.append(kw.get("frozen", False))
+        return JournalReader(path, **kw)
+
+    monkeypatch.setattr(runs, "JournalReader", spy)
+    return frozen
+
+
 def test_an_idle_journal_is_summarised_as_the_usual_read_sees_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,17 +301,10 @@ def test_an_idle_journal_is_summarised_as_the_usual_read_sees_it(
     w.set_status("finished", exit_reason="finished", step=39)
     w.close()
     assert jdb.idle_mark(paths.journal) is not None
-    frozen: list[bool] = []
-    real = runs.JournalReader
-
-    def spy(path: Path, **kw: bool) -> JournalReader:
-        frozen.append(kw.get("frozen", False))
-        return real(path, **kw)
-
-    monkeypatch.setattr(runs, "JournalReader", spy)
+    frozen = _spy_frozen_reads(monkeypatch)
     fast = summarize(paths.root)
     assert frozen == [True]
-    with real(paths.root) as reader:
+    with JournalReader(paths.root) as reader:
         info, latest, events = reader.listing(runs.PAUSE_EVENTS)
     usual = runs.summary_from(
         info, paths.root, {k: v for k, (_s, v) in latest.items()}, runs.pause_time(events)
@@ -327,13 +334,6 @@ def test_a_journal_that_changes_during_a_lock_free_read_is_read_again(
     w.close()
     marks = iter([(1, 1, 1), (1, 1, 2)])  # the file changed between the two looks
     monkeypatch.setattr(runs, "idle_mark", lambda _path: next(marks))
-    frozen: list[bool] = []
-    real = runs.JournalReader
-
-    def spy(path: Path, **kw: bool) -> JournalReader:
-        frozen.append(kw.get("frozen", False))
-        return real(path, **kw)
-
-    monkeypatch.setattr(runs, "JournalReader", spy)
+    frozen = _spy_frozen_reads(monkeypatch)
     assert summarize(paths.root).latest == {"train/loss": 2.0}
     assert frozen == [True, False]

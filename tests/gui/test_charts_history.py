@@ -241,20 +241,26 @@ def test_the_history_smooths_as_its_points_do(
     assert len(xs) < 20_000  # buckets, not the 60,000 points
 
 
-def test_a_history_of_equal_buckets_smooths_exactly(
-    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from desktop_app.charts.smoothing import ema
-
+def _equal_buckets_run(runs_dir: Path, seed: int) -> tuple[Path, np.ndarray]:
+    """A finished run of STEPS points whose every level-1 bucket holds one value."""
     folder = RunPaths(runs_dir / "flat").create().root
     writer = JournalWriter.create(
         folder / "journal.sqlite", run_id="flat", name="long", entry="t", kind="api",
         config={}, created=T0,
     )  # fmt: skip
-    values = np.repeat(np.random.default_rng(1).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
+    values = np.repeat(np.random.default_rng(seed).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
     for step, value in enumerate(values.tolist()):
         writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
     writer.close()
+    return folder, values
+
+
+def test_a_history_of_equal_buckets_smooths_exactly(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop_app.charts.smoothing import ema
+
+    folder, values = _equal_buckets_run(runs_dir, seed=1)
     monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
     curve, view = _model_with_history(folder, ("ema", 0.95))
     xs, ys = curve.points("step", 0.0, view, 400, smoothed=True)
@@ -270,15 +276,7 @@ def test_a_zoomed_history_continues_the_overviews_smoothing(
     from desktop_app.charts.feed import RunFeed
     from desktop_app.charts.smoothing import ema
 
-    folder = RunPaths(runs_dir / "flat").create().root
-    writer = JournalWriter.create(
-        folder / "journal.sqlite", run_id="flat", name="long", entry="t", kind="api",
-        config={}, created=T0,
-    )  # fmt: skip
-    values = np.repeat(np.random.default_rng(2).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
-    for step, value in enumerate(values.tolist()):
-        writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
-    writer.close()
+    folder, values = _equal_buckets_run(runs_dir, seed=2)
     monkeypatch.setattr(feed_module, "HISTORY_LIMIT", LIMIT)
     curve, _whole = _model_with_history(folder, ("ema", 0.9))
     assert curve.history is not None
