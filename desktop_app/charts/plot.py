@@ -90,13 +90,30 @@ class DrawContext:
 class _RunItems:
     """The persistent items of one run in one plot, and what they were last drawn from."""
 
-    raw: pg.PlotDataItem
-    smooth: pg.PlotDataItem
+    raw: pg.PlotCurveItem
+    smooth: pg.PlotCurveItem
     color: QColor
     marks: pg.ScatterPlotItem | None = None  # made when the run first has a mark here
     drawn: dict[str, Any] = field(default_factory=dict)  # item name -> inputs of its setData
     bounds: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
     ys: dict[str, np.ndarray] = field(default_factory=dict)  # item name -> y drawn
+    xs: dict[str, np.ndarray] = field(default_factory=dict)  # item name -> x drawn (data)
+
+
+def _to_view(
+    xs: np.ndarray, ys: np.ndarray, log_x: bool, log_y: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points in the view's coordinates: log10 on a log axis (where the value is not
+    positive, a gap). The curve items take view coordinates; pyqtgraph's log mode only
+    converts for PlotDataItem, which costs several times more per setData and to make."""
+    if not (log_x or log_y):
+        return xs, ys
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if log_x:
+            xs = np.where(xs > 0, np.log10(xs), np.nan)
+        if log_y:
+            ys = np.where(ys > 0, np.log10(ys), np.nan)
+    return xs, ys
 
 
 def _bounds(ys: np.ndarray) -> tuple[float, float, float] | None:
@@ -305,7 +322,9 @@ class MetricPlot(pg.PlotWidget):
         """The runs this plot has items for, in legend order."""
         return list(self._items)
 
-    def items_of(self, folder: Path) -> tuple[pg.PlotDataItem, pg.PlotDataItem, pg.ScatterPlotItem]:
+    def items_of(
+        self, folder: Path
+    ) -> tuple[pg.PlotCurveItem, pg.PlotCurveItem, pg.ScatterPlotItem]:
         """The (raw, smoothed, marks) items of a run."""
         items = self._items[folder]
         return items.raw, items.smooth, self._marks_item(items)
@@ -343,8 +362,10 @@ class MetricPlot(pg.PlotWidget):
             self.legend.addItem(pg.PlotDataItem(pen=pg.mkPen(color, width=1)), name)
 
     def _new_items(self, color: QColor) -> _RunItems:
-        raw = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
-        smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        # Plain curve items: a PlotDataItem is a curve and a scatter plus bookkeeping,
+        # several times dearer to make and to update; NaN (a gap) breaks the line.
+        raw = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), connect="finite")
+        smooth = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), connect="finite")
         for z, each in enumerate((raw, smooth)):
             each.setZValue(z)
             self.getPlotItem().addItem(each)
@@ -421,7 +442,7 @@ class MetricPlot(pg.PlotWidget):
                 wanted = curve.wants(ctx.x_mode, run.origin, shown, width)
                 if wanted is not None:
                     ctx.request(folder, self.key, wanted)
-            view = (curve.version, ctx.log_x, *where)
+            view = (curve.version, ctx.log_x, ctx.log_y, *where)
             raw_pen = (smoothed, items.color.name())
             if items.drawn.get("raw-pen") != raw_pen:
                 items.drawn["raw-pen"] = raw_pen
@@ -432,17 +453,17 @@ class MetricPlot(pg.PlotWidget):
             if items.drawn.get("raw") != view:
                 items.drawn["raw"] = view
                 xs, ys = curve.points(*where, smoothed=False, log_x=ctx.log_x)
-                items.raw.setData(xs, ys)
+                items.raw.setData(*_to_view(xs, ys, ctx.log_x, ctx.log_y))
                 items.bounds["raw"] = _bounds(ys)
-                items.ys["raw"] = ys
+                items.xs["raw"], items.ys["raw"] = xs, ys
                 calls += 1
             items.smooth.setVisible(smoothed)
             if smoothed and items.drawn.get("smooth") != (view, smoothing):
                 items.drawn["smooth"] = (view, smoothing)
                 xs, ys = curve.points(*where, smoothed=True, log_x=ctx.log_x)
-                items.smooth.setData(xs, ys)
+                items.smooth.setData(*_to_view(xs, ys, ctx.log_x, ctx.log_y))
                 items.bounds["smooth"] = _bounds(ys)
-                items.ys["smooth"] = ys
+                items.xs["smooth"], items.ys["smooth"] = xs, ys
                 calls += 1
             marks = (run.events_version, curve.version, ctx.x_mode, ctx.log_x, ctx.log_y)
             if items.drawn.get("marks") != (marks, smoothing, run.origin):
@@ -703,10 +724,10 @@ def value_at(
         if i >= 0:
             return float(curve.buffer.values[i]), float(curve.y(True)[i])
     drawn = []
-    for item in (items.raw, items.smooth) if curve.smoothed else (items.raw,):
+    for name in ("raw", "smooth") if curve.smoothed else ("raw",):
         found = None
-        if item.xData is not None and item.yData is not None:
-            found = value_at_or_before(item.xData, item.yData, x)
+        if name in items.xs and name in items.ys:
+            found = value_at_or_before(items.xs[name], items.ys[name], x)
         drawn.append(None if found is None else found[1])
     if drawn[0] is None:
         return None

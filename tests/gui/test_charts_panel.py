@@ -119,9 +119,9 @@ def drawn_y(panel: ChartsPanel, key: str, folder: Path, which: int = 0) -> np.nd
 
 
 def count_set_data(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Record every ``setData`` on a PlotDataItem or ScatterPlotItem from now on."""
+    """Record every ``setData`` on a curve, PlotDataItem or ScatterPlotItem from now on."""
     calls: list[object] = []
-    for cls in (pg.PlotDataItem, pg.ScatterPlotItem):
+    for cls in (pg.PlotCurveItem, pg.PlotDataItem, pg.ScatterPlotItem):
         original = cls.setData
 
         def counting(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
@@ -252,7 +252,8 @@ def test_log_y(qtbot: QtBot, panel: ChartsPanel, runs: Runs) -> None:
     panel.set_log_y(True)
     wait_for(qtbot, lambda: plot.getAxis("left").logMode)
     raw = plot.items_of(folder)[0]
-    assert raw.opts["logMode"] == [False, True]
+    # The curve is drawn in decades (log10 of each value), as the log axis reads it.
+    wait_for(qtbot, lambda: np.allclose(raw.yData, -np.linspace(0, 3, 100)))
     wait_for(qtbot, lambda: plot.vb.viewRange()[1][0] < -2.9)
     low, high = plot.vb.viewRange()[1]
     assert -3.5 < low < -2.9 and 0.0 < high < 0.5  # in decades: the view is log10(y)
