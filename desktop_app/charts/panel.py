@@ -144,6 +144,9 @@ class ChartsPanel(QWidget):
         self._charts_layout.addStretch(1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
+        # A scroll bar that came and went with the charts' height changed the width the
+        # columns are sized for, and left a horizontal bar behind: keep it.
+        self.scroll_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.scroll_area.setWidget(self.charts)
         self.scroll_area.viewport().installEventFilter(self)
         self.pages = QStackedWidget()
