@@ -56,6 +56,9 @@ from trainer.upgrade import upgrade_journal
 log = logging.getLogger(__name__)
 
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
+#: A display tick draws charts for about this long (their paint comes after), then leaves
+#: the rest to the next tick.
+REDRAW_BUDGET_S = 0.012
 #: How many recent redraw times the panel keeps (for the health panel).
 REDRAW_TIMES = 100
 #: The left axes are never narrower than this (pixels), so short labels do not shift them.
@@ -107,6 +110,7 @@ class ChartsPanel(QWidget):
         self._hover: tuple[MetricPlot, float] | None = None
         self._hover_dirty = False
         self._shut_down = False
+        self._resume_at = 0  # the chart a tick that ran out of time goes on from
         self._ignore_outliers = False
         #: The key filter; kept for the app's session, whichever runs are selected.
         self.key_filter = ""
@@ -372,9 +376,13 @@ class ChartsPanel(QWidget):
         if first:
             self._structure_dirty = True
 
-    def redraw(self) -> int:
+    def redraw(self, budget_s: float | None = None) -> int:
         """Draw what changed now, as the display timer does each tick (nothing while the panel
-        is hidden or its window minimised). Returns the number of ``setData`` calls."""
+        is hidden or its window minimised). Returns the number of ``setData`` calls.
+
+        ``budget_s`` (the display timer's): stop once the charts drawn took that long; the
+        others stay dirty and go first on the next tick, so that a burst of new points on many
+        charts never holds the event loop for long."""
         if self._shut_down or not self.isVisible() or self.window().isMinimized():
             return 0
         started = time.perf_counter()
@@ -388,9 +396,14 @@ class ChartsPanel(QWidget):
             self._apply_follow()
         ctx = self._context()
         calls = 0
-        for plot in self.plots.values():
+        plots = list(self.plots.values())
+        first = self._resume_at % len(plots) if plots else 0
+        for i, plot in enumerate(plots[first:] + plots[:first]):
             if plot.dirty and self._is_shown(plot):
                 calls += plot.redraw(ctx)
+                if budget_s is not None and time.perf_counter() - started > budget_s:
+                    self._resume_at = first + i + 1
+                    break
         if self._hover_dirty:
             self._draw_crosshair(ctx)
         self._align_axes()
@@ -433,7 +446,7 @@ class ChartsPanel(QWidget):
         if self._shut_down:
             return
         self._feeds.poll()
-        self.redraw()
+        self.redraw(REDRAW_BUDGET_S)
 
     def _is_shown(self, plot: MetricPlot) -> bool:
         """True when some of ``plot`` is on screen (not collapsed, not scrolled away)."""

@@ -137,8 +137,8 @@ def count_ticks(panel: ChartsPanel, monkeypatch: pytest.MonkeyPatch) -> list[int
     ticks: list[int] = []
     original = panel.redraw
 
-    def counting() -> int:
-        ticks.append(original())
+    def counting(*args: Any) -> int:
+        ticks.append(original(*args))
         return ticks[-1]
 
     monkeypatch.setattr(panel, "redraw", counting)
@@ -371,6 +371,29 @@ def test_nothing_is_redrawn_when_nothing_changed(
     redrawn = {id(item) for item in calls}
     val = panel.plots["val/loss"].items_of(folder)
     assert not redrawn & {id(item) for item in val}, "an unchanged chart was redrawn"
+
+
+def test_a_tick_out_of_time_leaves_the_other_charts_to_the_next(
+    qtbot: QtBot, panel: ChartsPanel, runs: Runs
+) -> None:
+    """The display timer's redraw stops when its time is up; the charts left dirty go first
+    on the next tick, so every chart is drawn within as many ticks as there are charts."""
+    folder, writer = runs.create("wide")
+    for key in ("train/a", "train/b", "train/c", "train/d"):
+        runs.log(writer, key, 0, np.linspace(2, 1, 50))
+    panel.set_runs([(folder, "wide")])
+    wait_for(qtbot, lambda: all(len(drawn(panel, k, folder)) == 50 for k in ("train/a", "train/d")))
+    shown = [p for p in panel.plots.values() if panel._is_shown(p)]
+    assert len(shown) >= 2
+    panel.set_smoothing("ema", 0.3)  # every chart to draw again
+    order = []
+    for _ in range(len(shown)):
+        before = {p.key for p in shown if p.dirty}
+        panel.redraw(0.0)  # no time at all: one chart a tick
+        after = {p.key for p in shown if p.dirty}
+        assert len(before - after) == 1
+        order.extend(before - after)
+    assert sorted(order) == sorted(p.key for p in shown)  # each once, none starved
 
 
 def test_hidden_charts_and_a_minimised_window_are_not_redrawn(
