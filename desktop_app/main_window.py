@@ -235,7 +235,11 @@ class MainWindow(QMainWindow):
         filter_row.addWidget(self.filter_problem)
         runs_layout.addLayout(filter_row)
         runs_layout.addWidget(self.table)
-        self.compare = CompareTable(self.table, self.table_model, self.proxy, self.io, parent=self)
+        self.compare = CompareTable(
+            self.table, self.table_model, self.proxy, self.io, ready=lambda: self._listed,
+            parent=self,
+        )  # fmt: skip
+        self.listed.connect(self.compare.read_results)
         self.compare.message.connect(self.statusBar().showMessage)
         self.compare.error.connect(self.show_error)
         # One follower per open run, shared by the panels; polled on one tick, read on io.

@@ -321,3 +321,19 @@ def test_a_thousand_runs_cost_milliseconds_not_seconds() -> None:
     elapsed = time.perf_counter() - start
     assert len(matched) == sum(1 for n in range(1000) if n % 5 < 3 and n % 3 == 1)
     assert elapsed < 2.0, f"{elapsed:.2f} s for 1,000 runs"
+
+
+def test_annotations_just_written_outlast_a_read_that_started_before() -> None:
+    """A results read in flight when tags are saved brings the old tags back: they are kept
+    as written until a read sees the file as written."""
+    from desktop_app.compare.results import RunResults
+
+    model = CompareColumns()
+    new = Annotations(("baseline",), "best so far")
+    model.set_annotations("/runs/b", new)
+    model.set_results("/runs/b", RunResults({}, Annotations()))  # read before the write
+    assert model.annotations("/runs/b") == new
+    model.set_results("/runs/b", RunResults({}, new))  # a read that saw the file
+    edited = Annotations(("other",), "")
+    model.set_results("/runs/b", RunResults({}, edited))  # edited outside the app since
+    assert model.annotations("/runs/b") == edited

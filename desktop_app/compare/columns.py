@@ -82,6 +82,8 @@ class CompareColumns:
         self._runs: list[RunSummary] = []
         self._flat: dict[str, tuple[dict[str, Any], dict[str, Scalar]]] = {}
         self._results: dict[str, RunResults] = {}
+        #: Annotations written here that no read has seen in the run folder yet.
+        self._written: dict[str, Annotations] = {}
         self._read_for: dict[str, tuple[tuple[str, ...], RunSummary]] = {}
         self._differing: list[str] = []
         self._keys: list[str] = []
@@ -202,12 +204,20 @@ class CompareColumns:
             self._read_for[path] = (self.metrics(), run)
 
     def set_results(self, path: str, results: RunResults) -> None:
+        written = self._written.get(path)
+        if written is not None:
+            if results.annotations == written:
+                del self._written[path]  # the read saw the file as written
+            else:  # a read that started before the write: its annotations are old
+                results = replace(results, annotations=written)
         self._results[path] = results
 
     def set_annotations(self, path: str, annotations: Annotations) -> None:
-        """Show annotations just written (before the next read brings them back)."""
+        """Show annotations just written (before the next read brings them back); a read
+        already in flight does not put the old ones back."""
         old = self._results.get(path, RunResults({}, Annotations()))
         self._results[path] = replace(old, annotations=annotations)
+        self._written[path] = annotations
 
     # ------------------------------------------------------------------ cells
     def value(self, run: RunSummary, column: Column) -> Any:

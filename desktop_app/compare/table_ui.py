@@ -160,9 +160,13 @@ class CompareTable(QObject):
         io: BackgroundIO,
         *,
         save: Callable[[ComparePrefs], object] = save_prefs,
+        ready: Callable[[], bool] = lambda: True,
         parent: QObject | None = None,
     ) -> None:
+        """``ready``: False while results must wait (the window's first listing: reading
+        every run's results beside it would slow the listing down)."""
         super().__init__(parent)
+        self._ready = ready
         self.table = table
         self.model = model
         self.proxy = proxy
@@ -198,7 +202,7 @@ class CompareTable(QObject):
     def read_results(self) -> bool:
         """Read on the journal worker the results of up to :data:`RESULTS_CHUNK` runs whose
         summary changed since their last read; False if nothing was submitted."""
-        if self.io.busy(_RESULTS_TAG):
+        if self.io.busy(_RESULTS_TAG) or not self._ready():
             return False
         compare = self.model.compare
         stale = compare.stale()[:RESULTS_CHUNK]
