@@ -215,20 +215,8 @@ def _children(
     parts = []
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        if not walls:
-            where = f"bucket IN ({', '.join('?' * len(chunk))})"
-            parts.append(sm.rows_by_step(conn, where, (key_id, level - 1, *chunk)))
-            continue
-        parts.append(
-            np.fromiter(
-                conn.execute(
-                    f"SELECT {', '.join(sm.FIELDS)} FROM summary WHERE key_id = ? AND level = ? "
-                    f"AND bucket IN ({', '.join('?' * len(chunk))}) ORDER BY bucket",
-                    (key_id, level - 1, *chunk),
-                ),
-                dtype=sm.ROW,
-            )
-        )
+        where = f"bucket IN ({', '.join('?' * len(chunk))})"
+        parts.append(sm.select_rows(conn, where, (key_id, level - 1, *chunk), walls=walls))
     return np.concatenate(parts)
 
 

@@ -73,10 +73,6 @@ _UPSERT = (
     f"INSERT OR REPLACE INTO summary (key_id, level, {_COLUMNS}) "
     f"VALUES (?, ?, {', '.join('?' * len(FIELDS))})"
 )
-SELECT_ROWS = (
-    f"SELECT {_COLUMNS} FROM summary WHERE key_id = ? AND level = ? "
-    "AND bucket BETWEEN ? AND ? ORDER BY bucket"
-)
 
 
 def size(level: int) -> int:
@@ -145,23 +141,28 @@ _STEP_ROW = np.dtype([(f, ROW.fields[f][0]) for f in STEP_FIELDS])  # type: igno
 def fetch_rows(
     conn: sqlite3.Connection, key_id: int, level: int, lo: int, hi: int, *, walls: bool = True
 ) -> np.ndarray:
-    """The stored level-``level`` rows of buckets ``lo..hi``, in order; without ``walls``
-    their wall times are left 0 (a quarter less to convert: a read by step needs none)."""
-    if walls:
-        return np.fromiter(conn.execute(SELECT_ROWS, (key_id, level, lo, hi)), dtype=ROW)
-    return rows_by_step(conn, "bucket BETWEEN ? AND ?", (key_id, level, lo, hi))
+    """The stored level-``level`` rows of buckets ``lo..hi``, in order (see :func:`select_rows`
+    for ``walls``)."""
+    return select_rows(conn, "bucket BETWEEN ? AND ?", (key_id, level, lo, hi), walls=walls)
 
 
-def rows_by_step(conn: sqlite3.Connection, where: str, params: tuple[int, ...]) -> np.ndarray:
-    """Summary rows ``WHERE key_id = ? AND level = ? AND <where>`` by bucket, wall times 0."""
+def select_rows(
+    conn: sqlite3.Connection, where: str, params: tuple[int, ...], *, walls: bool = True
+) -> np.ndarray:
+    """Summary rows ``WHERE key_id = ? AND level = ? AND <where>``, by bucket. Without
+    ``walls`` their wall times are left 0: a quarter less to convert, and a read by step needs
+    none of them."""
+    fields, dtype = (FIELDS, ROW) if walls else (STEP_FIELDS, _STEP_ROW)
     found = np.fromiter(
         conn.execute(
-            f"SELECT {', '.join(STEP_FIELDS)} FROM summary WHERE key_id = ? AND level = ? "
+            f"SELECT {', '.join(fields)} FROM summary WHERE key_id = ? AND level = ? "
             f"AND {where} ORDER BY bucket",
             params,
         ),
-        dtype=_STEP_ROW,
+        dtype=dtype,
     )
+    if walls:
+        return found
     out = np.zeros(len(found), dtype=ROW)
     for name in STEP_FIELDS:
         out[name] = found[name]
