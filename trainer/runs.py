@@ -115,13 +115,8 @@ def _summary_parts(
     folder: Path, with_latest: bool, *, frozen: bool
 ) -> tuple[RunInfo, Path, dict[str, float], tuple[float, float | None]]:
     with JournalReader(folder, frozen=frozen) as reader:
-        if with_latest:
-            info, newest, events = reader.listing(PAUSE_EVENTS)
-            latest = {k: v for k, (_, v) in newest.items()}
-        else:
-            info, latest = reader.run_info(), {}
-            events = [(e.kind, e.wall) for e in reader.events() if e.kind in PAUSE_EVENTS]
-    return info, folder, latest, pause_time(events)
+        info, newest, events = reader.listing(PAUSE_EVENTS, with_latest=with_latest)
+    return info, folder, {k: v for k, (_, v) in newest.items()}, pause_time(events)
 
 
 def summary_from(

@@ -112,18 +112,10 @@ def connect_frozen(path: Path) -> sqlite3.Connection:
     -shm), for one quick read of a journal :func:`idle_mark` found idle. The caller checks
     the mark again after its read, and reads the usual way if it changed."""
     check_sqlite_file(path)
-    conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?immutable=1",
-        uri=True, isolation_level=None, check_same_thread=False,
-    )  # fmt: skip
     try:
-        schema_version(conn, path)
-    except (JournalError, sqlite3.DatabaseError) as exc:
-        conn.close()
-        if isinstance(exc, JournalError):
-            raise
+        return _open_reader(path, frozen=True)
+    except sqlite3.DatabaseError as exc:
         raise damaged(path, exc) from exc
-    return conn
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:
@@ -139,8 +131,12 @@ def connect_reader(path: Path) -> sqlite3.Connection:
         raise locked(path, exc) from exc
 
 
-def _open_reader(path: Path) -> sqlite3.Connection:
+def _open_reader(path: Path, *, frozen: bool = False) -> sqlite3.Connection:
     uri = path.resolve().as_uri()
+    if frozen:
+        conn = _connect_immutable(uri)
+        _check_schema(conn, path)
+        return conn
     conn = sqlite3.connect(
         f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
     )
@@ -155,18 +151,28 @@ def _open_reader(path: Path) -> sqlite3.Connection:
         # shared reads; immutable=1 reads it as the frozen file it then is.
         if "unable to open" not in str(exc) and "readonly" not in str(exc):
             raise damaged(path, exc) from exc
-        conn = sqlite3.connect(
-            f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
-        )
+        conn = _connect_immutable(uri)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise damaged(path, exc) from exc
+    _check_schema(conn, path)
+    return conn
+
+
+def _connect_immutable(uri: str) -> sqlite3.Connection:
+    """The journal at ``uri`` read as a frozen file: no locks, no -shm."""
+    return sqlite3.connect(
+        f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+    )
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Close ``conn`` and raise if the journal's schema cannot be read here."""
     try:
         schema_version(conn, path)
     except (JournalError, sqlite3.OperationalError):
         conn.close()
         raise
-    return conn
 
 
 def create_journal(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:

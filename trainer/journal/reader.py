@@ -374,15 +374,16 @@ class JournalReader:
             return self._latest(conn)
 
     def listing(
-        self, event_kinds: Iterable[str] = ()
+        self, event_kinds: Iterable[str] = (), *, with_latest: bool = True
     ) -> tuple[RunInfo, dict[str, tuple[int, float]], list[tuple[str, float]]]:
         """What a runs listing shows, in one snapshot (a listing opens thousands of journals,
         so one read transaction, not three): the run row, each key's newest visible (step,
-        value) and the (kind, wall) of the events of ``event_kinds``, in journal order."""
+        value) (none without ``with_latest``) and the (kind, wall) of the events of
+        ``event_kinds``, in journal order."""
         kinds = sorted(set(event_kinds))
         with self._read() as conn:
             info = self._run_info(conn)
-            latest = self._latest(conn)
+            latest = self._latest(conn) if with_latest else {}
             events: list[tuple[str, float]] = []
             if kinds:
                 events = conn.execute(
