@@ -82,14 +82,12 @@ class JournalFeeds:
                     self._subscribe(self._hub, folder)
 
     def _subscribe(self, hub: FollowHub, folder: Path) -> None:
-        known = hub.follower(folder) is not None
+        already = hub.follower(folder)
         self._stops[folder] = hub.follow(folder, self, partial(self._delta, folder))
-        if known:
+        if already is not None:
             # A follower keeps no points for a late subscriber: its next delta reads the
             # run from its start, for everyone (each subscriber starts over on a first one).
-            follower = hub.follower(folder)
-            if follower is not None:
-                follower.restart()
+            already.restart()
 
     def _delta(self, folder: Path, delta: Delta) -> None:
         """A follower's delta, on the GUI thread."""
