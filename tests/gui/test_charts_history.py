@@ -28,13 +28,19 @@ SPIKE = 12_345  # in the history, far from the newest points
 T0 = 1_700_000_000.0
 
 
+def _new_run(runs_dir: Path, folder: str, *, name: str) -> tuple[Path, JournalWriter]:
+    """A new run folder ``folder`` and its journal's writer (the run shown as ``name``)."""
+    root = RunPaths(runs_dir / folder).create().root
+    writer = JournalWriter.create(
+        root / "journal.sqlite", run_id=folder, name=name, entry="t", kind="api", config={},
+        created=T0,
+    )  # fmt: skip
+    return root, writer
+
+
 @pytest.fixture
 def long_run(runs_dir: Path) -> Path:
-    folder = RunPaths(runs_dir / "long").create().root
-    writer = JournalWriter.create(
-        folder / "journal.sqlite", run_id="long", name="long", entry="t", kind="api",
-        config={}, created=T0,
-    )  # fmt: skip
+    folder, writer = _new_run(runs_dir, "long", name="long")
     rng = np.random.default_rng(3)
     values = np.cumsum(rng.normal(0, 0.1, STEPS))
     values[SPIKE] = 1_000.0
@@ -157,11 +163,7 @@ def test_a_run_watched_live_holds_a_bounded_number_of_points(
     is read afresh and they become history, drawn by viewport, with nothing lost."""
     from desktop_app.charts.feed import live_limit
 
-    folder = RunPaths(runs_dir / "live").create().root
-    writer = JournalWriter.create(
-        folder / "journal.sqlite", run_id="live", name="live", entry="t", kind="api",
-        config={}, created=T0,
-    )  # fmt: skip
+    folder, writer = _new_run(runs_dir, "live", name="live")
     try:
         for step in range(500):
             writer.log_scalars({"loss": 1.0}, step, wall=T0 + step * 0.1)
@@ -243,11 +245,7 @@ def test_the_history_smooths_as_its_points_do(
 
 def _equal_buckets_run(runs_dir: Path, seed: int) -> tuple[Path, np.ndarray]:
     """A finished run of STEPS points whose every level-1 bucket holds one value."""
-    folder = RunPaths(runs_dir / "flat").create().root
-    writer = JournalWriter.create(
-        folder / "journal.sqlite", run_id="flat", name="long", entry="t", kind="api",
-        config={}, created=T0,
-    )  # fmt: skip
+    folder, writer = _new_run(runs_dir, "flat", name="long")
     values = np.repeat(np.random.default_rng(seed).normal(0, 1, STEPS // 64 + 1), 64)[:STEPS]
     for step, value in enumerate(values.tolist()):
         writer.log_scalars({"loss": value}, step, wall=T0 + step * 0.1)
@@ -358,11 +356,7 @@ def test_a_feed_reads_nothing_while_nothing_is_committed(
     writer is seen at the next poll."""
     from desktop_app.charts.feed import RunFeed
 
-    folder = RunPaths(runs_dir / "quiet").create().root
-    writer = JournalWriter.create(
-        folder / "journal.sqlite", run_id="quiet", name="quiet", entry="t", kind="api",
-        config={}, created=T0,
-    )  # fmt: skip
+    folder, writer = _new_run(runs_dir, "quiet", name="quiet")
     try:
         writer.log_scalars({"loss": 1.0}, 0, wall=T0)
         writer.flush()
