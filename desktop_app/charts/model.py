@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -162,6 +163,10 @@ def _aligned(envelope: Envelope, x0: float, per_px: float) -> bool:
         return False
     shift = (x0 - envelope.x0) / per_px
     return abs(shift - round(shift)) < 1e-6
+
+
+def _at(x: np.ndarray, value: float, side: Literal["left", "right"]) -> int:
+    return int(np.searchsorted(x, value, side))
 
 
 def _axis(mode: str) -> str:
@@ -368,23 +373,36 @@ class Curve:
         shift = origin if mode == "relative" else 0.0
         end = self._history_end(mode, origin) + shift
         x0, x1 = x_range[0] + shift, min(x_range[1] + shift, end)
-        xs, ys = [], []
-        view = history.view.get(axis)
-        covered = (view.x0, view.x1) if view is not None else (math.inf, -math.inf)
-        overview = history.overview.get(axis)
-        for env, inside in ((overview, False), (view, True)):
-            if env is None:
-                continue
-            keep = (env.x >= x0 - (x1 - x0)) & (env.x <= x1) & (env.x < end)
-            in_view = (env.x >= covered[0]) & (env.x <= covered[1])
-            keep &= in_view if inside else ~in_view
-            xs.append(env.x[keep])
-            ys.append(env.y[keep])
-        if not xs:
+        view, overview = history.view.get(axis), history.overview.get(axis)
+        # Envelopes are sorted by x: slices, not masks and a sort over the whole overview
+        # (this runs for every chart of every run on every frame).
+        lo, hi = x0 - (x1 - x0), x1
+        if view is not None and not view.x0 <= view.x1:
+            view = None
+        parts: list[tuple[Envelope, int, int]] = []
+        if overview is not None:
+            # Left and right of the view read (x < view.x0, x > view.x1), or all of it.
+            ox = overview.x
+            first, last = _at(ox, lo, "left"), min(_at(ox, hi, "right"), _at(ox, end, "left"))
+            if view is None:
+                parts.append((overview, first, last))
+            else:
+                parts.append((overview, first, min(last, _at(ox, view.x0, "left"))))
+        if view is not None:
+            vx = view.x
+            first = _at(vx, max(lo, view.x0), "left")
+            last = min(_at(vx, min(hi, view.x1), "right"), _at(vx, end, "left"))
+            parts.append((view, first, last))
+            if overview is not None:
+                ox = overview.x
+                parts.append((overview, max(_at(ox, lo, "left"), _at(ox, view.x1, "right")),
+                              min(_at(ox, hi, "right"), _at(ox, end, "left"))))  # fmt: skip
+        parts = [(env, a, b) for env, a, b in parts if b > a]
+        if not parts:
             return np.empty(0), np.empty(0)
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        order = np.argsort(x, kind="stable")
-        return x[order] - shift, y[order]
+        x = np.concatenate([env.x[a:b] for env, a, b in parts])
+        y = np.concatenate([env.y[a:b] for env, a, b in parts])
+        return x - shift, y
 
     @property
     def smoothed(self) -> bool:

@@ -41,6 +41,7 @@ from desktop_app.charts.aggregate import GroupSpec
 from desktop_app.charts.axes import XAxis, YAxis, format_x
 from desktop_app.charts.bands import GroupBands
 from desktop_app.charts.chart_theme import ChartTheme, box_brush, current_chart_theme, style_chart
+from desktop_app.charts.curve_item import RunCurve
 from desktop_app.charts.model import (
     EVENT_SYMBOLS,
     ChartsModel,
@@ -90,8 +91,8 @@ class DrawContext:
 class _RunItems:
     """The persistent items of one run in one plot, and what they were last drawn from."""
 
-    raw: pg.PlotCurveItem
-    smooth: pg.PlotCurveItem
+    raw: RunCurve
+    smooth: RunCurve
     color: QColor
     marks: pg.ScatterPlotItem | None = None  # made when the run first has a mark here
     drawn: dict[str, Any] = field(default_factory=dict)  # item name -> inputs of its setData
@@ -364,8 +365,8 @@ class MetricPlot(pg.PlotWidget):
     def _new_items(self, color: QColor) -> _RunItems:
         # Plain curve items: a PlotDataItem is a curve and a scatter plus bookkeeping,
         # several times dearer to make and to update; NaN (a gap) breaks the line.
-        raw = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), connect="finite")
-        smooth = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), connect="finite")
+        raw = RunCurve(pen=pg.mkPen(color, width=1), connect="finite")
+        smooth = RunCurve(pen=pg.mkPen(color, width=1), connect="finite")
         for z, each in enumerate((raw, smooth)):
             each.setZValue(z)
             self.getPlotItem().addItem(each)

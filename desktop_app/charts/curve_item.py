@@ -1,0 +1,68 @@
+"""The item that draws one run's line in a chart: a pyqtgraph ``PlotCurveItem`` whose bounds
+cost nothing after the first ask.
+
+pyqtgraph forgets a curve's data bounds whenever the view's transform changes (every pan,
+zoom, resize and followed point) and asks for them several times per paint; each ask is a
+``nanmin``/``nanmax`` over the data, and the bounding rect's pixel padding maps two vectors
+through the item's device transform. With ten charts of twenty runs that was a third of a
+frame. Here the data bounds are kept until the next ``setData``, and the padding comes from
+the view box's range and size (a run line lives directly in the view box, unrotated).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+
+class RunCurve(pg.PlotCurveItem):
+    """A ``PlotCurveItem`` with data bounds cached per ``setData``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._data_bounds: list[tuple[float | None, float | None] | None] = [None, None]
+        super().__init__(*args, **kwargs)
+
+    def updateData(self, *args: Any, **kwargs: Any) -> None:
+        self._data_bounds = [None, None]
+        super().updateData(*args, **kwargs)
+
+    def setPen(self, *args: Any, **kwargs: Any) -> None:
+        self._data_bounds = [None, None]  # a wide non-cosmetic pen widens the bounds
+        super().setPen(*args, **kwargs)
+
+    def dataBounds(
+        self, ax: int, frac: float = 1.0, orthoRange: Any = None
+    ) -> tuple[float | None, float | None]:
+        if frac < 1.0 or orthoRange is not None:
+            return super().dataBounds(ax, frac, orthoRange)
+        bounds = self._data_bounds[ax]
+        if bounds is None:
+            bounds = self._data_bounds[ax] = super().dataBounds(ax)
+        return bounds
+
+    def boundingRect(self) -> QRectF:
+        rect: QRectF | None = getattr(self, "_boundingRect", None)
+        if rect is None:
+            xmn, xmx = self.dataBounds(0)
+            ymn, ymx = self.dataBounds(1)
+            if xmn is None or xmx is None or ymn is None or ymx is None:
+                return QRectF()
+            px, py = self._pixel()
+            pad = self.pixelPadding()
+            px, py = px * pad, py * pad
+            rect = QRectF(xmn - px, ymn - py, xmx - xmn + 2 * px, ymx - ymn + 2 * py)
+            self._boundingRect = rect
+        return rect
+
+    def _pixel(self) -> tuple[float, float]:
+        """The size of one screen pixel in data units (0 before the view box is laid out)."""
+        vb = self.getViewBox()
+        if vb is None or not hasattr(vb, "viewRange"):
+            return 0.0, 0.0
+        (x0, x1), (y0, y1) = vb.viewRange()
+        width, height = vb.width(), vb.height()
+        if width <= 0 or height <= 0:
+            return 0.0, 0.0
+        return abs(x1 - x0) / width, abs(y1 - y0) / height
