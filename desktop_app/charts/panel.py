@@ -170,6 +170,13 @@ class ChartsPanel(QWidget):
         self._timer.setInterval(DISPLAY_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
         self._timer.start()
+        # New points are drawn as soon as they arrive, not up to a tick later: the display
+        # timer paces everything else (and draws what one pass left over), but waiting for
+        # it would add up to DISPLAY_INTERVAL_MS to every point's way to the screen.
+        self._soon = QTimer(self)
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(0)
+        self._soon.timeout.connect(self._draw_soon)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -375,6 +382,8 @@ class ChartsPanel(QWidget):
             self._mark_all_dirty()
         if first:
             self._structure_dirty = True
+        if (changed or events or first) and not self._soon.isActive():
+            self._soon.start()
 
     def redraw(self, budget_s: float | None = None) -> int:
         """Draw what changed now, as the display timer does each tick (nothing while the panel
@@ -431,6 +440,7 @@ class ChartsPanel(QWidget):
             return
         self._shut_down = True
         self._timer.stop()
+        self._soon.stop()
         self._view_io.close()
         if self._upgrade_io is not None:
             self._upgrade_io.close()
@@ -447,6 +457,10 @@ class ChartsPanel(QWidget):
             return
         self._feeds.poll()
         self.redraw(REDRAW_BUDGET_S)
+
+    def _draw_soon(self) -> None:
+        if not self._shut_down:
+            self.redraw(REDRAW_BUDGET_S)
 
     def _is_shown(self, plot: MetricPlot) -> bool:
         """True when some of ``plot`` is on screen (not collapsed, not scrolled away)."""

@@ -161,6 +161,53 @@ def test_curves_grow_as_points_are_logged(qtbot: QtBot, panel: ChartsPanel, runs
     assert panel.pages.currentWidget() is panel.scroll_area
 
 
+def test_new_points_are_drawn_when_they_arrive_not_a_tick_later(
+    qtbot: QtBot, panel: ChartsPanel, runs: Runs
+) -> None:
+    """A batch read is drawn at once: with the display timer stopped, it still reaches the
+    curve (before, it waited for the next tick, up to DISPLAY_INTERVAL_MS on every point)."""
+    folder, writer = runs.create("prompt")
+    runs.log(writer, "train/loss", 0, np.linspace(2, 1, 10))
+    panel.set_runs([(folder, "prompt")])
+    wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 10)
+    panel._timer.stop()  # the panel reads its own tail here: read it by hand, as a hub would
+    runs.log(writer, "train/loss", 10, [0.5])
+
+    def read_and_drawn() -> bool:
+        panel._feeds.poll()  # submits the read once it is due; the redraw is not asked for
+        return len(drawn(panel, "train/loss", folder)) == 11
+
+    wait_for(qtbot, read_and_drawn)
+    assert drawn_y(panel, "train/loss", folder)[-1] == 0.5
+
+
+def test_a_run_line_keeps_pyqtgraphs_bounding_rect(
+    qtbot: QtBot, panel: ChartsPanel, runs: Runs
+) -> None:
+    """The run line's cheap bounds (cached per setData, padding from the view box) are the
+    ones pyqtgraph's own PlotCurveItem computes through the device transform."""
+    folder, writer = runs.create("bounds")
+    runs.log(writer, "train/loss", 0, [3.0, -1.0, 5.0, 2.0])
+    panel.set_runs([(folder, "bounds")])
+    wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 4)
+    item = panel.plots["train/loss"].items_of(folder)[0]
+    ours = item.boundingRect()
+    item.invalidateBounds()
+    theirs = pg.PlotCurveItem.boundingRect(item)
+    # The data spans x 0..3, y -1..5; each side is padded by about 0.7 pixel, which the
+    # two compute from the same view in different ways: equal to a few % of that padding.
+    pad_x, pad_y = 0.0 - theirs.left(), -1.0 - theirs.top()
+    assert pad_x > 0 and pad_y > 0
+    sides = [
+        (ours.left(), theirs.left(), pad_x),
+        (ours.right(), theirs.right(), pad_x),
+        (ours.top(), theirs.top(), pad_y),
+        (ours.bottom(), theirs.bottom(), pad_y),
+    ]
+    for a, b, pad in sides:
+        assert abs(a - b) <= 0.05 * pad
+
+
 def test_two_runs_overlay_in_two_colours_with_a_legend(
     qtbot: QtBot, panel: ChartsPanel, runs: Runs
 ) -> None:
