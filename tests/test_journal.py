@@ -77,7 +77,7 @@ def test_log_is_not_blocked_by_disk_and_commits_within_a_tick(tmp_path: Path) ->
     paths, w = make_journal(tmp_path)
     reader = JournalReader(paths.root)
     w.log_scalars({"x": 1.0}, 1)
-    # No flush: the writer thread commits on its own within its 100 ms interval.
+    # No flush: the writer thread commits on its own within its 50 ms interval.
     from tests.helpers import wait_until
 
     wait_until(lambda: reader.tail().n_points == 1, timeout=5, what="the background commit")

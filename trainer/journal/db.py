@@ -26,7 +26,7 @@ READER_BUSY_TIMEOUT_MS = 1_000
 WRITER_PRAGMAS = {
     "journal_mode": "wal",
     # NORMAL loses nothing on a process crash in WAL mode; only power loss may drop the
-    # newest commits. The writer commits every 100 ms, so that is the most at risk.
+    # newest commits. The writer commits every 50 ms, so that is the most at risk.
     "synchronous": "normal",
     "busy_timeout": BUSY_TIMEOUT_MS,
     # Checkpoints do not shrink the WAL; this truncates it back after each checkpoint.

@@ -2,7 +2,7 @@
 
 The hot path (``log_scalars``) takes no lock and does no I/O: it appends one tuple to a
 ``collections.deque`` (atomic under the GIL). The writer thread wakes at least every
-``flush_interval`` seconds (100 ms), or sooner when the queue passes ``max_batch`` items, and
+``flush_interval`` seconds (50 ms), or sooner when the queue passes ``max_batch`` items, and
 commits everything queued in one transaction with ``executemany`` on the raw connection
 (peewee's ``insert_many`` measured about 10x slower). Other operations (events, status,
 heartbeats) travel in the same queue, so they commit in the order they were made.
@@ -112,7 +112,7 @@ class JournalWriter:
         path: Path,
         database: pw.SqliteDatabase,
         *,
-        flush_interval: float = 0.1,
+        flush_interval: float = 0.05,
         max_batch: int = 20_000,
         max_queued: int | None = None,
     ) -> None:
