@@ -366,6 +366,8 @@ class RunsChange:
     removed: frozenset[str] = frozenset()
     #: A changed row's status changed too (rows added or removed count as such).
     statuses: bool = True
+    #: Only rows replaced where they were: every other row kept its place.
+    in_place: bool = False
 
 
 class RunsModel:
@@ -466,7 +468,7 @@ class RunsModel:
         for row, run in touched:
             self._runs[row] = run
         self.last_change = RunsChange(
-            changed=frozenset(run.path for _row, run in touched), statuses=statuses
+            changed=frozenset(run.path for _row, run in touched), statuses=statuses, in_place=True
         )
         for listener in list(self._listeners):
             listener()

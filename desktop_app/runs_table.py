@@ -47,6 +47,12 @@ REASON_COLUMN = COLUMNS.index("Reason")
 REASON_CHARS = 80
 #: The role a QSortFilterProxyModel sorts by: numbers where the column holds numbers.
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+#: The roles :meth:`RunsTableModel.data` answers.
+_ROLES = frozenset({
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ForegroundRole,
+    Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ToolTipRole,
+    Qt.ItemDataRole.TextAlignmentRole, SORT_ROLE,
+})  # fmt: skip
 _NUMERIC = {"Step", "Elapsed", "ETA", LOSS_KEY, "Attempt"}
 #: Rows added plus removed in one change above which the model is reset instead.
 MAX_ROW_EDITS = 32
@@ -222,6 +228,8 @@ class RunsTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(first, 0), self.index(last, self.columnCount() - 1))
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role not in _ROLES:  # the view asks for a dozen roles a cell; most are not ours
+            return None
         run = self.run_at(index.row())
         if run is None or not index.isValid():
             return None
@@ -279,6 +287,20 @@ class RunsTableModel(QAbstractTableModel):
         a big change (the first listing's chunks) resets the model."""
         new = self._model.runs
         change = self._model.last_change
+        if change.in_place and len(new) == len(self._rows):
+            # Rows changed in place (a live run's step): their colours and places stay, so
+            # this costs those rows, not every listed run (1,000s of them, every second).
+            rows = [
+                row for path in change.changed if (row := self._model.index_of(path)) is not None
+            ]
+            if not self.compare.update_runs([new[row] for row in rows]):
+                self._rows = new
+                self._repaint_rows(rows)
+                return
+            self.beginResetModel()
+            self._rows = new
+            self.endResetModel()
+            return
         recoloured = self.colours.update(new)
         columns_changed = self.compare.set_runs(new)
         edits = len(change.added) + len(change.removed)

@@ -337,3 +337,43 @@ def test_annotations_just_written_outlast_a_read_that_started_before() -> None:
     edited = Annotations(("other",), "")
     model.set_results("/runs/b", RunResults({}, edited))  # edited outside the app since
     assert model.annotations("/runs/b") == edited
+
+
+def test_rows_changed_in_place_give_what_a_new_listing_gives() -> None:
+    """update_runs (a live run's new step, status or value: its own rows only) leaves the
+    columns, metric keys and stale runs exactly as set_runs of the whole listing would."""
+    import random
+
+    rng = random.Random(7)
+    keys = ["val/loss", "train/loss", "val/acc", "lr"]
+    runs = [
+        _summary(f"r{n}", {"lr": 10 ** -(n % 3), "seed": n % 2},
+                 latest={k: 0.5 for k in rng.sample(keys, rng.randint(0, 3))})
+        for n in range(12)
+    ]  # fmt: skip
+    fast, full = CompareColumns(), CompareColumns()
+    fast.set_runs(runs)
+    for step in range(200):
+        picked = rng.sample(range(len(runs)), rng.randint(1, 3))
+        for n in picked:
+            change = rng.random()
+            if change < 0.4:
+                runs[n] = replace(runs[n], step=runs[n].step + 1)
+            elif change < 0.7:
+                latest = {k: rng.random() for k in rng.sample(keys, rng.randint(0, 4))}
+                runs[n] = replace(runs[n], latest=latest)
+            elif change < 0.8:
+                runs[n] = replace(runs[n], config={"lr": rng.choice([1, 0.1]), "seed": 5})
+            else:
+                runs[n] = replace(runs[n], status=rng.choice(["running", "finished", "unreadable"]))
+        fast_changed = fast.update_runs([runs[n] for n in picked])
+        full_changed = full.set_runs(runs)
+        assert fast.columns == full.columns, step
+        assert fast_changed == full_changed or step == 0
+        assert fast.metric_keys == full.metric_keys and fast.differing == full.differing
+        assert fast.stale() == full.stale(), step
+        for path in rng.sample(fast.stale(), min(2, len(fast.stale()))):
+            fast.mark_read(path)
+            full.mark_read(path)
+    with pytest.raises(ValueError, match="listed runs only"):
+        fast.update_runs([_summary("new", {})])

@@ -10,6 +10,7 @@ The user's choices are a :class:`ComparePrefs`, saved by the app (``settings/tab
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -89,12 +90,17 @@ class CompareColumns:
         self._keys: list[str] = []
         self._metric_keys: list[str] = []
         self._aliases: dict[str, str] = {}  # a config key's last part -> the key, if unique
+        # Kept so that a live run's new step costs its own row, not a pass over every run:
+        self._pos: dict[str, int] = {}  # path -> its place in _runs
+        self._key_counts: Counter[str] = Counter()  # metric key -> runs that have it
+        self._stale: set[str] = set()  # see stale()
 
     # ------------------------------------------------------------------ the listing
     def set_runs(self, runs: Sequence[RunSummary]) -> bool:
         """Take the listing; True if the columns changed."""
         self._runs = list(runs)
-        paths = {r.path for r in runs}
+        self._pos = {r.path: n for n, r in enumerate(self._runs)}
+        paths = self._pos.keys()
         configs_changed = paths != self._flat.keys()
         for path in [p for p in self._flat if p not in paths]:
             del self._flat[path]
@@ -106,7 +112,7 @@ class CompareColumns:
         for path in [p for p in self._results if p not in paths]:
             del self._results[path]
             self._read_for.pop(path, None)
-        metric_keys = sorted({k for r in runs for k in r.latest})
+        self._key_counts = Counter(k for r in runs for k in r.latest)
         if configs_changed:
             flats = [self._flat[r.path][1] for r in runs if r.status != "unreadable"]
             self._differing = differing_keys(flats)
@@ -116,12 +122,41 @@ class CompareColumns:
                 leaves.setdefault(key.rsplit(".", 1)[-1], []).append(key)
             self._aliases = {leaf: keys[0] for leaf, keys in leaves.items()
                              if len(keys) == 1 and leaf != keys[0]}  # fmt: skip
-        self._metric_keys = metric_keys
+        self._metric_keys = sorted(self._key_counts)
+        self._restale()
+        return self._update_columns()
+
+    def update_runs(self, changed: Sequence[RunSummary]) -> bool:
+        """Take rows changed in place (the same runs in the same order, a live run's new step
+        or status); True if the columns changed. Costs the changed rows, not the listing."""
+        if any(run.path not in self._pos for run in changed):
+            raise ValueError("update_runs takes listed runs only; use set_runs")
+        if any(self._flat[run.path][0] != run.config for run in changed):
+            runs = list(self._runs)
+            for run in changed:
+                runs[self._pos[run.path]] = run
+            return self.set_runs(runs)  # a config changed: which keys differ, again
+        metrics = self.metrics()
+        for run in changed:
+            place = self._pos[run.path]
+            old = self._runs[place]
+            if old.latest.keys() != run.latest.keys():
+                self._key_counts.subtract(old.latest.keys())
+                self._key_counts.update(run.latest.keys())
+                self._key_counts = +self._key_counts  # drop keys no run has any more
+            self._runs[place] = run
+        self._metric_keys = sorted(self._key_counts)
+        if self.metrics() != metrics:
+            self._restale()
+        else:
+            for run in changed:
+                self._check_stale(run, metrics)
         return self._update_columns()
 
     def set_prefs(self, prefs: ComparePrefs) -> bool:
         """Take new preferences; True if the columns changed."""
         self.prefs = prefs
+        self._restale()
         return self._update_columns()
 
     def _update_columns(self) -> bool:
@@ -190,18 +225,28 @@ class CompareColumns:
     def stale(self) -> list[str]:
         """Runs whose results must be read (new, changed since their last read, or read for
         other metrics), newest first."""
+        if not self._stale:
+            return []
+        return [r.path for r in self._runs if r.path in self._stale]
+
+    def _restale(self) -> None:
+        self._stale.clear()
         metrics = self.metrics()
-        return [
-            r.path
-            for r in self._runs
-            if r.status != "unreadable" and self._read_for.get(r.path) != (metrics, r)
-        ]
+        for run in self._runs:
+            self._check_stale(run, metrics)
+
+    def _check_stale(self, run: RunSummary, metrics: tuple[str, ...]) -> None:
+        if run.status != "unreadable" and self._read_for.get(run.path) != (metrics, run):
+            self._stale.add(run.path)
+        else:
+            self._stale.discard(run.path)
 
     def mark_read(self, path: str) -> None:
         """Note that ``path``'s results are being read for its current summary."""
-        run = next((r for r in self._runs if r.path == path), None)
-        if run is not None:
-            self._read_for[path] = (self.metrics(), run)
+        place = self._pos.get(path)
+        if place is not None:
+            self._read_for[path] = (self.metrics(), self._runs[place])
+            self._stale.discard(path)
 
     def set_results(self, path: str, results: RunResults) -> None:
         written = self._written.get(path)
