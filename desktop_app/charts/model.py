@@ -41,6 +41,7 @@ from desktop_app.charts.smoothing import (
 )
 from trainer.journal.envelope import Envelope
 from trainer.journal.reader import EventRow, History, TailBatch
+from trainer.journal.states import TERMINAL
 
 X_MODES = ("step", "relative", "wall")
 GROUPS = ("train", "val", "perf", "system", "other")
@@ -65,6 +66,7 @@ _FLOAT32_STEP = 2.0**-23  # relative
 
 #: Room left right of the newest point while following, as a fraction of the data's span.
 FOLLOW_MARGIN = 0.05
+_ROUND_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 Smoothing = tuple[str, float]
 NO_SMOOTHING: Smoothing = ("none", 0.0)
@@ -582,6 +584,7 @@ class RunData:
     error: str | None = None
     loaded: bool = False  # True once a first batch arrived
     events_version: int = 0
+    ended: bool = False  # its journal says it ended (finished, stopped, failed, crashed)
 
     def visible_events(self) -> list[EventRow]:
         """Marked events, without those of attempts a later attempt superseded."""
@@ -717,6 +720,7 @@ class ChartsModel:
             return set(), False
         run.error = None
         run.origin = batch.run.created
+        run.ended = batch.run.status in TERMINAL
         changed: set[str] = set()
         events_changed = not run.loaded and bool(batch.events)
         run.loaded = True
@@ -796,6 +800,10 @@ class ChartsModel:
         """Every key of the selected runs, sorted."""
         return sorted({key for run in self.runs.values() for key in run.curves})
 
+    def any_live(self) -> bool:
+        """True if some run read has not ended (its curves may still grow)."""
+        return any(run.loaded and not run.ended for run in self.runs.values())
+
     def x_bounds(self, mode: str, *, log_x: bool = False) -> tuple[float, float] | None:
         """The x range of all curves in ``mode`` (log10 of it with ``log_x``; x > 0 only)."""
         lo, hi = math.inf, -math.inf
@@ -821,25 +829,38 @@ def follow_range(
     bounds: tuple[float, float],
     current: tuple[float, float] | None,
     margin: float = FOLLOW_MARGIN,
+    *,
+    live: bool = True,
 ) -> tuple[float, float]:
     """The x range that follows data spanning ``bounds``, given the ``current`` range.
 
-    The range leaves ``margin`` of the span free right of the newest point and stays put
-    until the data reaches its right edge, so a live run does not move (and redraw) the axes
-    on every point.
+    The range spans ``margin`` more than the data and stays put until the data reaches its
+    right edge. While some run is ``live`` that span is rounded up to a round number (see
+    :func:`round_up`): a live run moves the axes (a new tick layout and a repaint of every
+    chart) about every fifth of its age, not every few points.
     """
     lo, hi = bounds
     if hi - lo <= 0:
         lo, hi = lo - 0.5, hi + 0.5
-    span = hi - lo
+    span = (hi - lo) * (1.0 + margin)
+    target = (lo, lo + (round_up(span) if live else span))
     if current is not None:
         c_lo, c_hi = current
-        if (
-            math.isclose(c_lo, lo, rel_tol=1e-12, abs_tol=1e-12)
-            and hi <= c_hi <= hi + 2 * margin * span
-        ):
+        if math.isclose(c_lo, lo, rel_tol=1e-12, abs_tol=1e-12) and hi <= c_hi <= target[1]:
             return current
-    return lo, hi + margin * span
+    return target
+
+
+def round_up(value: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is at
+    least ``value`` (so at most a quarter more); ``value`` itself if not positive and finite."""
+    if not (value > 0 and math.isfinite(value)):
+        return value
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in _ROUND_STEPS:
+        if step * power >= value * (1.0 - 1e-12):
+            return step * power
+    return 10.0 * power
 
 
 def _lowest(a: int | None, b: int | None) -> int | None:

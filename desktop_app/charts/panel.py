@@ -651,13 +651,13 @@ class ChartsPanel(QWidget):
     def _apply_follow(self) -> None:
         bounds = self.model.x_bounds(self._x_mode, log_x=self._log_x)
         if bounds is not None:
-            self._set_x_range(follow_range(bounds, self._x_range))
+            self._set_x_range(follow_range(bounds, self._x_range, live=self.model.any_live()))
 
     def _reset_x_range(self) -> None:
         self._x_range = None
         bounds = self.model.x_bounds(self._x_mode, log_x=self._log_x)
         if bounds is not None:
-            self._set_x_range(follow_range(bounds, None))
+            self._set_x_range(follow_range(bounds, None, live=self.model.any_live()))
         self._mark_all_dirty()
         self._hover = None
         self._hover_dirty = True

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from desktop_app.charts.downsample import PeakIndex, decimate, m4
-from desktop_app.charts.model import ChartsModel, check_smoothing, follow_range, group_of
+from desktop_app.charts.model import (
+    ChartsModel,
+    check_smoothing,
+    follow_range,
+    group_of,
+    round_up,
+)
 from desktop_app.charts.series import GrowingArray, SeriesBuffer
 from desktop_app.charts.smoothing import (
     EmaSmoother,
@@ -376,8 +382,27 @@ def test_smoothing_changes_the_smoothed_copy_not_the_raw_values() -> None:
 
 def test_follow_range_leaves_room_and_holds_still_until_the_data_reaches_its_edge() -> None:
     first = follow_range((0.0, 100.0), None)
-    assert first == (0.0, 105.0)
+    assert first == (0.0, 120.0)  # 5% more, rounded up to a round span
     assert follow_range((0.0, 104.0), first) == first
-    assert follow_range((0.0, 106.0), first) == (0.0, 106.0 + 5.3)
-    assert follow_range((0.0, 10.0), first) == (0.0, 10.5)  # far too wide: shrink
-    assert follow_range((5.0, 5.0), None) == (4.5, 5.55)
+    assert follow_range((0.0, 120.0), first) == first
+    assert follow_range((0.0, 121.0), first) == (0.0, 150.0)
+    assert follow_range((0.0, 10.0), first) == (0.0, 12.0)  # far too wide: shrink
+    assert follow_range((5.0, 5.0), None) == pytest.approx((4.5, 5.7))
+    assert follow_range((1.7e9, 1.7e9 + 3000.0), None) == (1.7e9, 1.7e9 + 4000.0)  # wall time
+    # A run logging one step a time moves the axes about every fifth of its age.
+    current, moves = None, 0
+    for step in range(1, 2001):
+        new = follow_range((0.0, float(step)), current)
+        moves += new != current
+        current = new
+    assert moves <= 40
+    # Runs that ended do not grow: no room left for them beyond the margin.
+    assert follow_range((0.0, 100.0), None, live=False) == (0.0, 105.0)
+    assert follow_range((0.0, 104.0), (0.0, 105.0), live=False) == (0.0, 105.0)
+
+
+def test_round_up() -> None:
+    assert [round_up(v) for v in (1.0, 1.01, 1.3, 2.2, 7.0, 9.0, 10.0, 0.034)] == pytest.approx(
+        [1.0, 1.2, 1.5, 2.5, 8.0, 10.0, 10.0, 0.04]
+    )
+    assert round_up(0.0) == 0.0 and round_up(-1.0) == -1.0 and math.isnan(round_up(math.nan))

@@ -190,7 +190,10 @@ def test_a_run_line_keeps_pyqtgraphs_bounding_rect(
     runs.log(writer, "train/loss", 0, [3.0, -1.0, 5.0, 2.0])
     panel.set_runs([(folder, "bounds")])
     wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 4)
-    item = panel.plots["train/loss"].items_of(folder)[0]
+    plot = panel.plots["train/loss"]
+    plot.vb.updateMatrix()  # a new range reaches the items' transform at the next paint
+    item = plot.items_of(folder)[0]
+    item.invalidateBounds()
     ours = item.boundingRect()
     item.invalidateBounds()
     theirs = pg.PlotCurveItem.boundingRect(item)
