@@ -223,6 +223,8 @@ class ChartsPanel(QWidget):
             self._colors[folder] = QColor(self.colour_of(folder) if self.colour_of else free[0])
         self._update_groups()
         self._schedule_structure()
+        if not self._timer.isActive() and not self._shut_down:
+            self._timer.start()
         self._tick()
 
     def set_smoothing(self, kind: str, value: float = 0.0) -> None:
@@ -457,6 +459,8 @@ class ChartsPanel(QWidget):
             return
         self._feeds.poll()
         self.redraw(REDRAW_BUDGET_S)
+        if not self._runs and not self._structure_dirty:
+            self._timer.stop()  # no runs, nothing to draw: no wake-ups; set_runs restarts it
 
     def _draw_soon(self) -> None:
         if not self._shut_down:
