@@ -11,10 +11,12 @@ the view box's range and size (a run line lives directly in the view box, unrota
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 
 
 class RunCurve(pg.PlotCurveItem):
@@ -35,12 +37,34 @@ class RunCurve(pg.PlotCurveItem):
     def dataBounds(
         self, ax: int, frac: float = 1.0, orthoRange: Any = None
     ) -> tuple[float | None, float | None]:
-        if frac < 1.0 or orthoRange is not None:
+        if (
+            frac < 1.0
+            or orthoRange is not None
+            or self.opts["fillLevel"] is not None
+            or self.opts["shadowPen"] is not None
+        ):
             return super().dataBounds(ax, frac, orthoRange)
         bounds = self._data_bounds[ax]
         if bounds is None:
-            bounds = self._data_bounds[ax] = super().dataBounds(ax)
+            bounds = self._data_bounds[ax] = self._finite_bounds(ax)
         return bounds
+
+    def _finite_bounds(self, ax: int) -> tuple[float | None, float | None]:
+        """pyqtgraph's bounds of the whole data (NaN and inf left out) without its copies and
+        warning filters: fmin/fmax skip NaN in one pass each."""
+        data = self.xData if ax == 0 else self.yData
+        if data is None or not len(data):
+            return None, None
+        low, high = float(np.fmin.reduce(data)), float(np.fmax.reduce(data))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            finite = data[np.isfinite(data)]
+            if not len(finite):
+                return None, None
+            low, high = float(finite.min()), float(finite.max())
+        pen = self.opts["pen"]
+        if pen is not None and not pen.isCosmetic() and pen.style() != Qt.PenStyle.NoPen:
+            low, high = low - pen.widthF() * 0.7072, high + pen.widthF() * 0.7072
+        return low, high
 
     def boundingRect(self) -> QRectF:
         rect: QRectF | None = getattr(self, "_boundingRect", None)

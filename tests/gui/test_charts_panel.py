@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -587,3 +588,29 @@ def test_a_journal_that_becomes_readable_is_read_from_the_start(
     wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 3)
     assert not panel.banner.isVisible()
     assert panel.model.runs[folder].error is None
+
+
+@pytest.mark.parametrize(
+    "ys",
+    [
+        [3.0, -1.0, 5.0],
+        [3.0, float("nan"), -1.0, 5.0],
+        [float("inf"), 2.0, -float("inf"), 1.0],
+        [float("nan"), float("nan")],
+        [],
+    ],
+)
+def test_run_curve_data_bounds_are_pyqtgraphs(qtbot: QtBot, ys: list[float]) -> None:
+    from desktop_app.charts.curve_item import RunCurve
+
+    xs = np.arange(len(ys), dtype=np.float64)
+    ours, theirs = RunCurve(pen=pg.mkPen("r", width=1)), pg.PlotCurveItem(pen=pg.mkPen("r"))
+    for item in (ours, theirs):
+        item.setData(xs, np.asarray(ys, dtype=np.float64))
+    assert ours.dataBounds(0) == theirs.dataBounds(0)
+    expected = theirs.dataBounds(1)
+    if expected[0] is not None and math.isnan(expected[0]):
+        expected = (None, None)  # all NaN: pyqtgraph gives NaN bounds, an empty rect here
+    assert ours.dataBounds(1) == expected
+    ours.setData(xs[:1], np.asarray([7.0])[: min(1, len(ys))] if ys else np.empty(0))
+    assert ours.dataBounds(1) == ((7.0, 7.0) if ys else (None, None))  # forgotten on setData
