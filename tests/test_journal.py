@@ -300,6 +300,7 @@ def test_an_idle_journal_is_summarised_as_the_usual_read_sees_it(
     w.event("resumed", "", step=10)
     w.set_status("finished", exit_reason="finished", step=39)
     w.close()
+    (paths.root / "listing.json").unlink()  # read the journal itself (tests/test_listing_file)
     assert jdb.idle_mark(paths.journal) is not None
     frozen = _spy_frozen_reads(monkeypatch)
     fast = summarize(paths.root)

@@ -11,6 +11,7 @@ A run folder is self-contained; copied to another machine, it opens::
         control/                        messages to the run (stop, pause, ...), see control.py
         resources.json                  the GPUs, priority and limits it asked for
         capture/                        a command run's captured records (trainer.capture)
+        listing.json                    an ended run's listing: a hint, checked against the journal
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from trainer.errors import UsageError
 ENV_HOME = settings.HOME.name
 ENV_RUN_DIR = settings.RUN_DIR.name
 JOURNAL_NAME = "journal.sqlite"
+#: An ended run's listing, kept beside its journal by the trainer (trainer.journal.listing_file).
+LISTING_NAME = "listing.json"
 
 _NAME_MAX = 100
 _NAME_FORBIDDEN = ("/", "\\", ":", "*", "?", '"', "<", ">", "|")

@@ -7,6 +7,7 @@ snapshot and never cause "database is locked".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import peewee as pw
 
 from trainer.errors import JournalError
 from trainer.journal import schema
+from trainer.paths import LISTING_NAME
 from trainer.retry import sqlite_busy, sqlite_transient
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -105,6 +107,14 @@ def idle_mark(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def discard_listing(journal: Path) -> None:
+    """Remove the listing file beside ``journal`` (``listing_file``; a symlink itself, never
+    its target). Every writer does before it opens the journal: the journal is about to
+    change, and the hint must not outlive what it describes even for a moment."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal.with_name(LISTING_NAME))
 
 
 def connect_frozen(path: Path) -> sqlite3.Connection:
@@ -206,6 +216,8 @@ def open_writer(path: Path, *, create: bool = False) -> pw.SqliteDatabase:
             raise JournalError(
                 f"{path} is read-only: give yourself write access (chmod u+w) to resume the run"
             )
+    with contextlib.suppress(OSError):  # a folder that refuses it refuses the journal too
+        discard_listing(path)
     retrying = sqlite_transient(
         f"opening the journal {path} to write", errors=(pw.OperationalError,)
     )

@@ -40,7 +40,7 @@ import peewee as pw
 from trainer import settings
 from trainer.errors import DiskFullError, JournalError, TrainDeskError, disk_full
 from trainer.journal import db as jdb
-from trainer.journal import summaries
+from trainer.journal import listing_file, summaries
 from trainer.journal.schema import SUMMARIES_COMPLETE
 from trainer.retry import sqlite_busy, sqlite_transient
 
@@ -388,7 +388,8 @@ class JournalWriter:
 
     def close(self, progress: Callable[[str], object] | None = None) -> None:
         """Write everything queued, however long that takes, stop the writer thread, checkpoint
-        the WAL and close the connection (only once the thread has ended).
+        the WAL and close the connection (only once the thread has ended); then, for a run
+        that has ended, write its listing file (:mod:`trainer.journal.listing_file`).
 
         ``progress`` receives a line every 2 s while points are still being written (default:
         the log). A writer that failed (disk full) closes without raising: see :attr:`error`.
@@ -411,6 +412,10 @@ class JournalWriter:
             except sqlite3.DatabaseError as exc:
                 log.warning("WAL checkpoint at close failed: %s", exc)
         self._db.close()
+        if self._error is None:
+            # An ended run's listing beside the journal, so that a listing of many runs need
+            # not open it (a live run's close writes none, and removes an old one).
+            listing_file.write_listing(self.path)
 
     def failure(self) -> Exception:
         """The user-facing error for :attr:`error`."""
@@ -665,6 +670,8 @@ def annotate(
     except (TrainDeskError, OSError) as exc:  # in use, or a lock file that links out
         log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
         return False
+    with contextlib.suppress(OSError):  # the journal is about to change: the hint would be stale
+        jdb.discard_listing(path)
     try:
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     except sqlite3.Error as exc:
