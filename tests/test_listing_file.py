@@ -167,14 +167,16 @@ def test_a_resumed_attempt_writes_a_new_listing_file(
 def test_real_runs_list_the_same_from_their_listing_files(
     runs_dir: Path, journal_opens: list[bool]
 ) -> None:
-    """`trainer run` and `trainer resume` leave a listing file that lists as the journal does."""
+    """`trainer run` and `trainer resume` leave a listing file that lists as the journal does;
+    a supervisor's final note (--max-restarts) after a clean end keeps it."""
     assert (
         cli("run", str(TINY), "--name", "real", "--set", "max_steps=12", "--quiet").returncode == 0
     )
     folder = runs_dir / "real"
     first = summarize(folder)
     assert journal_opens == [] and first == from_journal(folder)
-    assert cli("resume", "real", "--max-steps", "16", "--quiet").returncode == 0
+    resumed = cli("resume", "real", "--max-steps", "16", "--max-restarts", "1", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
     journal_opens.clear()
     resumed = summarize(folder)
     assert journal_opens == []
@@ -332,15 +334,48 @@ def test_a_live_run_writes_none_and_removes_an_old_one(tmp_path: Path) -> None:
     assert listing_file.write_listing(paths.journal) is False
 
 
-def test_a_supervisor_note_removes_the_listing_file(tmp_path: Path) -> None:
-    from trainer.journal.writer import annotate
+def test_a_supervisor_note_that_changes_the_journal_writes_the_file_again(
+    tmp_path: Path, journal_opens: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.journal import writer
 
+    written: list[Path] = []
+    monkeypatch.setattr(
+        listing_file, "write_listing", lambda p: written.append(p) or _write_listing(p)
+    )
     paths, w = make_run(tmp_path)
     _finished(w)
     w.close()
-    assert annotate(paths.journal, [("restart_scheduled", "in 5 s", None)])
+    written.clear()
+    # What a supervisor writes after every clean end: a final status that is already there.
+    assert writer.annotate(paths.journal, [], status="finished", exit_reason="finished")
+    assert written == [], "nothing changed: the listing file is kept as it is"
+    journal_opens.clear()
+    assert summarize(paths.root) == from_journal(paths.root)
+    assert journal_opens == [True]  # only from_journal's
+    # A note (a resumed attempt's "starting", written once it ended) changes the journal.
+    before = (paths.root / LISTING_NAME).read_bytes()
+    assert writer.annotate(paths.journal, [("starting", "attempt 2 starting", {"pid": 1})])
+    assert written == [paths.journal]
+    assert (paths.root / LISTING_NAME).read_bytes() != before
+    assert jdb.idle_mark(paths.journal) is not None  # checkpointed, as at a close
+    journal_opens.clear()
+    assert summarize(paths.root) == from_journal(paths.root)
+    assert journal_opens == [True]
+
+    # A run the trainer left "running" (killed) is noted crashed: its file says so.
+    paths, w = make_run(tmp_path, "killed")
+    log_steps(w, range(1, 4))
+    w.set_status("running", step=3)
+    w.close()
     assert not (paths.root / LISTING_NAME).exists()
-    assert summarize(paths.root).status == "finished"
+    assert writer.annotate(paths.journal, [], status="crashed", exit_reason="killed")
+    journal_opens.clear()
+    got = summarize(paths.root)
+    assert journal_opens == [] and got.status == "crashed" and got == from_journal(paths.root)
+
+
+_write_listing = listing_file.write_listing
 
 
 def test_a_listing_too_big_for_the_file_is_not_written(

@@ -17,8 +17,9 @@ Anything else, and the journal is read as usual; nothing reading it ever writes 
 inode is left out of the mark on purpose: a folder copied with its times (``cp -p``,
 ``shutil.copytree``) keeps its journal's size and mtime, so it stays fast where it lands.
 
-Every TrainDesk writer removes the file when it opens the journal (:func:`db.open_writer`,
-``writer.annotate``) and only the journal writer's close writes it again, so a stale hint
+Every TrainDesk writer removes the file before it changes the journal
+(:func:`db.open_writer`, ``writer.annotate``), and only the journal writer's close (or a
+supervisor's note, under the run's lock, once checkpointed) writes it again, so a stale hint
 can only come from a program that edits the journal outside TrainDesk; that changes the
 journal's mtime, so the hint is ignored (a change within one tick of the file system's
 clock and of the very same size would not be told apart on kernels without fine-grained

@@ -661,7 +661,8 @@ def annotate(
     replaces only a live status (a dead attempt's "running"), never one the trainer wrote at
     its end. One short transaction; returns False (and logs why) instead of raising, since
     the supervisor must go on whatever the journal's state. Written under the run folder's
-    lock: if an attempt holds it (a resume started meanwhile), nothing is written.
+    lock: if an attempt holds it (a resume started meanwhile), nothing is written. A note
+    that changes the journal replaces its listing file (:mod:`listing_file`), as a close does.
     """
     from trainer.runlock import RunLock
 
@@ -670,14 +671,13 @@ def annotate(
     except (TrainDeskError, OSError) as exc:  # in use, or a lock file that links out
         log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
         return False
-    with contextlib.suppress(OSError):  # the journal is about to change: the hint would be stale
-        jdb.discard_listing(path)
     try:
         conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
     except sqlite3.Error as exc:
         lock.release()
         log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
         return False
+    changed = False
     try:
         conn.execute("BEGIN IMMEDIATE")
         row = conn.execute("SELECT attempt, step FROM run").fetchone()
@@ -692,20 +692,37 @@ def annotate(
             [(e[3] if len(e) > 3 else now, attempt, step, e[0], e[1],
               None if e[2] is None else json.dumps(e[2])) for e in events],
         )  # fmt: skip
+        changed = bool(events)  # not yet committed: reset if the commit fails
         if status is not None:
             marks = ", ".join("?" * len(_LIVE_STATUSES))
-            conn.execute(
+            updated = conn.execute(
                 "UPDATE run SET status = ?, exit_reason = ?, updated = ? "
                 f"WHERE status IN ({marks})",
                 (status, exit_reason, now, *_LIVE_STATUSES),
             )
+            changed = changed or updated.rowcount > 0
+        if changed:
+            # The journal changes with this commit: its listing file would describe the old
+            # one. A supervisor's final status after a clean end changes nothing: kept.
+            with contextlib.suppress(OSError):
+                jdb.discard_listing(path)
         conn.execute("COMMIT")
+        if changed:
+            # Into the file itself, as the writer's close does (the supervisor's own reader
+            # keeps the WAL from going away): a listing then reads no WAL, or no journal.
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.info("WAL checkpoint after a note failed: %s", exc)
         return True
     except sqlite3.Error as exc:
         log.warning("cannot note %s in %s: %s", [e[0] for e in events], path, exc)
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+        changed = False
         return False
     finally:
         conn.close()
+        if changed:  # a run the note ended (crashed, failed): its listing file, as at a close
+            listing_file.write_listing(path)
         lock.release()
