@@ -116,6 +116,7 @@ def test_no_journal_is_read_on_the_gui_thread(
     writer = make_run("live", losses=[1.0, 0.5], keep_open=True)
     writer.system_sample(12.0, 1 << 30, None)
     writer.flush()
+    read_threads.clear()  # the trainer's own: "done"'s writer read it for listing.json
     win = MainWindow(runs_dir)
     qtbot.addWidget(win)
     win.show()
