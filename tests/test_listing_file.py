@@ -403,4 +403,4 @@ def test_the_listing_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
 
 
 def test_every_run_info_field_is_checked() -> None:
-    assert list(listing_file.RUN_FIELDS) == [f.name for f in fields(RunInfo)]
+    assert list(listing_file.RUN_TYPES) == [f.name for f in fields(RunInfo)]

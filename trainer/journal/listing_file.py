@@ -37,7 +37,6 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -173,32 +172,23 @@ def _read_all(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+# json.loads makes exact types only (dict, list, str, int, float, bool, None), so a check is
+# one set lookup of type(x); bool is not int here, as the journal never gives one.
+_STR: frozenset[type] = frozenset({str})
+_INT: frozenset[type] = frozenset({int})
+_NUMBER: frozenset[type] = frozenset({int, float})
+_OPT_STR: frozenset[type] = frozenset({str, type(None)})
+_OPT_INT: frozenset[type] = frozenset({int, type(None)})
+_OPT_NUMBER: frozenset[type] = frozenset({int, float, type(None)})
 
-
-def _is_number(x: object) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
-
-
-def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    return lambda x: x is None or check(x)
-
-
-def _is_str(x: object) -> bool:
-    return isinstance(x, str)
-
-
-#: Each RunInfo field and the check its value must pass (types as the journal's reader
-#: gives them: any other is not a file this module wrote).
-RUN_FIELDS: dict[str, Callable[[object], bool]] = {
-    "id": _is_str, "name": _is_str, "entry": _is_str, "kind": _is_str, "created": _is_number,
-    "config": lambda x: isinstance(x, dict), "status": lambda x: x in TERMINAL,
-    "exit_reason": _optional(_is_str), "pid": _optional(_is_int),
-    "pid_started": _optional(_is_number), "host": _is_str, "attempt": _is_int,
-    "step": _is_int, "max_steps": _optional(_is_int), "updated": _is_number,
-    "heartbeat_wall": _optional(_is_number), "heartbeat_step": _optional(_is_int),
-    "last_step_wall": _optional(_is_number), "median_step_s": _optional(_is_number),
+#: Each RunInfo field and the types its value may have (as the journal's reader gives them:
+#: any other is not a file this module wrote). The status must also be an ended one.
+RUN_TYPES: dict[str, frozenset[type]] = {
+    "id": _STR, "name": _STR, "entry": _STR, "kind": _STR, "created": _NUMBER,
+    "config": frozenset({dict}), "status": _STR, "exit_reason": _OPT_STR, "pid": _OPT_INT,
+    "pid_started": _OPT_NUMBER, "host": _STR, "attempt": _INT, "step": _INT,
+    "max_steps": _OPT_INT, "updated": _NUMBER, "heartbeat_wall": _OPT_NUMBER,
+    "heartbeat_step": _OPT_INT, "last_step_wall": _OPT_NUMBER, "median_step_s": _OPT_NUMBER,
 }  # fmt: skip
 
 
@@ -207,30 +197,34 @@ def _parse(doc: Any, mark: tuple[int, int, int]) -> Listing | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         return None
     size_mtime = doc.get("journal")
-    if not (isinstance(size_mtime, list) and len(size_mtime) == 2
-            and all(_is_int(x) for x in size_mtime) and tuple(size_mtime) == mark[1:]):  # fmt: skip
+    if type(size_mtime) is not list or [type(x) for x in size_mtime] != [int, int]:
+        return None
+    if tuple(size_mtime) != mark[1:]:
         return None
     if doc.get("events_of") != _EVENTS_OF:
         return None
     run = doc["run"]
-    if not isinstance(run, dict) or run.keys() != RUN_FIELDS.keys():
+    if type(run) is not dict or run.keys() != RUN_TYPES.keys():
         return None
-    if not all(check(run[name]) for name, check in RUN_FIELDS.items()):
+    for name, types in RUN_TYPES.items():
+        if type(run[name]) not in types:
+            return None
+    if run["status"] not in TERMINAL:
         return None
     latest, events_in = doc["latest"], doc["events"]
-    if not (isinstance(latest, list) and isinstance(events_in, list)):
+    if type(latest) is not list or type(events_in) is not list:
         return None
     newest: dict[str, tuple[int, float]] = {}
     for key, step, value in latest:
         # NaN is stored as NULL: a newest value may be None.
-        if not (_is_str(key) and _is_int(step) and (value is None or _is_number(value))):
+        if type(key) is not str or type(step) is not int or type(value) not in _OPT_NUMBER:
             return None
         if key in newest:
             return None
         newest[key] = (step, value)
     events: list[tuple[str, float]] = []
     for kind, wall in events_in:
-        if kind not in PAUSE_EVENTS or not _is_number(wall):
+        if type(kind) is not str or kind not in PAUSE_EVENTS or type(wall) not in _NUMBER:
             return None
         events.append((kind, wall))
     return RunInfo(**run), newest, events
