@@ -290,9 +290,8 @@ class RunsTableModel(QAbstractTableModel):
         if change.in_place and len(new) == len(self._rows):
             # Rows changed in place (a live run's step): their colours and places stay, so
             # this costs those rows, not every listed run (1,000s of them, every second).
-            rows = [
-                row for path in change.changed if (row := self._model.index_of(path)) is not None
-            ]
+            found = (self._model.index_of(path) for path in change.changed)
+            rows = [row for row in found if row is not None]
             if not self.compare.update_runs([new[row] for row in rows]):
                 self._rows = new
                 self._repaint_rows(rows)
