@@ -33,6 +33,8 @@ from trainer.supervision.policy import HealthPolicy, RestartPolicy
 pytestmark = pytest.mark.gui
 
 TINY = Path(__file__).resolve().parents[1] / "scripts" / "tiny_train.py"
+#: Raises at step fail_at, without importing torch (tests.helpers.FAILING).
+FAILING = TINY.with_name("failing_train.py")
 START_MS = 60_000  # a child imports torch first: allow for a slow, shared machine
 #: Restarts for the tests that want them: quick, no jitter.
 FAST_RESTART = RestartPolicy(max_restarts=2, backoff_initial=0.2, jitter=0.0)
@@ -106,9 +108,9 @@ def kill_groups(pids: list[int]) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def tiny(steps: int, name: str, **extra: object) -> LaunchSpec:
+def tiny(steps: int, name: str, script: Path = TINY, **extra: object) -> LaunchSpec:
     sets = [f"max_steps={steps}", "step_sleep=0.01", *(f"{k}={v}" for k, v in extra.items())]
-    return LaunchSpec(str(TINY), sets, name=name)
+    return LaunchSpec(str(script), sets, name=name)
 
 
 def wait_status(qtbot: QtBot, folder: str, want: Callable[[str, int], bool]) -> None:
@@ -398,8 +400,8 @@ def test_stop_and_shutdown_cancel_pending_restarts(
     supervisor, rec = fast_sup
     slow = RestartPolicy(max_restarts=3, backoff_initial=60.0, jitter=0.0)
     supervisor.set_policies(slow, supervisor.health_policy)
-    a = supervisor.start(tiny(50, "cancel-a", fail_at=3))
-    b = supervisor.start(tiny(50, "cancel-b", fail_at=3))
+    a = supervisor.start(tiny(50, "cancel-a", FAILING, fail_at=3))
+    b = supervisor.start(tiny(50, "cancel-b", FAILING, fail_at=3))
     assert a is not None and b is not None
     sup_a = supervisor.supervision(a)
     assert sup_a is not None and sup_a.restart_policy is slow
