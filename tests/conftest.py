@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -180,6 +181,42 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def runs_dir(isolated_dirs: Path) -> Path:
     return isolated_dirs
+
+
+@pytest.fixture(scope="session")
+def _finished_tiny_original(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished run of tiny_train.py per worker, made by a real `trainer run` in a runs,
+    data and state dir of its own; tests get copies (``finished_tiny``)."""
+    from tests.helpers import TINY, cli
+
+    root = tmp_path_factory.mktemp("finished-tiny")
+    dirs = {name: str(root / name.lower()) for name in
+            ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")}  # fmt: skip
+    done = cli("run", str(TINY), "--name", "tiny", "--quiet", "--set", "max_steps=4",
+               "--set", "checkpoint_every=2", "--runs-dir", str(root / "runs"),
+               TRAINDESK_HOME=str(root / "runs"), TRAINDESK_LEASES=str(root / "leases.sqlite"),
+               **dirs)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return root / "runs" / "tiny"
+
+
+@pytest.fixture
+def finished_tiny(_finished_tiny_original: Path, runs_dir: Path) -> Path:
+    """``runs_dir / "tiny"``: a finished 4-step run of tiny_train.py (checkpoints at steps 2
+    and 4), for a test that only needs a run that ended. A copy of one run made once per
+    worker: a new trainer process per test cost 2.5 s of CPU, a copy a few milliseconds. The
+    copy is recorded as made here, as the run it copies was (so `trainer resume` takes it
+    without --trust); the runs dir is made private, as `trainer run` makes it."""
+    from trainer import trust
+    from trainer.journal import JournalReader
+
+    runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = runs_dir / "tiny"
+    shutil.copytree(_finished_tiny_original, folder)
+    with JournalReader(folder) as reader:
+        info = reader.run_info()
+    trust.record(folder, info.id, info.entry)
+    return folder
 
 
 @pytest.fixture(autouse=True)

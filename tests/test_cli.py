@@ -134,13 +134,12 @@ def test_bad_input_gives_one_line_and_exit_code(
     assert not runs_dir.exists() or not any(runs_dir.iterdir()), "a bad command made a run"
 
 
-def test_a_taken_name_is_refused_and_the_first_run_kept(runs_dir: Path) -> None:
-    assert cli("run", str(TINY), "--name", "dup", "--set", "max_steps=5", "--quiet").returncode == 0
-    before = tree_digest(runs_dir / "dup")
-    proc = cli("run", str(TINY), "--name", "dup", "--quiet")
+def test_a_taken_name_is_refused_and_the_first_run_kept(finished_tiny: Path) -> None:
+    before = tree_digest(finished_tiny)
+    proc = cli("run", str(TINY), "--name", "tiny", "--quiet")
     assert proc.returncode == 2
     assert "already exists" in one_line_error(proc)
-    after = tree_digest(runs_dir / "dup")
+    after = tree_digest(finished_tiny)
     assert after.keys() == before.keys()
     assert after["journal.sqlite"] == before["journal.sqlite"]
 
@@ -154,9 +153,8 @@ def test_a_read_only_runs_dir_is_a_clear_error(runs_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "newer"])
-def test_damaged_journals_are_reported_never_rewritten(runs_dir: Path, damage: str) -> None:
-    assert cli("run", str(TINY), "--name", "r", "--set", "max_steps=40", "--quiet").returncode == 0
-    journal = runs_dir / "r" / "journal.sqlite"
+def test_damaged_journals_are_reported_never_rewritten(finished_tiny: Path, damage: str) -> None:
+    journal = finished_tiny / "journal.sqlite"
     if damage == "garbage":
         journal.write_bytes(b"\x00garbage" * 500)
     elif damage == "truncated":
@@ -167,13 +165,13 @@ def test_damaged_journals_are_reported_never_rewritten(runs_dir: Path, damage: s
         conn.commit()
         conn.close()
     before = journal.read_bytes()
-    show = cli("show", str(runs_dir / "r"))
+    show = cli("show", str(finished_tiny))
     assert show.returncode == 3
     message = one_line_error(show)
     assert {"garbage": "not an SQLite", "truncated": "damaged", "newer": "upgrade TrainDesk"}[
         damage
     ] in message
-    resume = cli("resume", str(runs_dir / "r"))
+    resume = cli("resume", str(finished_tiny))
     assert resume.returncode == 3
     one_line_error(resume)
     listing = json.loads(cli("ls", "--json").stdout)
@@ -181,12 +179,11 @@ def test_damaged_journals_are_reported_never_rewritten(runs_dir: Path, damage: s
     assert journal.read_bytes() == before
 
 
-def test_a_read_only_journal_shows_but_cannot_resume(runs_dir: Path) -> None:
-    assert cli("run", str(TINY), "--name", "ro", "--set", "max_steps=10", "--quiet").returncode == 0
-    journal = runs_dir / "ro" / "journal.sqlite"
+def test_a_read_only_journal_shows_but_cannot_resume(finished_tiny: Path) -> None:
+    journal = finished_tiny / "journal.sqlite"
     with read_only(journal):
-        assert cli("show", "ro").returncode == 0
-        proc = cli("resume", "ro", "--max-steps", "20")
+        assert cli("show", "tiny").returncode == 0
+        proc = cli("resume", "tiny", "--max-steps", "20")
     assert proc.returncode == 3
     assert "read-only" in one_line_error(proc)
 

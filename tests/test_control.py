@@ -102,19 +102,16 @@ def test_a_second_sigint_exits_at_once_with_the_journal_intact(runs_dir: Path) -
     assert status(folder) in {"stopped", "crashed"}
 
 
-def test_control_commands_refuse_runs_that_are_not_live(runs_dir: Path) -> None:
-    assert (
-        cli("run", str(TINY), "--name", "done", "--set", "max_steps=5", "--quiet").returncode == 0
-    )
+def test_control_commands_refuse_runs_that_are_not_live(finished_tiny: Path) -> None:
     for command in ("stop", "pause", "checkpoint"):
-        proc = cli(command, "done")
+        proc = cli(command, "tiny")
         assert proc.returncode == 2
         assert "is not live (status: finished)" in proc.stderr
-    proc = cli("resume", "done")
+    proc = cli("resume", "tiny")
     assert proc.returncode == 2 and "give --max-steps" in proc.stderr
-    more = cli("resume", "done", "--max-steps", "9", "--quiet")
+    more = cli("resume", "tiny", "--max-steps", "9", "--quiet")
     assert more.returncode == 0, more.stderr
-    assert summarize(runs_dir / "done").step == 9
+    assert summarize(finished_tiny).step == 9
 
 
 def test_a_garbage_message_is_set_aside_not_read_again(tmp_path: Path) -> None:

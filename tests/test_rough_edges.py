@@ -83,13 +83,11 @@ def test_stop_reports_the_step_of_the_checkpoint_it_wrote(runs_dir: Path) -> Non
     assert f"run lm stopped at step {step}" in out  # the run's own terminal agrees
 
 
-def test_pause_of_an_ended_run_says_so(runs_dir: Path) -> None:
-    done = cli("run", str(TINY), "--name", "short", "--quiet", "--set", "max_steps=3")
-    assert done.returncode == 0, done.stderr
-    paused = cli("pause", "short")
+def test_pause_of_an_ended_run_says_so(finished_tiny: Path) -> None:
+    paused = cli("pause", "tiny")
     assert paused.returncode == 2
     assert (
-        paused.stderr.strip() == ("error: run short is not live (status: finished)")
+        paused.stderr.strip() == ("error: run tiny is not live (status: finished)")
         and "Traceback" not in paused.stderr
     )
 

@@ -24,26 +24,24 @@ class _Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_a_hostile_checkpoint_is_never_executed_on_resume(runs_dir: Path, tmp_path: Path) -> None:
-    assert cli("run", str(TINY), "--name", "r", "--set", "max_steps=20", "--quiet").returncode == 0
+def test_a_hostile_checkpoint_is_never_executed_on_resume(
+    finished_tiny: Path, tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
-    hostile = runs_dir / "r" / "checkpoints" / "ckpt-000000999.pt"
+    hostile = finished_tiny / "checkpoints" / "ckpt-000000999.pt"
     hostile.write_bytes(pickle.dumps({"format": 1, "step": 999, "state": _Exploit(marker)}))
-    proc = cli("resume", "r", "--max-steps", "25", "--quiet")
+    proc = cli("resume", "tiny", "--max-steps", "25", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), "unpickling the checkpoint executed code"
     assert "cannot be loaded" in proc.stderr  # skipped with a warning, and kept
     assert hostile.exists()
-    info = summarize(runs_dir / "r")
+    info = summarize(finished_tiny)
     assert (info.status, info.step, info.attempt) == ("finished", 25, 2)
 
 
-def test_a_copied_run_folder_opens_elsewhere(runs_dir: Path, tmp_path: Path) -> None:
-    assert (
-        cli("run", str(TINY), "--name", "orig", "--set", "max_steps=15", "--quiet").returncode == 0
-    )
-    copy = tmp_path / "elsewhere" / "orig-copy"
-    shutil.copytree(runs_dir / "orig", copy)
+def test_a_copied_run_folder_opens_elsewhere(finished_tiny: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere" / "tiny-copy"
+    shutil.copytree(finished_tiny, copy)
     shown = cli("show", str(copy), "--json")
     assert shown.returncode == 0, shown.stderr
     assert '"status": "finished"' in shown.stdout

@@ -110,16 +110,15 @@ def test_two_resumes_started_together_never_both_run(runs_dir: Path, rounds: int
         conn.close()
 
 
-def test_a_supervised_resume_of_a_run_in_use_writes_nothing(runs_dir: Path) -> None:
-    _tiny("held", "max_steps=3")
-    folder = runs_dir / "held"
+def test_a_supervised_resume_of_a_run_in_use_writes_nothing(finished_tiny: Path) -> None:
+    folder = finished_tiny
     with JournalReader(folder) as reader:
         before = (reader.run_info().status, len(reader.events()))
     holder = subprocess.Popen([PY, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE,
                               text=True, env=trainer_env())  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        done = cli("resume", "held", "--max-steps=6", "--max-restarts=3", "--backoff=0.1")
+        done = cli("resume", "tiny", "--max-steps=6", "--max-restarts=3", "--backoff=0.1")
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -159,9 +158,10 @@ def test_supervisor_notes_wait_for_no_holder(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ the jail
-def test_resume_and_stop_refuse_symlinks_out_of_the_folder(runs_dir: Path, tmp_path: Path) -> None:
-    _tiny("jailed", "max_steps=4", "checkpoint_every=2")
-    folder = runs_dir / "jailed"
+def test_resume_and_stop_refuse_symlinks_out_of_the_folder(
+    finished_tiny: Path, tmp_path: Path
+) -> None:
+    folder = finished_tiny
     decoys = tmp_path / "decoys"
     (decoys / "ctl").mkdir(parents=True)
     (decoys / "ctl" / "keep.json").write_text('{"command": "stop"}')
@@ -172,7 +172,7 @@ def test_resume_and_stop_refuse_symlinks_out_of_the_folder(runs_dir: Path, tmp_p
 
     shutil.rmtree(folder / "control")
     (folder / "control").symlink_to(decoys / "ctl")
-    done = cli("resume", "jailed", "--max-steps=8", "--quiet")
+    done = cli("resume", "tiny", "--max-steps=8", "--quiet")
     assert done.returncode == 2 and "refusing control" in done.stderr, done.stderr
     assert "symlink" in done.stderr and str(decoys / "ctl") in done.stderr
     from trainer import control
@@ -187,7 +187,7 @@ def test_resume_and_stop_refuse_symlinks_out_of_the_folder(runs_dir: Path, tmp_p
     (folder / "control").mkdir(mode=0o700)
     (folder / "logs" / "stdout.log").unlink()
     (folder / "logs" / "stdout.log").symlink_to(decoys / "out.log")
-    done = cli("resume", "jailed", "--max-steps=8", "--quiet")
+    done = cli("resume", "tiny", "--max-steps=8", "--quiet")
     assert done.returncode == 2 and "refusing logs/stdout.log" in done.stderr, done.stderr
 
     assert (decoys / "ctl" / "keep.json").read_text() == '{"command": "stop"}'
@@ -197,14 +197,15 @@ def test_resume_and_stop_refuse_symlinks_out_of_the_folder(runs_dir: Path, tmp_p
         assert reader.run_info().attempt == 1  # nothing was started
 
 
-def test_export_refuses_a_journal_linked_in_from_elsewhere(runs_dir: Path, tmp_path: Path) -> None:
-    _tiny("linked", "max_steps=2")
-    journal = runs_dir / "linked" / "journal.sqlite"
+def test_export_refuses_a_journal_linked_in_from_elsewhere(
+    finished_tiny: Path, tmp_path: Path
+) -> None:
+    journal = finished_tiny / "journal.sqlite"
     outside = tmp_path / "someone-elses.sqlite"
     journal.rename(outside)
     journal.symlink_to(outside)
     out = tmp_path / "out.csv"
-    done = cli("export", "linked", "--format", "csv", "-o", str(out))
+    done = cli("export", "tiny", "--format", "csv", "-o", str(out))
     assert done.returncode == 2 and "refusing journal.sqlite" in done.stderr, done.stderr
     assert not out.exists()
 
@@ -226,9 +227,8 @@ def test_checkpoint_files_linked_out_of_the_folder_are_ignored(tmp_path: Path) -
 
 
 # ------------------------------------------------------------------------------ secrets
-def test_the_doctor_bundle_keeps_secrets_home(runs_dir: Path, tmp_path: Path) -> None:
-    _tiny("secretive", "max_steps=2")
-    folder = runs_dir / "secretive"
+def test_the_doctor_bundle_keeps_secrets_home(finished_tiny: Path, tmp_path: Path) -> None:
+    folder = finished_tiny
     netrc = "machine api.wandb.ai\n  login someone\n  password s3cr3t-netrc-pw\n"
     (folder / ".netrc").write_text(netrc)  # planted: not a file the bundle takes
     with (folder / "logs" / "stdout.log").open("a") as fh:
@@ -250,7 +250,7 @@ def test_the_doctor_bundle_keeps_secrets_home(runs_dir: Path, tmp_path: Path) ->
                    "DECOY-OUTSIDE-CONTENT"):  # fmt: skip
         assert secret not in text, secret
     assert not any(n.endswith(".netrc") or n.endswith("stderr.log") for n in names), names
-    assert "runs/secretive/logs/stderr.log: not included (a symlink" in readme
+    assert "runs/tiny/logs/stderr.log: not included (a symlink" in readme
     assert "wandb_key" in readme and "netrc password" in readme
     assert "TRAINDESK_WANDB_KEY" in readme
 
@@ -354,14 +354,13 @@ def test_partial_files_go_and_damaged_files_never_push_good_ones_out(tmp_path: P
     assert payload is not None and payload["step"] == 30
 
 
-def test_resume_removes_partial_checkpoints_left_by_a_killed_attempt(runs_dir: Path) -> None:
-    _tiny("partial", "max_steps=4", "checkpoint_every=2")
-    leftover = runs_dir / "partial" / "checkpoints" / ".ckpt-000000006.pt.999999.tmp"
+def test_resume_removes_partial_checkpoints_left_by_a_killed_attempt(finished_tiny: Path) -> None:
+    leftover = finished_tiny / "checkpoints" / ".ckpt-000000006.pt.999999.tmp"
     leftover.write_bytes(b"\0" * 4096)
-    done = cli("resume", "partial", "--max-steps=6", "--quiet")
+    done = cli("resume", "tiny", "--max-steps=6", "--quiet")
     assert done.returncode == 0, done.stderr
     assert not leftover.exists()
-    with JournalReader(runs_dir / "partial") as reader:
+    with JournalReader(finished_tiny) as reader:
         assert any(e.kind == "cleaned" for e in reader.events())
 
 
@@ -402,10 +401,9 @@ def test_an_open_runs_directory_is_tightened_with_a_message(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------------------ inert text
-def test_ls_and_show_print_journal_text_inert(runs_dir: Path) -> None:
-    _tiny("loud", "max_steps=2")
+def test_ls_and_show_print_journal_text_inert(finished_tiny: Path) -> None:
     evil = "\x1b]0;pwned\x07\x1b[2J"
-    conn = sqlite3.connect(runs_dir / "loud" / "journal.sqlite")
+    conn = sqlite3.connect(finished_tiny / "journal.sqlite")
     try:
         conn.execute("UPDATE run SET entry = ?, exit_reason = ?", (f"x{evil}.py", evil))
         conn.execute("INSERT INTO metric_key (name) VALUES (?)", (f"k{evil}",))
@@ -414,8 +412,8 @@ def test_ls_and_show_print_journal_text_inert(runs_dir: Path) -> None:
         conn.commit()
     finally:
         conn.close()
-    for args in (("ls",), ("show", "loud")):
+    for args in (("ls",), ("show", "tiny")):
         done = cli(*args)
         assert done.returncode == 0, done.stderr
         assert "\x1b" not in done.stdout and "\x07" not in done.stdout
-    assert "\\x1b]0;pwned\\x07" in cli("show", "loud").stdout
+    assert "\\x1b]0;pwned\\x07" in cli("show", "tiny").stdout
