@@ -13,8 +13,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "scripts" / "tiny_train.py"
-#: A torch-free script that raises at step ``fail_at``: for runs that only need to fail.
-FAILING = ROOT / "tests" / "scripts" / "failing_train.py"
+#: A training loop without torch (no checkpoints): for runs that only need to fail (at step
+#: ``fail_at``), be killed or be alive and stepping.
+NOTORCH = ROOT / "tests" / "scripts" / "notorch_train.py"
 #: Python 3.12 and 3.13 run the torch-free tests without torch (`make test-pythons`); there,
 #: a test skips where it would start a training process (`trainer run` or `resume`).
 HAVE_TORCH = importlib.util.find_spec("torch") is not None

@@ -24,7 +24,7 @@ import pytest
 
 from tests.hammer import Hammer
 from tests.helpers import (
-    FAILING,
+    NOTORCH,
     TINY,
     assert_same_points,
     cli,
@@ -212,7 +212,7 @@ def test_a_hung_trainer_is_killed_and_restarted(runs_dir: Path) -> None:
 
 def test_a_trainer_failing_at_start_backs_off_then_gives_up(runs_dir: Path) -> None:
     started = time.monotonic()
-    done = cli("run", str(FAILING), "--name", "doomed", "--quiet", "--set", "fail_at=1",
+    done = cli("run", str(NOTORCH), "--name", "doomed", "--quiet", "--set", "fail_at=1",
                "--max-restarts", "3", "--backoff", "0.3", "--backoff-max", "5")  # fmt: skip
     took = time.monotonic() - started
     assert done.returncode == 1, done.stderr

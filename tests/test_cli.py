@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fsutil import read_only
-from tests.helpers import FAILING, TINY, cli
+from tests.helpers import NOTORCH, TINY, cli
 from trainer.journal import JournalReader
 
 
@@ -86,7 +86,7 @@ def test_run_a_script_then_ls_show_logs_export(runs_dir: Path, tmp_path: Path) -
 
 
 def test_a_failing_script_is_marked_failed_with_its_traceback(runs_dir: Path) -> None:
-    proc = cli("run", str(FAILING), "--name", "boom", "--set", "fail_at=5", "--quiet")
+    proc = cli("run", str(NOTORCH), "--name", "boom", "--set", "fail_at=5", "--quiet")
     assert proc.returncode == 1
     assert "planned failure at step 5" in proc.stdout + proc.stderr
     with JournalReader(runs_dir / "boom") as reader:

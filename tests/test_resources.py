@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import ROOT, TINY, cli, spawn, trainer_env, wait_until
+from tests.helpers import NOTORCH, ROOT, TINY, cli, spawn, trainer_env, wait_until
 from trainer.errors import UsageError
 from trainer.journal import JournalReader
 from trainer.resources.acquire import decide_request, parse_gpus, read_inventory
@@ -199,10 +199,11 @@ def test_a_run_waits_queued_for_its_gpus_then_starts_in_order(runs_dir: Path) ->
     first = spawn("run", str(TINY), "--name", "first", "--quiet", "--gpus", "2",
                   "--set", "max_steps=100000", "--set", "step_sleep=0.01", **env)  # fmt: skip
     wait_until(lambda: _status(runs_dir / "first") == "running", 120, "first running")
-    second = spawn("run", str(TINY), "--name", "second", "--quiet", "--gpus", "1",
+    # The queued runs only have to start in order and finish: no torch needed.
+    second = spawn("run", str(NOTORCH), "--name", "second", "--quiet", "--gpus", "1",
                    "--set", "max_steps=5", **env)  # fmt: skip
     wait_until(lambda: _status(runs_dir / "second") == "queued", 120, "second queued")
-    third = spawn("run", str(TINY), "--name", "third", "--quiet", "--gpus", "any",
+    third = spawn("run", str(NOTORCH), "--name", "third", "--quiet", "--gpus", "any",
                   "--set", "max_steps=5", **env)  # fmt: skip
     wait_until(lambda: _status(runs_dir / "third") == "queued", 120, "third queued")
     queue = json.loads(cli("queue", "--json", **env).stdout)

@@ -33,8 +33,9 @@ from trainer.supervision.policy import HealthPolicy, RestartPolicy
 pytestmark = pytest.mark.gui
 
 TINY = Path(__file__).resolve().parents[1] / "scripts" / "tiny_train.py"
-#: Raises at step fail_at, without importing torch (tests.helpers.FAILING).
-FAILING = TINY.with_name("failing_train.py")
+#: A training loop without torch or checkpoints (tests.helpers.NOTORCH): for runs that only
+#: fail, get killed or have to be alive.
+NOTORCH = TINY.with_name("notorch_train.py")
 START_MS = 60_000  # a child imports torch first: allow for a slow, shared machine
 #: Restarts for the tests that want them: quick, no jitter.
 FAST_RESTART = RestartPolicy(max_restarts=2, backoff_initial=0.2, jitter=0.0)
@@ -141,7 +142,7 @@ def test_launch_streams_output_and_finishes(
 
 def test_child_gets_its_own_session(qtbot: QtBot, sup: tuple[Supervisor, Recorder]) -> None:
     supervisor, _rec = sup
-    folder = supervisor.start(tiny(100_000, "session"))
+    folder = supervisor.start(tiny(100_000, "session", NOTORCH))
     assert folder is not None
     qtbot.waitUntil(lambda: supervisor.pid(folder) is not None, timeout=START_MS)
     pid = supervisor.pid(folder)
@@ -166,7 +167,7 @@ def test_stop_is_graceful_and_not_a_crash(qtbot: QtBot, sup: tuple[Supervisor, R
 
 def test_kill_9_of_the_group_is_a_crash(qtbot: QtBot, sup: tuple[Supervisor, Recorder]) -> None:
     supervisor, rec = sup
-    folder = supervisor.start(tiny(100_000, "to-kill"))
+    folder = supervisor.start(tiny(100_000, "to-kill", NOTORCH))
     assert folder is not None
     wait_status(qtbot, folder, lambda status, step: status == "running" and step >= 1)
     pid = supervisor.pid(folder)
@@ -183,7 +184,7 @@ def test_kill_9_of_the_group_is_a_crash(qtbot: QtBot, sup: tuple[Supervisor, Rec
 
 def test_kill_all_is_a_requested_kill(qtbot: QtBot, sup: tuple[Supervisor, Recorder]) -> None:
     supervisor, rec = sup
-    folder = supervisor.start(tiny(100_000, "kill-all"))
+    folder = supervisor.start(tiny(100_000, "kill-all", NOTORCH))
     assert folder is not None
     qtbot.waitUntil(lambda: supervisor.pid(folder) is not None, timeout=START_MS)
     supervisor.kill_all()
@@ -249,7 +250,7 @@ def test_shutdown_can_leave_children_running(
     aloop: asyncio.AbstractEventLoop,
 ) -> None:
     supervisor, rec = sup
-    folder = supervisor.start(tiny(100_000, "left-running"))
+    folder = supervisor.start(tiny(100_000, "left-running", NOTORCH))
     assert folder is not None
     wait_status(qtbot, folder, lambda status, step: status == "running")
     pid = supervisor.pid(folder)
@@ -356,7 +357,7 @@ qasync.run(main())
 def test_children_left_running_outlive_the_app(qtbot: QtBot, runs_dir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     result = subprocess.run(
-        [sys.executable, "-c", APP_THAT_LEAVES, str(runs_dir), str(TINY)],
+        [sys.executable, "-c", APP_THAT_LEAVES, str(runs_dir), str(NOTORCH)],
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -400,8 +401,8 @@ def test_stop_and_shutdown_cancel_pending_restarts(
     supervisor, rec = fast_sup
     slow = RestartPolicy(max_restarts=3, backoff_initial=60.0, jitter=0.0)
     supervisor.set_policies(slow, supervisor.health_policy)
-    a = supervisor.start(tiny(50, "cancel-a", FAILING, fail_at=3))
-    b = supervisor.start(tiny(50, "cancel-b", FAILING, fail_at=3))
+    a = supervisor.start(tiny(50, "cancel-a", NOTORCH, fail_at=3))
+    b = supervisor.start(tiny(50, "cancel-b", NOTORCH, fail_at=3))
     assert a is not None and b is not None
     sup_a = supervisor.supervision(a)
     assert sup_a is not None and sup_a.restart_policy is slow
