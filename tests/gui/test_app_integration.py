@@ -15,7 +15,7 @@ from pytestqt.qtbot import QtBot
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_ctl.controls import Action
 from desktop_app.runs_ctl.spec import LaunchSpec
-from tests.helpers import ROOT, TINY, spawn, trainer_env
+from tests.helpers import NOTORCH, ROOT, TINY, spawn, trainer_env
 from trainer.runs import summarize
 
 pytestmark = pytest.mark.gui
@@ -91,10 +91,11 @@ def test_a_run_started_by_the_cli_is_attached_and_controlled(
 
 
 def test_leaving_runs_and_coming_back(runs_dir: Path) -> None:
-    """The app exits leaving its run training; the run finishes alone; a new app attaches it."""
+    """The app exits leaving its run training; the run finishes alone; a new app attaches it.
+    (The run needs no torch: nothing here stops, checkpoints or resumes it.)"""
     env = trainer_env(QT_QPA_PLATFORM="offscreen")
     first = subprocess.run(
-        [sys.executable, "-m", "desktop_app", "--runs-dir", str(runs_dir), "--launch", str(TINY),
+        [sys.executable, "-m", "desktop_app", "--runs-dir", str(runs_dir), "--launch", str(NOTORCH),
          "--set", "max_steps=300", "--set", "step_sleep=0.01", "--name", "left",
          "--quit-after", "4"],
         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT,
@@ -150,8 +151,10 @@ print("TORCH", "torch" in sys.modules)
 
 
 def test_the_whole_ui_never_imports_torch(runs_dir: Path) -> None:
+    # The run it launches imports no torch either (tests.helpers.NOTORCH): what is checked is
+    # the app's own process, and a run that trains with torch costs 2 s of CPU more.
     proc = subprocess.run(
-        [sys.executable, "-c", WHOLE_UI, str(runs_dir), str(TINY)],
+        [sys.executable, "-c", WHOLE_UI, str(runs_dir), str(NOTORCH)],
         capture_output=True, text=True, timeout=240,
         env=trainer_env(QT_QPA_PLATFORM="offscreen"), cwd=ROOT,
     )  # fmt: skip

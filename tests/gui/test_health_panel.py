@@ -24,7 +24,7 @@ from desktop_app.health.model import (
 )
 from desktop_app.health.panel import HealthPanel
 from desktop_app.main_window import MainWindow
-from tests.helpers import TINY, spawn
+from tests.helpers import NOTORCH, spawn
 from trainer.journal.reader import JournalReader
 from trainer.journal.writer import JournalWriter
 from trainer.paths import RunPaths
@@ -149,7 +149,8 @@ def trainer_run(runs_dir: Path) -> Iterator[Callable[[str], subprocess.Popen[str
     procs: list[subprocess.Popen[str]] = []
 
     def start(name: str) -> subprocess.Popen[str]:
-        proc = spawn("run", str(TINY), "--name", name, "--runs-dir", str(runs_dir), "--quiet",
+        # Only stepping, then stopped or killed: the torch-free loop does (tests.helpers).
+        proc = spawn("run", str(NOTORCH), "--name", name, "--runs-dir", str(runs_dir), "--quiet",
                      "--set", "max_steps=100000", "--set", "step_sleep=0.02")  # fmt: skip
         procs.append(proc)
         return proc

@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 from desktop_app.gpu_queue.model import QueueModel, QueueRow, rank_in_priority
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_table import COLUMNS, REASON_COLUMN, STATUS_COLUMN
-from tests.helpers import ROOT, TINY, spawn, trainer_env
+from tests.helpers import NOTORCH, ROOT, spawn, trainer_env
 from trainer.resources.gpus import ENV_SIMULATED
 from trainer.resources.store import LeaseStore
 from trainer.runs import summarize
@@ -154,13 +154,14 @@ def test_a_real_run_queues_behind_another_and_is_cancelled(
     monkeypatch.setenv(ENV_SIMULATED, "1x24GiB")
     common = ["--runs-dir", str(runs_dir), "--set", "max_steps=100000", "--set",
               "step_sleep=0.01", "--quiet"]  # fmt: skip
-    first = spawn("run", str(TINY), "--name", "first", "--gpus", "1", *common)
+    # Runs that only hold the GPU and wait for it: the torch-free loop (tests.helpers).
+    first = spawn("run", str(NOTORCH), "--name", "first", "--gpus", "1", *common)
     second = None
     win = open_window(qtbot, runs_dir)
     try:
         qtbot.waitUntil(lambda: summarize(runs_dir / "first").status == "running"
                         if (runs_dir / "first").exists() else False, timeout=START_MS)  # fmt: skip
-        second = spawn("run", str(TINY), "--name", "second", "--gpus", "1", *common)
+        second = spawn("run", str(NOTORCH), "--name", "second", "--gpus", "1", *common)
         qtbot.waitUntil(lambda: queue_names(win) == ["second"], timeout=START_MS)
         model = win.table_model
 
