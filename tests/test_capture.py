@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def test_a_killed_command_is_restarted_by_the_supervisor(runs_dir: Path) -> None
                    "--max-restarts", "2", "--backoff", "0.1", "--",
                    PY, str(SCRIPTS / "api_script.py"))  # fmt: skip
     wait_until(lambda: (folder / "journal.sqlite").exists() and _step(folder) >= 6, 120, "step 6")
-    command = _command_child(folder)
+    command = _command_child(parent)
     os.kill(command.pid, signal.SIGKILL)  # the user's command dies, not our trainer
     _, err = parent.communicate(timeout=300)
     assert parent.returncode == 0, err
@@ -149,12 +150,18 @@ def _step(folder: Path) -> int:
         return reader.run_info().step
 
 
-def _command_child(folder: Path) -> psutil.Process:
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if any(str(part).endswith("api_script.py") for part in cmdline) and "-m" not in cmdline:
+def _command_child(parent: subprocess.Popen[str]) -> psutil.Process:
+    """The user's command under ``parent`` (a `trainer run`). Only its own process tree: the
+    other test here runs the same script, maybe at the same time on the other worker, and
+    killing that one's command made both tests fail."""
+    for proc in psutil.Process(parent.pid).children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if any(part.endswith("api_script.py") for part in cmdline) and "-m" not in cmdline:
             return proc
-    raise AssertionError(f"no command process for {folder}")
+    raise AssertionError(f"no command process under pid {parent.pid}")
 
 
 def test_a_command_resumes_in_its_own_folder_with_its_arguments(
