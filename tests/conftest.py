@@ -8,6 +8,7 @@ records them); a test not recorded there counts as fast.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -142,6 +143,17 @@ class _GroupIds:
                 from _pytest.nodeid import NodeId  # pytest >= 9.2: the structured node id
 
                 item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection left (the test modules and all they import: Qt, numpy, the
+    trainer; some 250,000 objects, alive to the end anyway) out of the garbage collector's
+    sight. A full collection then walks only what the tests made since: the GUI tests'
+    leak check runs one after every test (tests/gui/conftest.py), and in a worker that had
+    collected the whole suite each took 0.15-0.2 s of CPU (104 GUI tests: 21.8 s of CPU
+    in all; 1.9 s frozen). What a test makes is collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_configure(config: pytest.Config) -> None:
