@@ -72,13 +72,13 @@ COLUMN_TIPS = (
     "The newest error, failed, crashed or exit event",
 )
 POLL_MS = 1000
-#: The event-loop lag timer's interval (a stall delays it whenever it comes, so a slower
-#: timer catches the same stalls with fewer wake-ups of an idle app).
-LAG_INTERVAL_MS = 200
+#: The event-loop lag timer's interval (a stall shows as up to this much less lag than it
+#: held the loop: a slower timer would wake an idle app less but see stalls smaller).
+LAG_INTERVAL_MS = 100
 #: Lag samples kept (a minute at LAG_INTERVAL_MS).
-LAG_SAMPLES = 300
+LAG_SAMPLES = 600
 #: The app's figures summarise this many recent samples ("max over the last 10 s").
-RECENT_LAG = 50
+RECENT_LAG = 100
 _READ_TAG = "health-read"
 _PROCESS_TAG = "health-process"
 
