@@ -76,13 +76,13 @@ DIAGNOSIS_COLD = (
     "is (a)."
 )
 DIAGNOSIS_CPU = (
-    "The app selects the newest run at start, here the live one, and charts it: with it "
-    "selected the GUI thread used 3.8% of a core and the I/O worker 0.9%; with a finished run "
-    "selected instead (the same 1,000 folders and live run), 1.3% and 0.7% (the empty app: "
-    "1.4-1.6%, most of it the probe's own 20 ms timer and the system panel's 250 ms one). So "
-    "the listing, the followers and the health panel cost about 0.5-1% of a core at 1,000 "
-    "runs, and the rest is the live run's 5 charts redrawn and repainted twice a second "
-    "(desktop_app/charts/, not edited here: axis layout and QPicture replay in the profile)."
+    "The app selects the newest run at start, here the live one, and charts it. Its five "
+    "charts are redrawn and repainted at each of the run's 2 steps a second (each new step "
+    "changes their pixels), and its row and the health panel repainted: about 1.5 ms of GUI "
+    "CPU per chart update, most of it pyqtgraph's Python paint path and Qt's raster paint "
+    "(2026-12-07: 4.0% without the probe, the empty app 0.8%). The listing of 1,000 runs "
+    "costs the live row only. What is left needs fewer paints per point (one scene for all "
+    "charts, or curves painted without pyqtgraph's per-item Python), not more trimming."
 )
 
 
