@@ -287,21 +287,16 @@ class RunsTableModel(QAbstractTableModel):
         a big change (the first listing's chunks) resets the model."""
         new = self._model.runs
         change = self._model.last_change
+        found = (self._model.index_of(path) for path in change.changed)
+        changed_rows = [row for row in found if row is not None]
         if change.in_place and len(new) == len(self._rows):
-            # Rows changed in place (a live run's step): their colours and places stay, so
+            # Rows replaced where they were (a live run's step): colours and places stay, so
             # this costs those rows, not every listed run (1,000s of them, every second).
-            found = (self._model.index_of(path) for path in change.changed)
-            rows = [row for row in found if row is not None]
-            if not self.compare.update_runs([new[row] for row in rows]):
-                self._rows = new
-                self._repaint_rows(rows)
-                return
-            self.beginResetModel()
-            self._rows = new
-            self.endResetModel()
-            return
-        recoloured = self.colours.update(new)
-        columns_changed = self.compare.set_runs(new)
+            recoloured = False
+            columns_changed = self.compare.update_runs([new[row] for row in changed_rows])
+        else:
+            recoloured = self.colours.update(new)
+            columns_changed = self.compare.set_runs(new)
         edits = len(change.added) + len(change.removed)
         if columns_changed or edits > MAX_ROW_EDITS or (edits and not self._edit_rows(new, change)):
             self.beginResetModel()
@@ -309,7 +304,7 @@ class RunsTableModel(QAbstractTableModel):
             self.endResetModel()
             return
         self._rows = new
-        self._repaint_rows(r for r, run in enumerate(new) if run.path in change.changed)
+        self._repaint_rows(changed_rows)
         if recoloured and new:
             self.dataChanged.emit(self.index(0, NAME_COLUMN), self.index(len(new) - 1, NAME_COLUMN))
 
