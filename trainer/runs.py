@@ -16,7 +16,7 @@ from typing import Any
 from trainer.errors import JournalError, RunNotFoundError
 from trainer.journal import listing_file
 from trainer.journal.db import idle_mark
-from trainer.journal.reader import JournalReader, RunInfo
+from trainer.journal.reader import JournalReader, Listing, RunInfo
 from trainer.journal.status import derive_status
 from trainer.paths import JOURNAL_NAME, RunPaths
 
@@ -120,13 +120,13 @@ def _summary_parts(
     return _parts(folder, found)
 
 
-def _summary_of(folder: Path, listing: listing_file.Listing, with_latest: bool) -> RunSummary:
+def _summary_of(folder: Path, listing: Listing, with_latest: bool) -> RunSummary:
     info, newest, events = listing
     return summary_from(*_parts(folder, (info, newest if with_latest else {}, events)))
 
 
 def _parts(
-    folder: Path, listing: listing_file.Listing
+    folder: Path, listing: Listing
 ) -> tuple[RunInfo, Path, dict[str, float], tuple[float, float | None]]:
     info, newest, events = listing
     return info, folder, {k: v for k, (_, v) in newest.items()}, pause_time(events)

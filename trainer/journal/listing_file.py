@@ -43,7 +43,7 @@ from typing import Any
 
 from trainer.errors import TrainDeskError
 from trainer.journal.db import discard_listing, idle_mark
-from trainer.journal.reader import JournalReader, RunInfo
+from trainer.journal.reader import JournalReader, Listing, RunInfo
 from trainer.journal.states import TERMINAL
 from trainer.paths import LISTING_NAME
 
@@ -61,10 +61,6 @@ PAUSE_ENDS = frozenset({"resumed", "started", "restarted", "finished", "stopped"
 PAUSE_EVENTS = PAUSE_ENDS | {"paused"}
 
 _EVENTS_OF = sorted(PAUSE_EVENTS)
-
-#: What :meth:`JournalReader.listing` returns: the run row, each key's newest visible
-#: (step, value) and the (kind, wall) of the pause events, in journal order.
-Listing = tuple[RunInfo, dict[str, tuple[int, float]], list[tuple[str, float]]]
 
 
 def write_listing(journal: Path) -> bool:

@@ -67,6 +67,11 @@ class RunInfo:
     median_step_s: float | None = None
 
 
+#: What :meth:`JournalReader.listing` returns: the run row, each key's newest visible
+#: (step, value) and the (kind, wall) of the events asked for, in journal order.
+Listing = tuple[RunInfo, dict[str, tuple[int, float]], list[tuple[str, float]]]
+
+
 @dataclass(frozen=True)
 class Series:
     """One key's points, in step order."""
@@ -373,9 +378,7 @@ class JournalReader:
         with self._read() as conn:
             return self._latest(conn)
 
-    def listing(
-        self, event_kinds: Iterable[str] = (), *, with_latest: bool = True
-    ) -> tuple[RunInfo, dict[str, tuple[int, float]], list[tuple[str, float]]]:
+    def listing(self, event_kinds: Iterable[str] = (), *, with_latest: bool = True) -> Listing:
         """What a runs listing shows, in one snapshot (a listing opens thousands of journals,
         so one read transaction, not three): the run row, each key's newest visible (step,
         value) (none without ``with_latest``) and the (kind, wall) of the events of
