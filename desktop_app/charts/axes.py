@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter, QPicture
 
 #: Tick spacings of the relative-time axis, in seconds.
 DURATION_STEPS = (
@@ -76,7 +79,28 @@ def split_log_ticks(
     return [(None, sorted(labelled)), (None, []), (None, []), (None, others)]
 
 
-class YAxis(pg.AxisItem):
+class _CachedBounds(pg.AxisItem):
+    """pyqtgraph's axis bounding rect, kept until the axis or its view box moves.
+
+    With a grid the rect spans the view box, mapped through both items on every ask, and
+    Qt asks several times per paint of every chart."""
+
+    _bounds_key: tuple[Any, ...] | None = None
+    _bounds: QRectF
+
+    def boundingRect(self) -> QRectF:
+        view = self.linkedView()
+        key = (
+            self.geometry().getRect(), view.geometry().getRect() if view is not None else None,
+            self.grid, self.style["hideOverlappingLabels"], self.style["tickLength"],
+        )  # fmt: skip
+        if key != self._bounds_key:
+            self._bounds = super().boundingRect()
+            self._bounds_key = key
+        return QRectF(self._bounds)
+
+
+class YAxis(_CachedBounds):
     """The left axis: pyqtgraph's, with readable log ticks within one decade."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -93,50 +117,83 @@ class YAxis(pg.AxisItem):
         return split_log_ticks(ticks, maxVal - minVal, size, _LABEL_GAP_Y)
 
 
-class XAxis(pg.DateAxisItem):
+@dataclass(frozen=True)
+class _Layout:
+    """An x axis drawn once: its picture and its labels' height."""
+
+    picture: QPicture
+    text_height: float
+
+
+class XAxis(_CachedBounds, pg.DateAxisItem):
     """A bottom axis whose ticks follow :attr:`mode` ("step", "relative" or "wall").
 
-    The charts share one x range and one width, so their x axes lay out the same ticks and
-    labels: the layout (pyqtgraph's draw specs, about 1.3 ms an axis) is made once per range
-    and shape and reused by every axis that has them (a pan re-lays out all of them).
+    The charts share one x range and one width, so their x axes draw the same ticks, labels
+    and grid: the drawing (pyqtgraph's draw specs, then its picture, about 2 ms an axis) is
+    made once per range and shape and played by every axis that has them (a pan redraws
+    all of them).
     """
 
-    #: (what the layout depends on) -> draw specs and the labels' height; the newest few.
-    _layouts: ClassVar[OrderedDict[tuple[Any, ...], tuple[Any, float]]] = OrderedDict()
+    #: (what the drawing depends on) -> the drawing; the newest few.
+    _layouts: ClassVar[OrderedDict[tuple[Any, ...], _Layout]] = OrderedDict()
     _LAYOUTS_KEPT: ClassVar[int] = 8
+    picture: QPicture | None  # pyqtgraph's: this axis's drawing, None until painted
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(orientation="bottom", **kwargs)
         self.mode = "step"
 
-    def generateDrawSpecs(self, p: Any) -> Any:
+    def paint(self, p: QPainter, opt: Any, widget: Any) -> None:
+        if self.picture is None:
+            self.picture = self._shared_picture()
+        super().paint(p, opt, widget)
+
+    def _shared_picture(self) -> QPicture | None:
+        """The drawing of this axis, from the shared ones if another axis made it (None:
+        pyqtgraph draws it as usual)."""
         view = self.linkedView()
         if self._tickLevels is not None or view is None:
-            return super().generateDrawSpecs(p)
-        bounds = self.mapRectFromParent(self.geometry())
-        ticks = view.mapRectToItem(self, view.boundingRect()) if self.grid is not False else None
-        font = self.style["tickFont"]
-        key = (
-            self.mode, self.logMode, tuple(self.range), bounds.getRect(),
-            ticks.getRect() if ticks is not None else None, self.grid, self.scale,
-            self.autoSIPrefixScale, font.key() if font is not None else p.font().key(),
-            self.pen().color().rgba(), self.tickPen().color().rgba(),
-            tuple(sorted((k, repr(v)) for k, v in self.style.items() if k != "tickFont")),
-        )  # fmt: skip
-        found = XAxis._layouts.get(key)
-        if found is None:
-            specs = super().generateDrawSpecs(p)
+            return None
+        picture = QPicture()
+        painter = QPainter(picture)
+        try:
+            if self.style["tickFont"]:
+                painter.setFont(self.style["tickFont"])
+            bounds = self.mapRectFromParent(self.geometry())
+            grid = view.mapRectToItem(self, view.boundingRect()) if self.grid is not False else None
+            key = (
+                self.mode, self.logMode, tuple(self.range), bounds.getRect(),
+                grid.getRect() if grid is not None else None, self.grid, self.scale,
+                self.autoSIPrefixScale, painter.font().key(), self.pen().color().rgba(),
+                self.tickPen().color().rgba(), self.textPen().color().rgba(), self._style_key(),
+            )  # fmt: skip
+            found = XAxis._layouts.get(key)
+            if found is not None:
+                XAxis._layouts.move_to_end(key)
+                self._updateMaxTextSize(found.text_height)
+                return found.picture
+            specs = super().generateDrawSpecs(painter)
             if specs is None:
                 return None
-            texts = specs[2]
-            found = (specs, max((rect.height() for rect, _f, _t in texts), default=0.0))
-            XAxis._layouts[key] = found
-            while len(XAxis._layouts) > XAxis._LAYOUTS_KEPT:
-                XAxis._layouts.popitem(last=False)
-        else:
-            XAxis._layouts.move_to_end(key)
-            self._updateMaxTextSize(found[1])
-        return found[0]
+            self.drawPicture(painter, *specs)
+        finally:
+            painter.end()
+        height = max((rect.height() for rect, _f, _t in specs[2]), default=0.0)
+        XAxis._layouts[key] = _Layout(picture, height)
+        while len(XAxis._layouts) > XAxis._LAYOUTS_KEPT:
+            XAxis._layouts.popitem(last=False)
+        return picture
+
+    def _style_key(self) -> tuple[Any, ...]:
+        frozen: tuple[Any, ...] | None = self.__dict__.get("_style_frozen")
+        if frozen is None:
+            frozen = tuple(sorted((k, repr(v)) for k, v in self.style.items() if k != "tickFont"))
+            self.__dict__["_style_frozen"] = frozen
+        return frozen
+
+    def setStyle(self, **kwargs: Any) -> None:
+        self.__dict__.pop("_style_frozen", None)  # pyqtgraph changes the style only here
+        super().setStyle(**kwargs)
 
     def set_mode(self, mode: str) -> None:
         """Switch the tick style; redraws the axis."""
