@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from itertools import accumulate
 
 import numpy as np
 
@@ -259,6 +258,29 @@ class MovingAverageSmoother(Smoother):
         return _window_means(x, start, len(x), self._left, self._right)
 
 
+def linear_scan(keep: np.ndarray, adds: np.ndarray, start: float = 0.0) -> np.ndarray:
+    """The recurrence ``acc[i] = keep[i] * acc[i - 1] + adds[i]`` from ``acc[-1] = start``,
+    for every ``i``: a parallel prefix scan, log2(n) whole-array passes.
+
+    Steps compose as (k1, a1) then (k2, a2) = (k1 * k2, k2 * a1 + a2); a pass combines each
+    step with the one ``shift`` before it. The sums are those of the loop, grouped otherwise,
+    so they differ from it by rounding only; and no Python runs per step, so a reading
+    thread keeps the GIL for a few microseconds, not a loop's millisecond.
+    """
+    acc = np.array(adds, dtype=np.float64)
+    k = np.array(keep, dtype=np.float64)
+    if not len(acc):
+        return acc
+    acc[0] += k[0] * start
+    k[0] = 0.0  # the start is in acc[0] now: nothing before it carries through
+    shift = 1
+    while shift < len(acc):
+        acc[shift:] = acc[shift:] + k[shift:] * acc[:-shift]
+        k[shift:] = k[shift:] * k[:-shift]
+        shift *= 2
+    return acc
+
+
 def ema_buckets(
     weight: float, counts: np.ndarray, sums: np.ndarray, state: EmaState | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -273,13 +295,7 @@ def ema_buckets(
     # What each bucket adds, its count of points at their mean; an empty one adds nothing.
     with np.errstate(divide="ignore", invalid="ignore"):
         adds = np.where(counts > 0, (1.0 - keep) * (sums / counts), 0.0)
-    # The recurrence acc = keep * acc + add, in one C-level pass over plain floats.
-    steps = zip(keep.tolist(), adds.tolist(), strict=True)
-    acc = np.fromiter(
-        accumulate(steps, lambda a, step: step[0] * a + step[1], initial=acc0),
-        dtype=np.float64,
-        count=len(counts) + 1,
-    )[1:]
+    acc = linear_scan(keep, adds, acc0)
     seen = seen0 + np.cumsum(counts)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(seen > 0, acc / -np.expm1(seen * log_w), np.nan)

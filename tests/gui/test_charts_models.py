@@ -21,6 +21,7 @@ from desktop_app.charts.smoothing import (
     EmaSmoother,
     MovingAverageSmoother,
     ema,
+    linear_scan,
     make_smoother,
     moving_average,
 )
@@ -121,6 +122,19 @@ def test_ema_matches_the_reference_loop(weight: float) -> None:
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-9)
     assert np.array_equal(np.isnan(got), np.isnan(want))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 9, 1000, 2049])
+def test_linear_scan_is_the_recurrence_loop(n: int) -> None:
+    keep = RNG.random(n) ** RNG.integers(1, 40, n)
+    adds = RNG.normal(size=n) * 10.0 ** RNG.integers(-3, 4, n)
+    want, acc = [], 0.25
+    for k, a in zip(keep.tolist(), adds.tolist(), strict=True):
+        acc = k * acc + a
+        want.append(acc)
+    got = linear_scan(keep, adds, 0.25)
+    assert len(got) == n
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_ema_is_debiased() -> None:
