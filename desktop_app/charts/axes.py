@@ -43,6 +43,24 @@ def format_duration(seconds: float) -> str:
     return sign + "".join(parts)
 
 
+_STEP_UNITS = ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+
+
+def format_steps(values: list[float], spacing: float) -> list[str] | None:
+    """Step ticks of 10,000 and over as ``"3.18M"``, ``"250k"``: as many decimals as the tick
+    spacing needs, the same for every label (whole numbers where that would take over three).
+    None for smaller steps and for ticks closer than one step: pyqtgraph's labels."""
+    top = max((abs(v) for v in values), default=0.0)
+    if top < 10_000 or spacing < 1:
+        return None
+    unit, suffix = next((u, s) for u, s in _STEP_UNITS if top >= u)
+    step = spacing / unit
+    places = next((p for p in range(4) if abs(round(step, p) - step) <= 1e-9 * step), None)
+    if places is None:  # ticks a few steps apart: the whole number is shorter
+        return [f"{v:.0f}" for v in values]
+    return [f"{v / unit:.{places}f}{suffix}" for v in values]
+
+
 def format_x(value: float, mode: str) -> str:
     """An x value as the crosshair label shows it in ``mode``."""
     if mode == "step":
@@ -233,4 +251,8 @@ class XAxis(_CachedBounds, pg.DateAxisItem):
             return list(super().tickStrings(values, scale, spacing))
         if self.mode == "relative" and not self.logMode and spacing >= 1:
             return [format_duration(v) for v in values]
+        if self.mode == "step" and not self.logMode:
+            steps = format_steps(values, spacing * scale)
+            if steps is not None:
+                return steps
         return list(pg.AxisItem.tickStrings(self, values, scale, spacing))

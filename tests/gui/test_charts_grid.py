@@ -3,6 +3,7 @@ chart, log y and outliers per chart, the smoothing rule, runs grouped by a confi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,36 @@ def test_x_axes_of_one_range_and_shape_share_one_drawing(qtbot: QtBot) -> None:
     for plot in plots:
         for item in (axis(plot), plot.getPlotItem().getAxis("left")):
             assert item.boundingRect() == pg.AxisItem.boundingRect(item)
+
+
+def test_long_runs_label_their_steps_in_k_m_and_b() -> None:
+    from desktop_app.charts.axes import format_steps
+
+    assert format_steps([3_180_000, 3_200_000], 20_000) == ["3.18M", "3.20M"]
+    assert format_steps([0, 2_500_000, 5_000_000], 2_500_000) == ["0.0M", "2.5M", "5.0M"]
+    assert format_steps([10_000, 20_000], 10_000) == ["10k", "20k"]
+    assert format_steps([2e9, 4e9], 2e9) == ["2B", "4B"]
+    assert format_steps([1_000_001, 1_000_002], 1) == ["1000001", "1000002"]
+    assert format_steps([500, 5_000], 500) is None  # pyqtgraph's plain numbers
+    assert format_steps([3.2e6, 3.2e6 + 0.5], 0.5) is None
+
+
+def test_step_labels_of_a_zoomed_long_run_do_not_overlap(qtbot: QtBot) -> None:
+    from PySide6.QtGui import QPainter, QPicture
+
+    plot = MetricPlot("loss")
+    qtbot.addWidget(plot)
+    plot.resize(310, 190)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.vb.setXRange(3_170_000, 3_250_000, padding=0)
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        specs = plot.axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    texts = sorted(specs[2], key=lambda spec: spec[0].left())
+    assert len(texts) >= 2 and all(text.endswith("M") for _rect, _flags, text in texts)
+    for (left, _f, _t), (right, _f2, _t2) in itertools.pairwise(texts):
+        assert left.right() <= right.left(), [text for _r, _f, text in texts]
