@@ -53,6 +53,9 @@ from trainer.journal.envelope import Envelope
 from trainer.journal.reader import TailBatch
 from trainer.upgrade import upgrade_journal
 
+_Done = Callable[[Envelope], None]
+_Failed = Callable[[BaseException], None]
+
 log = logging.getLogger(__name__)
 
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
@@ -83,6 +86,8 @@ class ChartsPanel(QWidget):
         self._upgrade_io: BackgroundIO | None = None  # made when an old journal is opened
         self._overviews = 0  # overview reads in flight
         self._exact_waiting = False  # an exact read was held back for them
+        #: Viewport reads asked for by a redraw, sent once its frame is painted.
+        self._unsent: list[tuple[Path, str, EnvelopeRequest, _Done, _Failed]] = []
         self._upgraded: set[Path] = set()
         self._feeds = JournalFeeds(
             io, self.apply_batch, self._on_error, self.model.reset_run, self._view_io
@@ -177,6 +182,12 @@ class ChartsPanel(QWidget):
         self._soon.setSingleShot(True)
         self._soon.setInterval(0)
         self._soon.timeout.connect(self._draw_soon)
+        # A pan's reads start after its frame: run beside the painting, they held the GIL
+        # in turns with it and made the frame later.
+        self._send = QTimer(self)
+        self._send.setSingleShot(True)
+        self._send.setInterval(0)
+        self._send.timeout.connect(self._send_requests)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -443,6 +454,8 @@ class ChartsPanel(QWidget):
         self._shut_down = True
         self._timer.stop()
         self._soon.stop()
+        self._send.stop()
+        self._unsent.clear()
         self._view_io.close()
         if self._upgrade_io is not None:
             self._upgrade_io.close()
@@ -516,8 +529,17 @@ class ChartsPanel(QWidget):
 
         if request.overview:
             self._overviews += 1
-        if not self._feeds.request_envelope(folder, key, request, done, failed):
-            failed(RuntimeError("the reader is busy or gone"))
+        self._unsent.append((folder, key, request, done, failed))
+        if not self._send.isActive():
+            self._send.start()
+
+    def _send_requests(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        for folder, key, request, done, failed in unsent:
+            if self._shut_down or not self._feeds.request_envelope(
+                folder, key, request, done, failed
+            ):
+                failed(RuntimeError("the reader is busy or gone"))
 
     def _upgrade(self, folder: Path) -> None:
         """An ended run's journal of an older schema: upgrade it in the background (its

@@ -105,6 +105,10 @@ def test_a_long_run_opens_with_its_newest_points_and_a_history_read_by_viewport(
     plot = panel.plots["loss"]
     x0, x1 = 20_000.0, 24_000.0
     plot.vb.setXRange(x0, x1, padding=0)
+    envelope_reads = sum(name == "envelope" for name, _ in reads)
+    panel.redraw()  # the frame asks for a finer read, sent once the frame is painted
+    assert panel._unsent
+    assert sum(name == "envelope" for name, _ in reads) == envelope_reads
 
     def fine() -> bool:
         (a, b), _ = plot.vb.viewRange()
