@@ -100,6 +100,13 @@ def test_bad_policies_are_refused() -> None:
         (-signal.SIGKILL, {"memory": MemoryFacts(host_used_fraction=0.4)}, ExitKind.KILLED,
          "crashed", True),
         (-signal.SIGKILL, {"hung": True}, ExitKind.HUNG, "crashed", True),
+        # Killed, hung or failing after it journaled "finished": the run finished.
+        (-signal.SIGKILL, {"journal_status": "finished"}, ExitKind.FINISHED, "finished", False),
+        (-signal.SIGKILL, {"journal_status": "finished", "hung": True}, ExitKind.FINISHED,
+         "finished", False),
+        (1, {"journal_status": "finished", "error": "teardown"}, ExitKind.FINISHED, "finished",
+         False),
+        (-signal.SIGKILL, {"journal_status": "running"}, ExitKind.KILLED, "crashed", True),
     ],
 )  # fmt: skip
 def test_exits_are_classified(
@@ -113,6 +120,9 @@ def test_exits_are_classified(
 def test_signal_exits_name_the_signal() -> None:
     assert "SIGSEGV" in classify_exit(-signal.SIGSEGV).reason
     assert "OOM killer" in classify_exit(-9, memory=MemoryFacts(oom_kills=2)).reason
+    assert classify_exit(-9, journal_status="finished").reason == (
+        "killed by SIGKILL after it journaled its end"
+    )
 
 
 # ---------------------------------------------------------------------------- derived health

@@ -82,6 +82,13 @@ def classify_exit(
     """
     if returncode > 128 and returncode != EXIT_INTERRUPTED:
         returncode = -(returncode - 128)
+    if journal_status == FINISHED and returncode not in (0, EXIT_BUSY):
+        # The attempt journaled its end: a kill, a hang or an error in its teardown after
+        # that leaves a finished run (a restart would only be refused: nothing is left to do).
+        how = "hung (killed)" if hung else (
+            f"killed by {signal_name(-returncode)}" if returncode < 0 else f"exit code {returncode}"
+        )  # fmt: skip
+        return ExitClass(ExitKind.FINISHED, FINISHED, f"{how} after it journaled its end", False)
     if hung:
         return ExitClass(ExitKind.HUNG, CRASHED, "no heartbeat: killed as hung", True)
     if returncode == 0:
