@@ -528,6 +528,8 @@ class MetricPlot(pg.PlotWidget):
     def _draw_marks(self, items: _RunItems, run: RunData, ctx: DrawContext) -> int:
         """Place the run's event marks; 1 if that took a ``setData``, 0 if nothing moved."""
         marks = run.marks(self.key, ctx.x_mode, smoothed=True)
+        if not marks and items.marks is None:
+            return 0  # most charts of most runs: nothing to place, nothing placed before
         checkpoints = [m for m in marks if m.kind == "checkpoint"]
         if len(checkpoints) > MAX_CHECKPOINT_MARKS:
             # A run that checkpoints often would bury its curve under diamonds: then only the
