@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from pyqtgraph.Qt import OpenGLHelpers
 from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QPainter
 
 
 class RunCurve(pg.PlotCurveItem):
@@ -79,6 +81,34 @@ class RunCurve(pg.PlotCurveItem):
             rect = QRectF(xmn - px, ymn - py, xmx - xmn + 2 * px, ymx - ymn + 2 * py)
             self._boundingRect = rect
         return rect
+
+    def paint(self, p: QPainter, opt: Any, widget: Any) -> None:
+        """pyqtgraph's paint for what a run line is (one pen; no fill, shadow, OpenGL or
+        composition mode), without its per-paint checks of all the others."""
+        opts = self.opts
+        if (
+            self._exportOpts is not False
+            or opts["fillLevel"] is not None
+            or opts["shadowPen"] is not None
+            or opts["compositionMode"] is not None
+            or isinstance(widget, OpenGLHelpers.GraphicsViewGLWidget)
+        ):
+            super().paint(p, opt, widget)
+            return
+        pen = opts["pen"]
+        if (
+            self.xData is None
+            or not len(self.xData)
+            or pen is None
+            or pen.style() == Qt.PenStyle.NoPen
+        ):
+            return
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, opts["antialias"])
+        p.setPen(pen)
+        if self._shouldUseDrawLineSegments(pen):
+            p.drawLines(*self._getLineSegments())
+        else:
+            p.drawPath(self.getPath())
 
     def _pixel(self) -> tuple[float, float]:
         """The size of one screen pixel in data units (0 before the view box is laid out)."""

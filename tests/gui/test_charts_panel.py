@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
 import trainer.journal.writer as writer_module
@@ -614,3 +614,34 @@ def test_run_curve_data_bounds_are_pyqtgraphs(qtbot: QtBot, ys: list[float]) -> 
     assert ours.dataBounds(1) == expected
     ours.setData(xs[:1], np.asarray([7.0])[: min(1, len(ys))] if ys else np.empty(0))
     assert ours.dataBounds(1) == ((7.0, 7.0) if ys else (None, None))  # forgotten on setData
+
+
+@pytest.mark.parametrize("alpha", [255, 60])
+@pytest.mark.parametrize("gaps", [False, True])
+def test_run_curve_paints_as_pyqtgraph_does(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch, alpha: int, gaps: bool
+) -> None:
+    from desktop_app.charts.curve_item import RunCurve
+
+    plot = MetricPlot("loss")
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    plot.show()
+    qtbot.waitExposed(plot)
+    rng = np.random.default_rng(alpha)
+    ys = np.cumsum(rng.normal(size=2000))
+    if gaps:
+        ys[rng.random(2000) < 0.01] = np.nan  # a curve in pieces, as between attempts
+    curve = RunCurve(pen=pg.mkPen(QColor(31, 119, 180, alpha), width=1))
+    plot.vb.addItem(curve)
+    curve.setData(np.arange(2000.0), ys)
+    plot.vb.setRange(xRange=(0, 2000), yRange=(np.nanmin(ys), np.nanmax(ys)), padding=0)
+    ours = plot.grab().toImage()
+    monkeypatch.setattr(RunCurve, "paint", pg.PlotCurveItem.paint)
+    curve.update()
+    theirs = plot.grab().toImage()
+    assert ours == theirs
+    monkeypatch.undo()
+    curve.setPen(None)  # no pen: nothing drawn, as pyqtgraph draws nothing
+    empty = plot.grab().toImage()
+    assert empty != ours
