@@ -73,7 +73,7 @@ from desktop_app.runs_ctl.import_dialog import ImportDialog, ImportRequest
 from desktop_app.runs_ctl.launch_failure import LaunchFailurePanel
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
-from desktop_app.runs_model import RunsModel, ScanResult, summary_cache_path
+from desktop_app.runs_model import RunsModel, ScanResult, results_cache_path, summary_cache_path
 from desktop_app.runs_split import RunsSplit, compact_rows
 from desktop_app.runs_table import RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         runs_layout.addWidget(self.table)
         self.compare = CompareTable(
             self.table, self.table_model, self.proxy, self.io, ready=lambda: self._listed,
-            parent=self,
+            cache=results_cache_path(runs_dir), parent=self,
         )  # fmt: skip
         self.listed.connect(self.compare.read_results)
         self.compare.message.connect(self.statusBar().showMessage)

@@ -338,6 +338,12 @@ def summary_cache_path(runs_dir: Path) -> Path:
     return base / "runs-index" / f"{digest[:16]}.json"
 
 
+def results_cache_path(runs_dir: Path) -> Path:
+    """Where the runs table keeps ``runs_dir``'s ended runs' results (beside its summaries)."""
+    summaries = summary_cache_path(runs_dir)
+    return summaries.with_name(f"{summaries.stem}-results.json")
+
+
 def _load_cache(path: Path | None) -> dict[str, tuple[Mark, RunSummary]]:
     """The cached summaries by folder; {} when there is no cache or it cannot be read."""
     if path is None:

@@ -241,12 +241,16 @@ class CompareColumns:
         else:
             self._stale.discard(run.path)
 
-    def mark_read(self, path: str) -> None:
-        """Note that ``path``'s results are being read for its current summary."""
+    def mark_read(self, path: str) -> str | None:
+        """Note that ``path``'s results are being read for its current summary; returns its
+        status (None: not listed)."""
         place = self._pos.get(path)
-        if place is not None:
-            self._read_for[path] = (self.metrics(), self._runs[place])
-            self._stale.discard(path)
+        if place is None:
+            return None
+        run = self._runs[place]
+        self._read_for[path] = (self.metrics(), run)
+        self._stale.discard(path)
+        return run.status
 
     def set_results(self, path: str, results: RunResults) -> None:
         written = self._written.get(path)

@@ -6,17 +6,24 @@ journal's coarsest summary rows (:meth:`~trainer.journal.reader.JournalReader.ex
 rows, never the points). "Best" is the lowest or the highest value by the metric's name (a
 loss or an error is best low, an accuracy high; :func:`best_direction`), which the user may
 switch. "Final" is the last value of a run that has ended (none while it runs).
+
+:class:`ResultsCache` keeps an ended run's results across starts, so that a start over a
+thousand finished runs opens none of their journals again for the result columns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from trainer.annotations import Annotations, read_annotations
+from desktop_app.runs_model import file_mark
+from trainer.annotations import ANNOTATIONS_NAME, Annotations, read_annotations
 from trainer.errors import JournalError
 from trainer.journal.reader import JournalReader
 from trainer.journal.status import ALIVE
@@ -86,3 +93,103 @@ def number_text(value: float | None) -> str:
     if math.isnan(value) or math.isinf(value):
         return str(value)
     return f"{value:.4g}"
+
+
+#: Statuses whose journal stays as it is until someone writes it again (their results can be
+#: kept across starts); a live run's results are read again each time its row changes.
+_SETTLED = frozenset({"finished", "stopped", "failed", "crashed"})
+#: Bumped whenever an entry changes meaning: an old cache is then ignored.
+_CACHE_VERSION = 1
+
+
+def _annotations_stamp(folder: Path) -> list[int] | None:
+    """The annotations file as last seen (inode, size, mtime ns); None when there is none."""
+    try:
+        st = os.lstat(folder / ANNOTATIONS_NAME)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+class ResultsCache:
+    """Ended runs' results kept in a JSON file between starts. Use it from one thread (the
+    journal worker).
+
+    An entry holds while the metrics asked for, the journal's files (:func:`file_mark`) and the
+    annotations file (inode, size, mtime) are those it was read with: each lookup costs three
+    ``stat`` calls where a read opens the journal (1-3 ms). Only ended runs are kept; the file
+    is written by :meth:`save` with the entries looked up since the last save (so runs gone
+    from the listing are dropped).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, tuple[list[Any], RunResults]] | None = None
+        self._seen: set[str] = set()
+        #: Entries added or changed since the last save (read from the GUI thread too).
+        self.dirty = False
+        #: Journals read for results so far (for tests and the benchmark).
+        self.reads = 0
+
+    def results(self, folder: Path, keys: tuple[str, ...], status: str) -> RunResults:
+        """The results of ``keys`` in the run at ``folder`` (its summary's ``status``): the
+        kept ones if nothing they came from changed, else read (and kept if it has ended)."""
+        if self._entries is None:
+            self._entries = self._load()
+        path = str(folder)
+        self._seen.add(path)
+        mark = file_mark(folder)
+        stamp = [list(keys), list(mark) if mark else None, _annotations_stamp(folder)]
+        kept = self._entries.get(path)
+        if kept is not None and kept[0] == stamp and mark is not None:
+            return kept[1]
+        self.reads += 1
+        found = read_results(folder, keys)
+        if status in _SETTLED and mark is not None:
+            self._entries[path] = (stamp, found)
+            self.dirty = True
+        elif self._entries.pop(path, None) is not None:
+            self.dirty = True
+        return found
+
+    def save(self) -> None:
+        """Write the entries looked up since the last save, if any changed (errors are
+        ignored: it is a cache)."""
+        if not self.dirty or self.path is None or self._entries is None:
+            return
+        self.dirty = False
+        runs = {
+            path: {
+                "stamp": stamp,
+                "keys": {k: [r.low, r.high] for k, r in found.keys.items()},
+                "tags": list(found.annotations.tags),
+                "note": found.annotations.note,
+            }
+            for path, (stamp, found) in self._entries.items()
+            if path in self._seen
+        }
+        self._seen.clear()
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "runs": runs}), "utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _load(self) -> dict[str, tuple[list[Any], RunResults]]:
+        if self.path is None:
+            return {}
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            if data.get("version") != _CACHE_VERSION:
+                return {}
+            out: dict[str, tuple[list[Any], RunResults]] = {}
+            for path, entry in data["runs"].items():
+                keys = {k: KeyResult(float(lo), float(hi)) for k, (lo, hi) in entry["keys"].items()}
+                notes = Annotations(tuple(str(t) for t in entry["tags"]), str(entry["note"]))
+                out[str(path)] = (list(entry["stamp"]), RunResults(keys, notes))
+            return out
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}
