@@ -168,9 +168,8 @@ class RunsTableModel(QAbstractTableModel):
         return text
 
     def _repaint_status(self, paths: list[str]) -> None:
-        for path in paths:
-            row = self._model.index_of(path)
-            if row is not None and row < len(self._rows) and self._rows[row].path == path:
+        for row in map(self._row_of, paths):
+            if row is not None:
                 index = self.index(row, STATUS_COLUMN)
                 self.dataChanged.emit(index, index)
 
@@ -214,10 +213,18 @@ class RunsTableModel(QAbstractTableModel):
             self._repaint_rows(range(len(self._rows)))
 
     def set_results(self, results: dict[str, RunResults]) -> None:
-        """Take results read off the GUI thread; repaints their rows."""
-        for path, found in results.items():
-            self.compare.set_results(path, found)
-        self._repaint_rows(r for r, run in enumerate(self._rows) if run.path in results)
+        """Take results read off the GUI thread; repaints the rows whose results changed (a
+        live run's are read again at each new step, and mostly are the same)."""
+        changed = [path for path, found in results.items() if self.compare.set_results(path, found)]
+        self._repaint_rows(row for row in map(self._row_of, changed) if row is not None)
+
+    def _row_of(self, path: str) -> int | None:
+        row = self._model.index_of(path)
+        return (
+            row
+            if row is not None and row < len(self._rows) and self._rows[row].path == path
+            else None
+        )
 
     def repaint(self, path: str) -> None:
         """Repaint the row of the run at ``path`` (its tags or note changed)."""

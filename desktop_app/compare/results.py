@@ -27,6 +27,7 @@ from trainer.annotations import ANNOTATIONS_NAME, Annotations, read_annotations
 from trainer.errors import JournalError
 from trainer.journal.reader import JournalReader
 from trainer.journal.status import ALIVE
+from trainer.runs import RunSummary
 
 Direction = Literal["min", "max"]
 #: Words in a metric's name that make a high value the best one; anything else is best low.
@@ -112,44 +113,48 @@ def _annotations_stamp(folder: Path) -> list[int] | None:
 
 
 class ResultsCache:
-    """Ended runs' results kept in a JSON file between starts. Use it from one thread (the
-    journal worker).
+    """Runs' results kept between reads, and ended runs' between starts (a JSON file). Use it
+    from one thread (the journal worker).
 
-    An entry holds while the metrics asked for, the journal's files (:func:`file_mark`) and the
-    annotations file (inode, size, mtime) are those it was read with: each lookup costs three
-    ``stat`` calls where a read opens the journal (1-3 ms). Only ended runs are kept; the file
-    is written by :meth:`save` with the entries looked up since the last save (so runs gone
-    from the listing are dropped).
+    Only the metrics a run has logged are read (its summary's ``latest``): a run with none
+    of them costs its annotations, not a journal open. An entry holds while those metrics,
+    the journal's files (:func:`file_mark`; not looked at when no metric is read) and the
+    annotations file (inode, size, mtime) are those it was read with: a lookup costs a few
+    ``stat`` calls where a read opens the journal (1-3 ms). :meth:`save` writes the ended
+    runs' entries looked up since the last save (so runs gone from the listing are dropped).
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._entries: dict[str, tuple[list[Any], RunResults]] | None = None
+        #: path -> (what the results were read from, the results, whether to save them)
+        self._entries: dict[str, tuple[list[Any], RunResults, bool]] | None = None
         self._seen: set[str] = set()
-        #: Entries added or changed since the last save (read from the GUI thread too).
+        #: Entries to save changed since the last save (read from the GUI thread too).
         self.dirty = False
-        #: Journals read for results so far (for tests and the benchmark).
+        #: Journals opened for results so far (for tests and the benchmark).
         self.reads = 0
 
-    def results(self, folder: Path, keys: tuple[str, ...], status: str) -> RunResults:
-        """The results of ``keys`` in the run at ``folder`` (its summary's ``status``): the
-        kept ones if nothing they came from changed, else read (and kept if it has ended)."""
+    def results(self, folder: Path, keys: tuple[str, ...], run: RunSummary) -> RunResults:
+        """The results of ``keys`` in the run at ``folder`` (``run``: its summary): those kept
+        if nothing they came from changed, else read."""
         if self._entries is None:
             self._entries = self._load()
         path = str(folder)
         self._seen.add(path)
-        mark = file_mark(folder)
+        keys = tuple(k for k in keys if k in run.latest)
+        mark = file_mark(folder) if keys else None
         stamp = [list(keys), list(mark) if mark else None, _annotations_stamp(folder)]
         kept = self._entries.get(path)
-        if kept is not None and kept[0] == stamp and mark is not None:
+        if kept is not None and kept[0] == stamp and (mark is not None or not keys):
             return kept[1]
-        self.reads += 1
-        found = read_results(folder, keys)
-        if status in _SETTLED and mark is not None:
-            self._entries[path] = (stamp, found)
-            self.dirty = True
-        elif self._entries.pop(path, None) is not None:
-            self.dirty = True
+        if keys:
+            self.reads += 1
+            found = read_results(folder, keys)
+        else:
+            found = RunResults({}, read_annotations(folder))
+        settled = run.status in _SETTLED
+        self._entries[path] = (stamp, found, settled)
+        self.dirty = self.dirty or settled or (kept is not None and kept[2])
         return found
 
     def save(self) -> None:
@@ -165,8 +170,8 @@ class ResultsCache:
                 "tags": list(found.annotations.tags),
                 "note": found.annotations.note,
             }
-            for path, (stamp, found) in self._entries.items()
-            if path in self._seen
+            for path, (stamp, found, keep) in self._entries.items()
+            if keep and path in self._seen
         }
         self._seen.clear()
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
@@ -178,18 +183,18 @@ class ResultsCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def _load(self) -> dict[str, tuple[list[Any], RunResults]]:
+    def _load(self) -> dict[str, tuple[list[Any], RunResults, bool]]:
         if self.path is None:
             return {}
         try:
             data = json.loads(self.path.read_text("utf-8"))
             if data.get("version") != _CACHE_VERSION:
                 return {}
-            out: dict[str, tuple[list[Any], RunResults]] = {}
+            out: dict[str, tuple[list[Any], RunResults, bool]] = {}
             for path, entry in data["runs"].items():
                 keys = {k: KeyResult(float(lo), float(hi)) for k, (lo, hi) in entry["keys"].items()}
                 notes = Annotations(tuple(str(t) for t in entry["tags"]), str(entry["note"]))
-                out[str(path)] = (list(entry["stamp"]), RunResults(keys, notes))
+                out[str(path)] = (list(entry["stamp"]), RunResults(keys, notes), True)
             return out
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return {}

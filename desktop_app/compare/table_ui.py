@@ -215,11 +215,11 @@ class CompareTable(QObject):
         if not stale:
             return False
         metrics = compare.metrics()
-        statuses = [(path, compare.mark_read(path) or "") for path in stale]
+        runs = [(path, run) for path, run in ((p, compare.mark_read(p)) for p in stale) if run]
         cache = self.cache
 
         def job() -> dict[str, RunResults]:
-            return {path: cache.results(Path(path), metrics, status) for path, status in statuses}
+            return {path: cache.results(Path(path), metrics, run) for path, run in runs}
 
         def done(found: dict[str, RunResults]) -> None:
             self.model.set_results(found)

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from desktop_app.compare.results import KeyResult, RunResults
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult
 from desktop_app.runs_table import RunsTableModel
+from trainer.annotations import Annotations
 from trainer.journal.writer import JournalWriter
 from trainer.paths import JOURNAL_NAME, RunPaths
 
@@ -152,6 +154,24 @@ def test_a_changed_journal_is_read_again_and_its_row_repainted(
     row = model.index_of(str(runs_dir / "a"))
     assert row is not None and model.runs[row].latest["train/loss"] == 0.125
     assert changed == [(row, row)]  # that row only
+    table.detach()
+
+
+def test_results_read_again_the_same_repaint_nothing(runs_dir: Path, make_run: MakeRun) -> None:
+    make_run("a", losses=[1.0], status="finished")
+    make_run("b", losses=[2.0], status="finished")
+    model = RunsModel(runs_dir)
+    table = RunsTableModel(model)
+    model.apply(model.scan())
+    changed: list[tuple[int, int]] = []
+    table.dataChanged.connect(lambda first, last, _roles: changed.append((first.row(), last.row())))
+    b = str(runs_dir / "b")
+    found = {b: RunResults({"train/loss": KeyResult(2.0, 2.0)}, Annotations())}
+    table.set_results(found)
+    row = model.index_of(b)
+    assert changed == [(row, row)]  # that row only
+    table.set_results(dict(found))  # a live run's results read again at its next step
+    assert changed == [(row, row)]  # the same: nothing repainted
     table.detach()
 
 
