@@ -5,15 +5,17 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
+from desktop_app import runs_model
 from desktop_app.compare.results import KeyResult, RunResults
 from desktop_app.main_window import MainWindow
-from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult
+from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult, file_mark
 from desktop_app.runs_table import RunsTableModel
 from trainer.annotations import Annotations
 from trainer.journal.writer import JournalWriter
@@ -155,6 +157,31 @@ def test_a_changed_journal_is_read_again_and_its_row_repainted(
     assert row is not None and model.runs[row].latest["train/loss"] == 0.125
     assert changed == [(row, row)]  # that row only
     table.detach()
+
+
+def test_ended_runs_are_looked_at_in_turns_and_the_followed_not_at_all(
+    runs_dir: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(10):
+        make_run(f"r{n}", losses=[1.0], status="finished")
+    scanner = RunsScanner(runs_dir, recheck=4)
+    scan_until_complete(scanner)
+    looked: Counter[str] = Counter()
+
+    def counted(folder: str | Path) -> object:
+        looked[Path(folder).name] += 1
+        return file_mark(folder)
+
+    monkeypatch.setattr(runs_model, "file_mark", counted)
+    reads = scanner.reads
+    for _ in range(5):  # 20 looks: each of the 10 ended runs twice, a stat each
+        assert scanner.scan().changed == []
+    assert looked == {f"r{n}": 2 for n in range(10)} and scanner.reads == reads
+    looked.clear()
+    scanner.followed = frozenset({str(runs_dir / "r0")})
+    for _ in range(9):  # 36 looks over the 9 others
+        scanner.scan()
+    assert looked == {f"r{n}": 4 for n in range(1, 10)} and scanner.reads == reads
 
 
 def test_results_read_again_the_same_repaint_nothing(runs_dir: Path, make_run: MakeRun) -> None:
