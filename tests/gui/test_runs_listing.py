@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from desktop_app import runs_model
 from desktop_app.compare.results import KeyResult, RunResults
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult, file_mark
-from desktop_app.runs_table import RunsTableModel
+from desktop_app.runs_table import COLUMNS, RunsTableModel
 from trainer.annotations import Annotations
 from trainer.journal.writer import JournalWriter
 from trainer.paths import JOURNAL_NAME, RunPaths
@@ -155,7 +156,7 @@ def test_a_changed_journal_is_read_again_and_its_row_repainted(
         assert time.monotonic() < deadline, "the resumed run was never read again"
     row = model.index_of(str(runs_dir / "a"))
     assert row is not None and model.runs[row].latest["train/loss"] == 0.125
-    assert changed == [(row, row)]  # that row only
+    assert changed and set(changed) == {(row, row)}  # that row only (the cells that changed)
     table.detach()
 
 
@@ -182,6 +183,32 @@ def test_ended_runs_are_looked_at_in_turns_and_the_followed_not_at_all(
     for _ in range(9):  # 36 looks over the 9 others
         scanner.scan()
     assert looked == {f"r{n}": 4 for n in range(1, 10)} and scanner.reads == reads
+
+
+def test_a_rows_new_step_repaints_the_cells_that_changed(runs_dir: Path, make_run: MakeRun) -> None:
+    make_run("a", losses=[1.0], status="finished")
+    make_run("b", losses=[2.0], status="finished")
+    model = RunsModel(runs_dir)
+    table = RunsTableModel(model)
+    model.apply(model.scan())
+    changed: list[tuple[int, int, int, int]] = []
+    table.dataChanged.connect(
+        lambda first, last, _roles: changed.append(
+            (first.row(), first.column(), last.row(), last.column())
+        )
+    )
+    row = model.index_of(str(runs_dir / "b"))
+    assert row is not None
+    run = model.runs[row]
+    step = COLUMNS.index("Step")
+    assert model.apply(ScanResult(changed=[replace(run, step=run.step + 1)]))
+    assert changed == [(row, step, row, step)]  # that cell only, not the row
+    changed.clear()
+    assert not model.apply(ScanResult(changed=[replace(run, step=run.step + 1)]))
+    assert changed == []  # nothing new: nothing repainted
+    assert model.apply(ScanResult(changed=[replace(run, step=run.step + 1, status="crashed")]))
+    assert changed == [(row, 0, row, table.columnCount() - 1)]  # a new status: the whole row
+    table.detach()
 
 
 def test_results_read_again_the_same_repaint_nothing(runs_dir: Path, make_run: MakeRun) -> None:
