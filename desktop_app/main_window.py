@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.tasks = BackgroundIO(self, name="traindesk-tasks", workers=2)
         self.runs = RunsModel(runs_dir, cache=summary_cache_path(runs_dir))
         self._columns_sized = False
+        self._columns_sized_at = -1  # the rows there were then
         self._listed = False
         # Live runs' rows come from their followers (shared with the health panel), not
         # from reopening their journals on every scan.
@@ -744,7 +745,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.refresh)  # the first listing: fill on
         # A big change of rows resets the table model, which restores the selection.
         self._apply_rows(result)
-        if not self._columns_sized and (result.complete or len(self.runs) >= COLUMN_SIZE_ROWS):
+        ready = result.complete or len(self.runs) >= COLUMN_SIZE_ROWS
+        # Sized once (the first rows); while it is empty, not again at every scan.
+        if not self._columns_sized and ready and self._columns_sized_at != len(self.runs):
+            self._columns_sized_at = len(self.runs)
             self._columns_sized = bool(len(self.runs))
             self.table.resizeColumnsToContents()
         if result.complete and not self._listed:
