@@ -230,11 +230,11 @@ class RunsTableModel(QAbstractTableModel):
         for first, last in _spans(columns):
             self.dataChanged.emit(self.index(row, first), self.index(row, last))
 
-    def _cell(self, run: RunSummary, column: int) -> tuple[Any, Any]:
+    def _cell(self, run: RunSummary, column: int) -> Any:
         """What a cell shows and sorts by, to tell whether it must be repainted."""
         compared = self.compare_column(column)
         if compared is not None:
-            return self.compare.text(run, compared), self.compare.sort_key(run, compared)
+            return self.compare.value(run, compared)  # its text and sort key follow from it
         if column == STATUS_COLUMN:
             return self.status_text(run), None
         return _cell_text(run, column), _sort_key(run, column)
