@@ -73,7 +73,7 @@ from desktop_app.runs_ctl.import_dialog import ImportDialog, ImportRequest
 from desktop_app.runs_ctl.launch_failure import LaunchFailurePanel
 from desktop_app.runs_ctl.spec import LaunchSpec
 from desktop_app.runs_ctl.supervisor import Supervisor
-from desktop_app.runs_model import RunsModel, ScanResult, summary_cache_path
+from desktop_app.runs_model import RunsModel, ScanResult, results_cache_path, summary_cache_path
 from desktop_app.runs_split import RunsSplit, compact_rows
 from desktop_app.runs_table import RowNote, RunsTableModel
 from desktop_app.settings.dialog import SettingsDialog, changed_keys
@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.tasks = BackgroundIO(self, name="traindesk-tasks", workers=2)
         self.runs = RunsModel(runs_dir, cache=summary_cache_path(runs_dir))
         self._columns_sized = False
+        self._columns_sized_at = -1  # the rows there were then
         self._listed = False
         # Live runs' rows come from their followers (shared with the health panel), not
         # from reopening their journals on every scan.
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         runs_layout.addWidget(self.table)
         self.compare = CompareTable(
             self.table, self.table_model, self.proxy, self.io, ready=lambda: self._listed,
-            parent=self,
+            cache=results_cache_path(runs_dir), parent=self,
         )  # fmt: skip
         self.listed.connect(self.compare.read_results)
         self.compare.message.connect(self.statusBar().showMessage)
@@ -744,7 +745,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.refresh)  # the first listing: fill on
         # A big change of rows resets the table model, which restores the selection.
         self._apply_rows(result)
-        if not self._columns_sized and (result.complete or len(self.runs) >= COLUMN_SIZE_ROWS):
+        ready = result.complete or len(self.runs) >= COLUMN_SIZE_ROWS
+        # Sized once (the first rows); while it is empty, not again at every scan.
+        if not self._columns_sized and ready and self._columns_sized_at != len(self.runs):
+            self._columns_sized_at = len(self.runs)
             self._columns_sized = bool(len(self.runs))
             self.table.resizeColumnsToContents()
         if result.complete and not self._listed:

@@ -66,7 +66,7 @@ def _sort_key(r: RunSummary) -> tuple[bool, float, str, str]:
 Mark = tuple[int, int, int, int, int]
 
 
-def file_mark(folder: Path) -> Mark | None:
+def file_mark(folder: str | Path) -> Mark | None:
     """The :data:`Mark` of ``folder``'s journal; None when it has none."""
     journal = os.path.join(folder, JOURNAL_NAME)
     try:
@@ -143,6 +143,10 @@ class RunsScanner:
         self._candidates: set[str] = set()  # folders in runs_dir without a journal (yet)
         self._extra: set[str] = set()
         self._turn = 0
+        # What _split() last worked out, and the change count and followed set it was for.
+        self._changes = 0
+        self._split_key: tuple[int, frozenset[str]] | None = None
+        self._split_value: tuple[list[str], list[str]] = ([], [])
         self._cached: dict[str, tuple[Mark, RunSummary]] | None = None
         self._cache_dirty = False
         #: Journals read so far (for tests and the benchmark).
@@ -191,7 +195,7 @@ class RunsScanner:
             for entry in entries:
                 if not entry.is_dir():
                     continue
-                mark = file_mark(Path(entry.path))
+                mark = file_mark(entry.path)
                 if mark is None:
                     self._candidates.add(entry.path)
                 else:
@@ -213,6 +217,7 @@ class RunsScanner:
         self._pending.append(folder)
 
     def _forget(self, folder: str, result: ScanResult) -> None:
+        self._changes += 1
         self._marks.pop(folder, None)
         if self._summaries.pop(folder, None) is not None:
             result.removed.append(folder)
@@ -224,7 +229,7 @@ class RunsScanner:
 
     def _look_at_candidates(self) -> None:
         for folder in list(self._candidates):
-            mark = file_mark(Path(folder))
+            mark = file_mark(folder)
             if mark is not None:
                 self._add(folder, mark)
             elif folder not in self._extra and not os.path.isdir(folder):
@@ -232,17 +237,15 @@ class RunsScanner:
 
     def _recheck(self, result: ScanResult) -> None:
         """Read again the live runs, and the ended ones (in turns) whose journal changed."""
-        followed = self.followed
-        done = [f for f in self._marks if f in self._summaries and f not in followed]
-        live = [f for f in done if self._summaries[f].status in ALIVE]
-        settled = [f for f in done if self._summaries[f].status not in ALIVE]
+        live, settled = self._split()
         turn: list[str] = []
         if settled:
             start = self._turn % len(settled)
-            turn = (settled[start:] + settled[:start])[: self.recheck]
+            end = start + self.recheck
+            turn = settled[start:end] + settled[: max(0, min(start, end - len(settled)))]
             self._turn = start + len(turn)
         for folder in [*live, *turn]:
-            mark = file_mark(Path(folder))
+            mark = file_mark(folder)
             if mark is None:
                 if not os.path.isdir(folder) or folder in self._extra:
                     self._forget(folder, result)
@@ -250,6 +253,18 @@ class RunsScanner:
             if folder in live or mark != self._marks[folder]:
                 self._marks[folder] = mark
                 self._read(folder, result)
+
+    def _split(self) -> tuple[list[str], list[str]]:
+        """The folders read so far and not followed: the live ones, the ended ones. Worked
+        out again only when a summary or the followed set changed, not on every scan (a
+        thousand folders)."""
+        key = (self._changes, self.followed)
+        if self._split_key != key:
+            done = [f for f in self._marks if f in self._summaries and f not in self.followed]
+            live = [f for f in done if self._summaries[f].status in ALIVE]
+            settled = [f for f in done if self._summaries[f].status not in ALIVE]
+            self._split_key, self._split_value = key, (live, settled)
+        return self._split_value
 
     def _fill(self, result: ScanResult) -> None:
         deadline = time.monotonic() + self.budget_s
@@ -299,6 +314,7 @@ class RunsScanner:
 
     def _set(self, folder: str, summary: RunSummary, result: ScanResult) -> None:
         if self._summaries.get(folder) != summary:
+            self._changes += 1
             self._summaries[folder] = summary
             result.changed.append(summary)
 
@@ -336,6 +352,12 @@ def summary_cache_path(runs_dir: Path) -> Path:
     digest = hashlib.sha1(str(runs_dir.resolve()).encode(), usedforsecurity=False).hexdigest()
     base = Path(platformdirs.user_cache_dir("traindesk", appauthor=False))
     return base / "runs-index" / f"{digest[:16]}.json"
+
+
+def results_cache_path(runs_dir: Path) -> Path:
+    """Where the runs table keeps ``runs_dir``'s ended runs' results (beside its summaries)."""
+    summaries = summary_cache_path(runs_dir)
+    return summaries.with_name(f"{summaries.stem}-results.json")
 
 
 def _load_cache(path: Path | None) -> dict[str, tuple[Mark, RunSummary]]:

@@ -3,6 +3,10 @@
 The supervisor knows things the journals cannot say yet (a child's health under the app's own
 heartbeat timeout, a restart pending in a few seconds): :meth:`RunsTableModel.set_note` lays
 them over a row's status.
+
+Why over 400 lines: a row's cells (text, sort key, icon, colour, tooltip) and what repaints
+them (a live run's new step repaints the cells that changed, not its row, every second) are
+one adapter over the runs model; splitting them would split every cell's rule in two.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from desktop_app.runs_model import (
 )
 from desktop_app.status_icons import (
     DARK_BACKGROUNDS,
+    LIGHT_COLORS,
     dark_theme,
     status_color,
     status_icon,
@@ -65,20 +70,8 @@ STATUS_ICONS: dict[str, str] = {
     "crashed": "✖", "unreadable": "⚠",
 }  # fmt: skip
 
-STATUS_COLORS: dict[str, str] = {
-    "queued": "#6b7280",
-    "starting": "#2563eb",
-    "running": "#2563eb",
-    "paused": "#b45309",
-    "stopping": "#b45309",
-    "unresponsive": "#c2410c",
-    "stalled": "#a16207",
-    "finished": "#15803d",
-    "stopped": "#6b7280",
-    "failed": "#dc2626",
-    "crashed": "#dc2626",
-    "unreadable": "#991b1b",
-}
+#: Text colours of each status (on a light background; the table follows the theme).
+STATUS_COLORS: dict[str, str] = LIGHT_COLORS
 
 #: A tint behind the status of runs that need a look (their text colour alone is easy to miss).
 STATUS_BACKGROUNDS: dict[str, str] = {
@@ -168,9 +161,8 @@ class RunsTableModel(QAbstractTableModel):
         return text
 
     def _repaint_status(self, paths: list[str]) -> None:
-        for path in paths:
-            row = self._model.index_of(path)
-            if row is not None and row < len(self._rows) and self._rows[row].path == path:
+        for row in map(self._row_of, paths):
+            if row is not None:
                 index = self.index(row, STATUS_COLUMN)
                 self.dataChanged.emit(index, index)
 
@@ -214,14 +206,38 @@ class RunsTableModel(QAbstractTableModel):
             self._repaint_rows(range(len(self._rows)))
 
     def set_results(self, results: dict[str, RunResults]) -> None:
-        """Take results read off the GUI thread; repaints their rows."""
-        for path, found in results.items():
-            self.compare.set_results(path, found)
-        self._repaint_rows(r for r, run in enumerate(self._rows) if run.path in results)
+        """Take results read off the GUI thread; repaints the rows whose results changed (a
+        live run's are read again at each new step, and mostly are the same)."""
+        changed = [path for path, found in results.items() if self.compare.set_results(path, found)]
+        self._repaint_rows(row for row in map(self._row_of, changed) if row is not None)
+
+    def _row_of(self, path: str) -> int | None:
+        row = self._model.index_of(path)
+        shown = row is not None and row < len(self._rows) and self._rows[row].path == path
+        return row if shown else None
 
     def repaint(self, path: str) -> None:
         """Repaint the row of the run at ``path`` (its tags or note changed)."""
         self._repaint_rows(r for r, run in enumerate(self._rows) if run.path == path)
+
+    def _repaint_cells(self, row: int, old: RunSummary, new: RunSummary) -> None:
+        """Repaint the cells of ``row`` that show something else now (a live run's new step:
+        its Step and Elapsed); the whole row if its status or reason changed (icons, colours,
+        tooltips)."""
+        if _whole(old) != _whole(new):
+            return self._repaint_rows([row])
+        columns = [c for c in range(self.columnCount()) if self._cell(old, c) != self._cell(new, c)]
+        for first, last in _spans(columns):
+            self.dataChanged.emit(self.index(row, first), self.index(row, last))
+
+    def _cell(self, run: RunSummary, column: int) -> Any:
+        """What a cell shows and sorts by, to tell whether it must be repainted."""
+        compared = self.compare_column(column)
+        if compared is not None:
+            return self.compare.value(run, compared)  # its text and sort key follow from it
+        if column == STATUS_COLUMN:
+            return self.status_text(run), None
+        return _cell_text(run, column), _sort_key(run, column)
 
     def _repaint_rows(self, rows: Any) -> None:
         for first, last in _spans(sorted(rows)):
@@ -303,8 +319,13 @@ class RunsTableModel(QAbstractTableModel):
             self._rows = new
             self.endResetModel()
             return
+        old = self._rows
         self._rows = new
-        self._repaint_rows(changed_rows)
+        if change.in_place and len(old) == len(new):
+            for row in changed_rows:
+                self._repaint_cells(row, old[row], new[row])
+        else:
+            self._repaint_rows(changed_rows)
         if recoloured and new:
             self.dataChanged.emit(self.index(0, NAME_COLUMN), self.index(len(new) - 1, NAME_COLUMN))
 
@@ -336,6 +357,11 @@ def _spans(rows: list[int]) -> list[tuple[int, int]]:
         else:
             spans.append((row, row))
     return spans
+
+
+def _whole(run: RunSummary) -> tuple[str, str, str | None, str]:
+    """What, when it changes, changes every cell of a row."""
+    return run.path, run.status, run.error, reason_text(run)
 
 
 def _shown_status(run: RunSummary, note: RowNote | None) -> str:

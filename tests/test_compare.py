@@ -13,7 +13,7 @@ import pytest
 from desktop_app.compare.columns import Column, CompareColumns, ComparePrefs
 from desktop_app.compare.config_diff import differing_keys, flatten, value_text
 from desktop_app.compare.filter import FilterError, parse
-from desktop_app.compare.results import best_direction, read_results
+from desktop_app.compare.results import ResultsCache, RunResults, best_direction, read_results
 from desktop_app.compare.scatter import Source, make_axis, parallel, result_axis, scatter
 from desktop_app.runs_model import elapsed_seconds, eta_seconds
 from desktop_app.settings.table_prefs import load_prefs, save_prefs
@@ -151,6 +151,60 @@ def test_results_come_from_the_summaries_and_annotations_from_the_folder(
     assert "missing" not in found.keys
     assert found.annotations == Annotations(("base",), "note")
     assert summarize(paths.root).config == {"lr": 0.1}
+
+
+def test_ended_runs_results_are_kept_across_starts_until_their_files_change(
+    tmp_path: Path,
+) -> None:
+    def make(name: str) -> Path:
+        paths = RunPaths(tmp_path / name).create()
+        writer = JournalWriter.create(paths.journal, run_id=name, name=name, entry="x",
+                                      kind="recipe", config={}, max_steps=None)  # fmt: skip
+        for step, value in enumerate([3.0, 1.0, 2.0]):
+            writer.log_scalars({"val/loss": value}, step)
+        writer.close()
+        return paths.root
+
+    a, b = make("a"), make("b")
+    ended, live = replace(summarize(a), status="finished"), replace(summarize(b), status="running")
+    keys = ("val/loss",)
+    file = tmp_path / "cache" / "results.json"
+    first = ResultsCache(file)
+    assert first.results(a, keys, ended).keys["val/loss"].low == 1.0
+    assert first.results(b, keys, live).keys["val/loss"].high == 3.0
+    assert first.reads == 2 and first.dirty
+    first.save()
+    assert file.exists() and not first.dirty
+    # The next start: the ended run's results come from the file, the live one is read.
+    again = ResultsCache(file)
+    assert again.results(a, keys, ended) == first.results(a, keys, ended)
+    assert again.results(b, keys, live).keys["val/loss"].low == 1.0
+    assert again.reads == 1 and not again.dirty
+    # Read again when the annotations, the journal or the metrics asked for change.
+    write_annotations(a, Annotations(("tagged",), ""))
+    assert again.results(a, keys, ended).annotations.tags == ("tagged",)
+    assert again.reads == 2
+    writer = JournalWriter.open_next_attempt(a / "journal.sqlite", resume_step=3)
+    writer.log_scalars({"val/loss": 0.5, "x": 1.0}, 3)
+    writer.close()
+    ended = replace(summarize(a), status="finished")
+    assert again.results(a, keys, ended).keys["val/loss"].low == 0.5
+    assert again.results(a, keys, ended).keys["val/loss"].low == 0.5
+    assert again.results(a, ("val/loss", "x"), ended).keys["x"].low == 1.0
+    assert again.reads == 4
+    # A metric the run never logged opens no journal: only its annotations are looked at.
+    assert again.results(b, ("train/acc",), live) == RunResults({}, Annotations())
+    write_annotations(b, Annotations((), "hello"))
+    assert again.results(b, ("train/acc",), live).annotations.note == "hello"
+    assert again.reads == 4
+    # A save keeps the ended runs looked up since the last one (not the live one).
+    again.save()
+    third = ResultsCache(file)
+    assert third.results(a, ("val/loss", "x"), ended).annotations.tags == ("tagged",)
+    assert third.reads == 0
+    assert set(json.loads(file.read_text())["runs"]) == {str(a)}
+    file.write_text("{not json")  # a bad file is no cache
+    assert ResultsCache(file).results(a, keys, ended).keys["val/loss"].low == 0.5
 
 
 def test_annotations_are_private_atomic_and_read_safely(tmp_path: Path) -> None:
@@ -326,8 +380,6 @@ def test_a_thousand_runs_cost_milliseconds_not_seconds() -> None:
 def test_annotations_just_written_outlast_a_read_that_started_before() -> None:
     """A results read in flight when tags are saved brings the old tags back: they are kept
     as written until a read sees the file as written."""
-    from desktop_app.compare.results import RunResults
-
     model = CompareColumns()
     new = Annotations(("baseline",), "best so far")
     model.set_annotations("/runs/b", new)

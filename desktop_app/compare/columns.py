@@ -241,21 +241,28 @@ class CompareColumns:
         else:
             self._stale.discard(run.path)
 
-    def mark_read(self, path: str) -> None:
-        """Note that ``path``'s results are being read for its current summary."""
+    def mark_read(self, path: str) -> RunSummary | None:
+        """Note that ``path``'s results are being read for its current summary; returns that
+        summary (None: not listed)."""
         place = self._pos.get(path)
-        if place is not None:
-            self._read_for[path] = (self.metrics(), self._runs[place])
-            self._stale.discard(path)
+        if place is None:
+            return None
+        run = self._runs[place]
+        self._read_for[path] = (self.metrics(), run)
+        self._stale.discard(path)
+        return run
 
-    def set_results(self, path: str, results: RunResults) -> None:
+    def set_results(self, path: str, results: RunResults) -> bool:
+        """Take ``path``'s results as read; True if they differ from those shown."""
         written = self._written.get(path)
         if written is not None:
             if results.annotations == written:
                 del self._written[path]  # the read saw the file as written
             else:  # a read that started before the write: its annotations are old
                 results = replace(results, annotations=written)
+        changed = self._results.get(path) != results
         self._results[path] = results
+        return changed
 
     def set_annotations(self, path: str, annotations: Annotations) -> None:
         """Show annotations just written (before the next read brings them back); a read

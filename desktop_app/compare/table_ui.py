@@ -6,7 +6,8 @@ with :mod:`desktop_app.compare.filter`. :class:`CompareTable` wires a table view
 header's context menu adds or hides config columns, picks the compared metrics and whether
 their best is the lowest or the highest (saved in ``table.json``); a run's context menu edits
 its tags and note (``annotations.json`` in its folder). Results are read on the journal worker
-in chunks, only for runs whose summary changed since their last read.
+in chunks, only for runs whose summary changed since their last read; an ended run's are kept
+across starts (:class:`~desktop_app.compare.results.ResultsCache`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from PySide6.QtWidgets import (
 from desktop_app.background import BackgroundIO
 from desktop_app.compare.columns import RESULT_KINDS, Column, ComparePrefs
 from desktop_app.compare.filter import FilterError, RunFilter, parse
-from desktop_app.compare.results import RunResults, read_results
+from desktop_app.compare.results import ResultsCache, RunResults
 from desktop_app.runs_table import COLUMNS, SORT_ROLE, STATUS_COLUMN, RunsTableModel
 from desktop_app.settings.table_prefs import save_prefs
 from trainer.annotations import (
@@ -64,6 +65,7 @@ RESULTS_INTERVAL_MS = 1000
 #: Where the comparing columns start on screen: after Name and Status.
 FIRST_COMPARE_VISUAL = STATUS_COLUMN + 1
 _RESULTS_TAG = "compare-results"
+_CACHE_TAG = "compare-results-cache"
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -161,12 +163,16 @@ class CompareTable(QObject):
         *,
         save: Callable[[ComparePrefs], object] = save_prefs,
         ready: Callable[[], bool] = lambda: True,
+        cache: Path | None = None,
         parent: QObject | None = None,
     ) -> None:
         """``ready``: False while results must wait (the window's first listing: reading
-        every run's results beside it would slow the listing down)."""
+        every run's results beside it would slow the listing down). ``cache``: the file that
+        keeps ended runs' results between starts (None: none)."""
         super().__init__(parent)
         self._ready = ready
+        #: Used on the journal worker only (its reads and its saves).
+        self.cache = ResultsCache(cache)
         self.table = table
         self.model = model
         self.proxy = proxy
@@ -209,16 +215,19 @@ class CompareTable(QObject):
         if not stale:
             return False
         metrics = compare.metrics()
-        for path in stale:
-            compare.mark_read(path)
+        runs = [(path, run) for path, run in ((p, compare.mark_read(p)) for p in stale) if run]
+        cache = self.cache
 
         def job() -> dict[str, RunResults]:
-            return {path: read_results(Path(path), metrics) for path in stale}
+            return {path: cache.results(Path(path), metrics, run) for path, run in runs}
 
         def done(found: dict[str, RunResults]) -> None:
             self.model.set_results(found)
             if compare.stale():
                 QTimer.singleShot(0, self.read_results)
+            elif cache.dirty:  # every listed run looked at: keep what was read for next time
+                self.io.submit(_CACHE_TAG, cache.save, lambda _: None,
+                               lambda e: log.warning("results cache: %s", e))  # fmt: skip
 
         return self.io.submit(_RESULTS_TAG, job, done, lambda e: log.warning("results: %s", e))
 

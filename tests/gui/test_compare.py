@@ -199,6 +199,26 @@ def test_tags_and_notes_persist_in_the_run_folder_and_survive_a_restart(
         again.close()
 
 
+def test_the_next_start_reads_no_ended_runs_journal_for_its_results(
+    qtbot: QtBot, sweep: Path, window: MainWindow
+) -> None:
+    best = "val/loss best (min)"
+    wait_for(qtbot, lambda: best in headers(window) and column_cells(window, best)["c"] == "0.8")
+    cache = window.compare.cache
+    assert cache.reads == 3
+    wait_for(qtbot, lambda: cache.path is not None and cache.path.exists() and not cache.dirty)
+    window.close()
+
+    again = MainWindow(sweep)
+    qtbot.addWidget(again)
+    try:
+        wanted = {"a": "0.4", "b": "0.6", "c": "0.8"}
+        wait_for(qtbot, lambda: best in headers(again) and column_cells(again, best) == wanted)
+        assert again.compare.cache.reads == 0
+    finally:
+        again.close()
+
+
 def test_header_menu_adds_and_hides_columns_and_the_choice_persists(
     qtbot: QtBot, sweep: Path, window: MainWindow
 ) -> None:

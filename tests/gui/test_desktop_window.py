@@ -11,6 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.main_window import MainWindow
 from desktop_app.runs_ctl.spec import LaunchSpec
+from desktop_app.runs_model import ScanResult
 from desktop_app.runs_table import COLUMNS, STATUS_COLUMN
 from trainer.journal.writer import JournalWriter
 
@@ -83,6 +84,23 @@ def test_lists_runs_and_follows_new_ones(
     loss_col = COLUMNS.index("train/loss")
     wait_for(qtbot, lambda: cells(window, loss_col)["live"] == "0.125")
     assert cells(window, COLUMNS.index("Step"))["live"] == "3 / 100"
+
+
+def test_an_empty_runs_dir_sizes_the_columns_once_not_every_scan(
+    qtbot: QtBot, window: MainWindow, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wait_for(qtbot, lambda: window._listed)
+    sized: list[int] = []
+    monkeypatch.setattr(window.table, "resizeColumnsToContents", lambda: sized.append(1))
+    window._columns_sized_at = -1  # as at the start
+    for _ in range(3):  # a scan a second finds it still empty
+        window._on_scan(ScanResult())
+    assert len(sized) == 1
+    make_run("first", losses=[1.0], status="finished")
+    wait_for(qtbot, lambda: len(window.runs) == 1)
+    assert len(sized) == 2  # the first rows: sized to them, then no more
+    window._on_scan(ScanResult())
+    assert len(sized) == 2
 
 
 def test_chart_grows_as_the_writer_logs(

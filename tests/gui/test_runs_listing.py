@@ -5,15 +5,20 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
 
+from desktop_app import runs_model
+from desktop_app.compare.results import KeyResult, RunResults
 from desktop_app.main_window import MainWindow
-from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult
-from desktop_app.runs_table import RunsTableModel
+from desktop_app.runs_model import RunsModel, RunsScanner, ScanResult, file_mark
+from desktop_app.runs_table import COLUMNS, RunsTableModel
+from trainer.annotations import Annotations
 from trainer.journal.writer import JournalWriter
 from trainer.paths import JOURNAL_NAME, RunPaths
 
@@ -151,7 +156,76 @@ def test_a_changed_journal_is_read_again_and_its_row_repainted(
         assert time.monotonic() < deadline, "the resumed run was never read again"
     row = model.index_of(str(runs_dir / "a"))
     assert row is not None and model.runs[row].latest["train/loss"] == 0.125
+    assert changed and set(changed) == {(row, row)}  # that row only (the cells that changed)
+    table.detach()
+
+
+def test_ended_runs_are_looked_at_in_turns_and_the_followed_not_at_all(
+    runs_dir: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(10):
+        make_run(f"r{n}", losses=[1.0], status="finished")
+    scanner = RunsScanner(runs_dir, recheck=4)
+    scan_until_complete(scanner)
+    looked: Counter[str] = Counter()
+
+    def counted(folder: str | Path) -> object:
+        looked[Path(folder).name] += 1
+        return file_mark(folder)
+
+    monkeypatch.setattr(runs_model, "file_mark", counted)
+    reads = scanner.reads
+    for _ in range(5):  # 20 looks: each of the 10 ended runs twice, a stat each
+        assert scanner.scan().changed == []
+    assert looked == {f"r{n}": 2 for n in range(10)} and scanner.reads == reads
+    looked.clear()
+    scanner.followed = frozenset({str(runs_dir / "r0")})
+    for _ in range(9):  # 36 looks over the 9 others
+        scanner.scan()
+    assert looked == {f"r{n}": 4 for n in range(1, 10)} and scanner.reads == reads
+
+
+def test_a_rows_new_step_repaints_the_cells_that_changed(runs_dir: Path, make_run: MakeRun) -> None:
+    make_run("a", losses=[1.0], status="finished")
+    make_run("b", losses=[2.0], status="finished")
+    model = RunsModel(runs_dir)
+    table = RunsTableModel(model)
+    model.apply(model.scan())
+    changed: list[tuple[int, int, int, int]] = []
+    table.dataChanged.connect(
+        lambda first, last, _roles: changed.append(
+            (first.row(), first.column(), last.row(), last.column())
+        )
+    )
+    row = model.index_of(str(runs_dir / "b"))
+    assert row is not None
+    run = model.runs[row]
+    step = COLUMNS.index("Step")
+    assert model.apply(ScanResult(changed=[replace(run, step=run.step + 1)]))
+    assert changed == [(row, step, row, step)]  # that cell only, not the row
+    changed.clear()
+    assert not model.apply(ScanResult(changed=[replace(run, step=run.step + 1)]))
+    assert changed == []  # nothing new: nothing repainted
+    assert model.apply(ScanResult(changed=[replace(run, step=run.step + 1, status="crashed")]))
+    assert changed == [(row, 0, row, table.columnCount() - 1)]  # a new status: the whole row
+    table.detach()
+
+
+def test_results_read_again_the_same_repaint_nothing(runs_dir: Path, make_run: MakeRun) -> None:
+    make_run("a", losses=[1.0], status="finished")
+    make_run("b", losses=[2.0], status="finished")
+    model = RunsModel(runs_dir)
+    table = RunsTableModel(model)
+    model.apply(model.scan())
+    changed: list[tuple[int, int]] = []
+    table.dataChanged.connect(lambda first, last, _roles: changed.append((first.row(), last.row())))
+    b = str(runs_dir / "b")
+    found = {b: RunResults({"train/loss": KeyResult(2.0, 2.0)}, Annotations())}
+    table.set_results(found)
+    row = model.index_of(b)
     assert changed == [(row, row)]  # that row only
+    table.set_results(dict(found))  # a live run's results read again at its next step
+    assert changed == [(row, row)]  # the same: nothing repainted
     table.detach()
 
 
