@@ -121,8 +121,22 @@ class _CachedBounds(pg.AxisItem):
 class YAxis(_CachedBounds):
     """The left axis: pyqtgraph's, with readable log ticks within one decade."""
 
+    #: Bumped whenever a left axis's natural width may have changed: the panel lines the
+    #: axes up then, not on every display tick.
+    widths_version: ClassVar[int] = 0
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(orientation="left", **kwargs)
+
+    def _updateMaxTextSize(self, x: int) -> None:
+        before = self.textWidth
+        super()._updateMaxTextSize(x)
+        if self.textWidth != before:
+            YAxis.widths_version += 1
+
+    def setStyle(self, **kwargs: Any) -> None:
+        super().setStyle(**kwargs)
+        YAxis.widths_version += 1
 
     def natural_width(self) -> int:
         """The width the axis would take for its widest tick label drawn so far (the panel

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QStackedWidget, QVBoxLayout, 
 
 from desktop_app.background import BackgroundIO
 from desktop_app.charts.aggregate import GroupSpec, RunGrouping
+from desktop_app.charts.axes import YAxis
 from desktop_app.charts.chart_theme import ChartTheme, chart_theme, current_chart_theme
 from desktop_app.charts.feed import live_limit
 from desktop_app.charts.groups import GRID_SPACING, ChartGroup, columns_for
@@ -86,6 +87,7 @@ class ChartsPanel(QWidget):
         self._upgrade_io: BackgroundIO | None = None  # made when an old journal is opened
         self._overviews = 0  # overview reads in flight
         self._exact_waiting = False  # an exact read was held back for them
+        self._aligned: tuple[int, int] | None = None  # the axes' state last lined up
         #: Viewport reads asked for by a redraw, sent once its frame is painted.
         self._unsent: list[tuple[Path, str, EnvelopeRequest, _Done, _Failed]] = []
         self._upgraded: set[Path] = set()
@@ -644,6 +646,10 @@ class ChartsPanel(QWidget):
     def _align_axes(self) -> None:
         """Give every chart's left axis the width the widest labels need, so that the plot
         areas of a column start at the same pixel (their x ranges are linked already)."""
+        state = (YAxis.widths_version, len(self.plots))
+        if state == self._aligned:
+            return  # no label width changed, no chart came or went: as they were
+        self._aligned = state
         axes = [plot.getPlotItem().getAxis("left") for plot in self.plots.values()]
         if not axes:
             return

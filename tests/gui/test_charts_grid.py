@@ -159,7 +159,7 @@ def test_the_key_filter_hides_charts(qtbot: QtBot, panel: ChartsPanel, make_run:
 
 # ---------------------------------------------------------------- x axis
 def test_x_axes_are_linked_and_plot_areas_line_up(
-    qtbot: QtBot, panel: ChartsPanel, make_run: MakeRun
+    qtbot: QtBot, panel: ChartsPanel, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = six_charts(make_run)
     panel.resize(700, 1400)  # two columns: train/big above train/loss? sorted: big, loss, lr
@@ -175,6 +175,18 @@ def test_x_axes_are_linked_and_plot_areas_line_up(
     assert same_width_per_column(panel)  # right edges line up too
     big = panel.plots["train/big"].getPlotItem().getAxis("left")
     assert big.textWidth > 40  # "1e+08"-like labels: the others took its width
+    # Ticks with nothing new do not measure the axes again.
+    from desktop_app.charts.axes import YAxis
+
+    measured: list[YAxis] = []
+    natural = YAxis.natural_width
+    monkeypatch.setattr(YAxis, "natural_width", lambda axis: measured.append(axis) or natural(axis))
+    for _ in range(3):
+        panel.redraw()
+    assert not measured
+    YAxis.widths_version += 1  # as when a label's width changes
+    panel.redraw()
+    assert len(measured) == len(panel.plots)
     # One chart zoomed: every chart shows the same x range.
     panel.plots["val/acc"].vb.setXRange(10, 20, padding=0)
     ranges = {tuple(round(v, 6) for v in p.vb.viewRange()[0]) for p in panel.plots.values()}

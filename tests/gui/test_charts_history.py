@@ -101,6 +101,7 @@ def test_a_long_run_opens_with_its_newest_points_and_a_history_read_by_viewport(
     assert len(xs) < 6 * 2048 + LIMIT  # never the 60,000 points
 
     # Zoom into the history: a finer read arrives, and matches the raw min/max per column.
+    qtbot.waitUntil(lambda: not curve.history.pending, timeout=15_000)  # type: ignore[union-attr]
     panel.set_follow(False)
     plot = panel.plots["loss"]
     x0, x1 = 20_000.0, 24_000.0
