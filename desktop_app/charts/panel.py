@@ -19,7 +19,7 @@ import html
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -45,6 +45,7 @@ from desktop_app.charts.model import (
 )
 from desktop_app.charts.plot import DrawContext, MetricPlot
 from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
+from desktop_app.charts.rules import key_matches
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from desktop_app.compare.colours import PALETTE
 from desktop_app.follow.hub import FollowHub
@@ -107,6 +108,8 @@ class ChartsPanel(QWidget):
         self._x_range: tuple[float, float] | None = None
         self._syncing = False
         self._structure_dirty = True
+        self._pending_keys: list[str] = []  # keys whose charts a tick out of time left
+        self._arrived: set[str] = set()  # keys with a history read not drawn yet
         self._hover: tuple[MetricPlot, float] | None = None
         self._hover_dirty = False
         self._shut_down = False
@@ -398,7 +401,7 @@ class ChartsPanel(QWidget):
             return 0
         started = time.perf_counter()
         if self._structure_dirty:
-            self._update_structure()
+            self._update_structure(None if budget_s is None else started + budget_s)
         if not self._hover_dirty and not any(plot.dirty for plot in self.plots.values()):
             # Nothing new (most ticks of an idle app): no bounds to follow, nothing to draw.
             self._align_axes()
@@ -412,8 +415,13 @@ class ChartsPanel(QWidget):
         for i, plot in enumerate(plots[first:] + plots[:first]):
             if plot.dirty and self._is_shown(plot):
                 calls += plot.redraw(ctx)
+                self._arrived.discard(plot.key)
                 if budget_s is not None and time.perf_counter() - started > budget_s:
                     self._resume_at = first + i + 1
+                    if any(self.plots[key].dirty for key in self._arrived if key in self.plots):
+                        # History reads came for more charts: the next ones right after this
+                        # tick's paint, not a display interval later (many runs opened).
+                        self._soon.start()
                     break
         if self._hover_dirty:
             self._draw_crosshair(ctx)
@@ -458,7 +466,8 @@ class ChartsPanel(QWidget):
         if self._shut_down:
             return
         self._feeds.poll()
-        self.redraw(REDRAW_BUDGET_S)
+        if not self._soon.isActive():  # else it draws, now: one slice of drawing at a time
+            self.redraw(REDRAW_BUDGET_S)
         if not self._runs and not self._structure_dirty:
             self._timer.stop()  # no runs, nothing to draw: no wake-ups; set_runs restarts it
 
@@ -506,6 +515,9 @@ class ChartsPanel(QWidget):
                 plot = self.plots.get(key)
                 if plot is not None:
                     plot.dirty = True
+                    self._arrived.add(key)
+                    if not self._soon.isActive():
+                        self._soon.start()  # drawn on arrival, as new points are
 
         def failed(exc: BaseException) -> None:
             settle()
@@ -550,8 +562,15 @@ class ChartsPanel(QWidget):
         self._structure_dirty = True
         self._mark_all_dirty()
 
-    def _update_structure(self) -> None:
-        """Create and remove charts for the keys of the selected runs; show a message if none."""
+    def _update_structure(self, deadline: float | None = None) -> None:
+        """Create and remove charts for the keys of the selected runs; show a message if none.
+
+        With ``deadline`` (a :func:`time.perf_counter` time; the display timer's), charts are
+        made and given their runs' items in grid order until it has passed, at least one
+        each call; the others follow on the next ticks. Making a chart and its first paint
+        cost tens of ms each, and making them all at once held the event loop for a quarter
+        of a second (ten charts) or more (twenty runs).
+        """
         self._structure_dirty = False
         keys = self.model.keys()
         for key in [k for k in self.plots if k not in keys]:
@@ -560,19 +579,27 @@ class ChartsPanel(QWidget):
             plot.hovered.disconnect()
             plot.setParent(None)
             plot.deleteLater()
-        for key in keys:
-            if key not in self.plots:
-                self._add_plot(key)
-        for key, plot in self.plots.items():
+        self._pending_keys = sorted(keys, key=lambda k: (GROUPS.index(group_of(k)), k))
+        while self._pending_keys:
+            key = self._pending_keys[0]
+            made = key not in self.plots
+            plot = self.plots[key] if not made else self._add_plot(key)
             wanted = [(f, n) for f, n in self._runs if key in self.model.runs[f].curves]
             if wanted != plot.shown_runs:
                 plot.sync_runs(wanted, self._colors)
+                made = True
+            del self._pending_keys[0]
+            if made and deadline is not None and time.perf_counter() > deadline:
+                break
+        if self._pending_keys:
+            self._structure_dirty = True
+            self._soon.start()  # the next ones once this tick's charts are painted
         for group in self.groups.values():
             group.setVisible(bool(group.shown))
         self._set_columns()
         self._update_messages()
 
-    def _add_plot(self, key: str) -> None:
+    def _add_plot(self, key: str) -> MetricPlot:
         plot = MetricPlot(key, colours=self.colours)
         if self._x_range is not None:
             plot.vb.setXRange(*self._x_range, padding=0)
@@ -586,6 +613,7 @@ class ChartsPanel(QWidget):
         group = self.groups[group_of(key)]
         group.set_filter(self.key_filter)
         group.add_plot(plot)
+        return plot
 
     def _update_messages(self) -> None:
         errors = [f"{data.name}: {data.error}" for data in self.model.runs.values() if data.error]
@@ -714,6 +742,10 @@ class ChartsPanel(QWidget):
         """As many columns as the width allows, but no more than the largest group fills:
         every group has the same columns, so charts are equally wide and line up."""
         fill = max((len(group.shown) for group in self.groups.values()), default=1)
+        if self._pending_keys:  # the charts still to make count: no resizing as they come
+            fill = max(fill, *Counter(
+                group_of(key) for key in self.model.keys() if key_matches(key, self.key_filter)
+            ).values(), 1)  # fmt: skip
         width = self.scroll_area.viewport().width()
         columns = min(columns_for(width), max(fill, 1))
         margins = self._charts_layout.contentsMargins()
