@@ -148,7 +148,7 @@ class MetricPlot(pg.PlotWidget):
         self.axis = XAxis()
         self.colours = colours or current_chart_theme()
         super().__init__(
-            parent, background=self.colours.background,
+            parent, background=self.colours.background, enableMenu=False,
             axisItems={"bottom": self.axis, "left": YAxis()},
         )  # fmt: skip
         self.key = key
