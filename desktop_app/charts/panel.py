@@ -70,7 +70,8 @@ MIN_PLOT_WIDTH = 200
 class ChartsPanel(QWidget):
     """One chart per metric key of the selected runs, grouped by namespace, x axes linked."""
 
-    #: Emitted once, the first time a tick draws data (``--screenshot`` waits for it).
+    #: Emitted once, the first time a tick draws data with every chart made (``--screenshot``
+    #: waits for it).
     firstDataDrawn = Signal()
     #: Emitted after each tick that drew something (probes and benchmarks listen).
     drawn = Signal()
@@ -434,7 +435,7 @@ class ChartsPanel(QWidget):
                 if wall is not None:
                     self.drawn_walls[str(folder)] = wall
             self.drawn.emit()
-            if not self.has_drawn:
+            if not self.has_drawn and not self._pending_keys:  # every chart made
                 self.has_drawn = True
                 self.firstDataDrawn.emit()
         return calls
