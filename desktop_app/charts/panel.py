@@ -587,7 +587,9 @@ class ChartsPanel(QWidget):
             plot = self.plots[key] if not made else self._add_plot(key)
             wanted = [(f, n) for f, n in self._runs if key in self.model.runs[f].curves]
             if wanted != plot.shown_runs:
-                plot.sync_runs(wanted, self._colors)
+                # Items for many runs cost as much as a chart: they may take slices too.
+                if not plot.sync_runs(wanted, self._colors, deadline):
+                    break
                 made = True
             del self._pending_keys[0]
             if made and deadline is not None and time.perf_counter() > deadline:
