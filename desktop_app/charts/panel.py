@@ -504,9 +504,7 @@ class ChartsPanel(QWidget):
         def settle() -> None:
             if request.overview:
                 self._overviews -= 1
-                if not self._overviews and self._exact_waiting:
-                    self._exact_waiting = False
-                    self._mark_all_dirty()  # now ask for the exact reads
+                self._release_exact()
 
         def done(envelope: Envelope) -> None:
             settle()
@@ -516,9 +514,10 @@ class ChartsPanel(QWidget):
                 plot = self.plots.get(key)
                 if plot is not None:
                     plot.dirty = True
-                    self._arrived.add(key)
-                    if not self._soon.isActive():
-                        self._soon.start()  # drawn on arrival, as new points are
+                    if not self._reading(key):  # the chart's last read: drawn on arrival,
+                        self._arrived.add(key)  # as new points are (the others by the timer)
+                        if not self._soon.isActive():
+                            self._soon.start()
 
         def failed(exc: BaseException) -> None:
             settle()
@@ -531,6 +530,21 @@ class ChartsPanel(QWidget):
             self._overviews += 1
         if not self._feeds.request_envelope(folder, key, request, done, failed):
             failed(RuntimeError("the reader is busy or gone"))
+
+    def _release_exact(self) -> None:
+        """Ask for the exact reads held back, once no overview is in flight and every chart
+        is made (a chart still to make asks for its overviews when first drawn)."""
+        if not self._overviews and self._exact_waiting and not self._pending_keys:
+            self._exact_waiting = False
+            self._mark_all_dirty()  # now ask for the exact reads
+
+    def _reading(self, key: str) -> bool:
+        """True while a history read of ``key`` is in flight for some run."""
+        for run in self.model.runs.values():
+            curve = run.curves.get(key)
+            if curve is not None and curve.history is not None and curve.history.pending:
+                return True
+        return False
 
     def _upgrade(self, folder: Path) -> None:
         """An ended run's journal of an older schema: upgrade it in the background (its
@@ -597,6 +611,8 @@ class ChartsPanel(QWidget):
         if self._pending_keys:
             self._structure_dirty = True
             self._soon.start()  # the next ones once this tick's charts are painted
+        else:
+            self._release_exact()
         for group in self.groups.values():
             group.setVisible(bool(group.shown))
         self._set_columns()
@@ -746,9 +762,9 @@ class ChartsPanel(QWidget):
         every group has the same columns, so charts are equally wide and line up."""
         fill = max((len(group.shown) for group in self.groups.values()), default=1)
         if self._pending_keys:  # the charts still to make count: no resizing as they come
-            fill = max(fill, *Counter(
-                group_of(key) for key in self.model.keys() if key_matches(key, self.key_filter)
-            ).values(), 1)  # fmt: skip
+            keys = set(self.plots).union(self._pending_keys)
+            counts = Counter(group_of(key) for key in keys if key_matches(key, self.key_filter))
+            fill = max(fill, *counts.values(), 1)
         width = self.scroll_area.viewport().width()
         columns = min(columns_for(width), max(fill, 1))
         margins = self._charts_layout.contentsMargins()
