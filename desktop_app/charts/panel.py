@@ -149,6 +149,10 @@ class ChartsPanel(QWidget):
             group = self.groups[name] = ChartGroup(name)
             group.hide()
             self._charts_layout.addWidget(group)
+        for widget in (self.charts, *self.groups.values(), *(g.body for g in self.groups.values())):
+            # Laid out from the top left: growing by a row of charts (as they are made, a few
+            # per tick) repaints the new row only, not every chart above it.
+            widget.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self._charts_layout.addStretch(1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
@@ -413,8 +417,12 @@ class ChartsPanel(QWidget):
         calls = 0
         plots = list(self.plots.values())
         first = self._resume_at % len(plots) if plots else 0
+        # Charts still being made are drawn once they have every run's items, and charts
+        # whose runs' overviews are coming once they all came (not once per run).
+        waiting = set(self._pending_keys)
+        waiting.update(key for key in self.plots if self._overviews and self._reading(key, True))
         for i, plot in enumerate(plots[first:] + plots[:first]):
-            if plot.dirty and self._is_shown(plot):
+            if plot.dirty and plot.key not in waiting and self._is_shown(plot):
                 calls += plot.redraw(ctx)
                 self._arrived.discard(plot.key)
                 if budget_s is not None and time.perf_counter() - started > budget_s:
@@ -538,11 +546,14 @@ class ChartsPanel(QWidget):
             self._exact_waiting = False
             self._mark_all_dirty()  # now ask for the exact reads
 
-    def _reading(self, key: str) -> bool:
-        """True while a history read of ``key`` is in flight for some run."""
+    def _reading(self, key: str, overview: bool = False) -> bool:
+        """True while a history read of ``key`` (``overview``: an overview) is in flight for
+        some run."""
         for run in self.model.runs.values():
             curve = run.curves.get(key)
-            if curve is not None and curve.history is not None and curve.history.pending:
+            if curve is None or curve.history is None:
+                continue
+            if any(not overview or is_overview for _axis, is_overview in curve.history.pending):
                 return True
         return False
 
