@@ -417,12 +417,9 @@ class ChartsPanel(QWidget):
         calls = 0
         plots = list(self.plots.values())
         first = self._resume_at % len(plots) if plots else 0
-        # Charts still being made are drawn once they have every run's items, and charts
-        # whose runs' overviews are coming once they all came (not once per run).
-        waiting = set(self._pending_keys)
-        waiting.update(key for key in self.plots if self._overviews and self._reading(key, True))
+        building = set(self._pending_keys)
         for i, plot in enumerate(plots[first:] + plots[:first]):
-            if plot.dirty and plot.key not in waiting and self._is_shown(plot):
+            if plot.dirty and not self._waits(plot, building) and self._is_shown(plot):
                 calls += plot.redraw(ctx)
                 self._arrived.discard(plot.key)
                 if budget_s is not None and time.perf_counter() - started > budget_s:
@@ -539,6 +536,11 @@ class ChartsPanel(QWidget):
         if not self._feeds.request_envelope(folder, key, request, done, failed):
             failed(RuntimeError("the reader is busy or gone"))
 
+    def _waits(self, plot: MetricPlot, building: set[str]) -> bool:
+        """True for a chart still being made (drawn once it has every run's items) or whose
+        runs' overviews are coming (drawn once they all came, not once per run)."""
+        return plot.key in building or bool(self._overviews and self._reading(plot.key, True))
+
     def _release_exact(self) -> None:
         """Ask for the exact reads held back, once no overview is in flight and every chart
         is made (a chart still to make asks for its overviews when first drawn)."""
@@ -599,6 +601,7 @@ class ChartsPanel(QWidget):
         """
         self._structure_dirty = False
         keys = self.model.keys()
+        count = len(self.plots)
         for key in [k for k in self.plots if k not in keys]:
             plot = self.plots.pop(key)
             self.groups[group_of(key)].remove_plot(key)
@@ -624,9 +627,10 @@ class ChartsPanel(QWidget):
             self._soon.start()  # the next ones once this tick's charts are painted
         else:
             self._release_exact()
-        for group in self.groups.values():
-            group.setVisible(bool(group.shown))
-        self._set_columns()
+        if len(self.plots) != count or not self._pending_keys:  # charts came or went
+            for group in self.groups.values():
+                group.setVisible(bool(group.shown))
+            self._set_columns()
         self._update_messages()
 
     def _add_plot(self, key: str) -> MetricPlot:
