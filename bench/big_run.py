@@ -105,9 +105,10 @@ empty_rss = proc.memory_info().rss
 lags, started = [], time.perf_counter()
 panel.set_runs([(f, f.name) for f in folders])
 def ready():
-    # Every chart on screen shows every run's full range (charts scrolled away read nothing).
+    # Every chart on screen shows every run's full range (charts scrolled away read nothing);
+    # every chart is made (they come a few per tick).
     shown = [key for key, plot in panel.plots.items() if panel._is_shown(plot)]
-    return bool(shown) and all(
+    return bool(shown) and len(panel.plots) == %d and all(
         len(run.curves) == %d and all(
             run.curves[key].history.overview if run.curves[key].history is not None
             else len(run.curves[key]) > 0
@@ -158,7 +159,7 @@ panel.shutdown()
 def _open(folders: list[Path]) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD % KEYS, *map(str, folders)],
+        [sys.executable, "-c", _CHILD % (KEYS, KEYS), *map(str, folders)],
         capture_output=True, text=True, env=env, timeout=900, check=True,
     )  # fmt: skip
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
