@@ -19,7 +19,7 @@ import html
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -46,6 +46,7 @@ from desktop_app.charts.model import (
 )
 from desktop_app.charts.plot import DrawContext, MetricPlot
 from desktop_app.charts.reading import FINAL_STATUSES, JournalFeeds
+from desktop_app.charts.rules import key_matches
 from desktop_app.charts.toolbar import DEFAULT_EMA, ChartsToolbar
 from desktop_app.compare.colours import PALETTE
 from desktop_app.follow.hub import FollowHub
@@ -73,7 +74,8 @@ MIN_PLOT_WIDTH = 200
 class ChartsPanel(QWidget):
     """One chart per metric key of the selected runs, grouped by namespace, x axes linked."""
 
-    #: Emitted once, the first time a tick draws data (``--screenshot`` waits for it).
+    #: Emitted once, the first time a tick draws data with every chart made (``--screenshot``
+    #: waits for it).
     firstDataDrawn = Signal()
     #: Emitted after each tick that drew something (probes and benchmarks listen).
     drawn = Signal()
@@ -114,6 +116,8 @@ class ChartsPanel(QWidget):
         self._x_range: tuple[float, float] | None = None
         self._syncing = False
         self._structure_dirty = True
+        self._pending_keys: list[str] = []  # keys whose charts a tick out of time left
+        self._arrived: set[str] = set()  # keys with a history read not drawn yet
         self._hover: tuple[MetricPlot, float] | None = None
         self._hover_dirty = False
         self._shut_down = False
@@ -152,6 +156,10 @@ class ChartsPanel(QWidget):
             group = self.groups[name] = ChartGroup(name)
             group.hide()
             self._charts_layout.addWidget(group)
+        for widget in (self.charts, *self.groups.values(), *(g.body for g in self.groups.values())):
+            # Laid out from the top left: growing by a row of charts (as they are made, a few
+            # per tick) repaints the new row only, not every chart above it.
+            widget.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         self._charts_layout.addStretch(1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
@@ -411,7 +419,7 @@ class ChartsPanel(QWidget):
             return 0
         started = time.perf_counter()
         if self._structure_dirty:
-            self._update_structure()
+            self._update_structure(None if budget_s is None else started + budget_s)
         if not self._hover_dirty and not any(plot.dirty for plot in self.plots.values()):
             # Nothing new (most ticks of an idle app): no bounds to follow, nothing to draw.
             self._align_axes()
@@ -422,11 +430,17 @@ class ChartsPanel(QWidget):
         calls = 0
         plots = list(self.plots.values())
         first = self._resume_at % len(plots) if plots else 0
+        building = set(self._pending_keys)
         for i, plot in enumerate(plots[first:] + plots[:first]):
-            if plot.dirty and self._is_shown(plot):
+            if plot.dirty and not self._waits(plot, building) and self._is_shown(plot):
                 calls += plot.redraw(ctx)
+                self._arrived.discard(plot.key)
                 if budget_s is not None and time.perf_counter() - started > budget_s:
                     self._resume_at = first + i + 1
+                    if any(self.plots[key].dirty for key in self._arrived if key in self.plots):
+                        # History reads came for more charts: the next ones right after this
+                        # tick's paint, not a display interval later (many runs opened).
+                        self._soon.start()
                     break
         if self._hover_dirty:
             self._draw_crosshair(ctx)
@@ -439,7 +453,7 @@ class ChartsPanel(QWidget):
                 if wall is not None:
                     self.drawn_walls[str(folder)] = wall
             self.drawn.emit()
-            if not self.has_drawn:
+            if not self.has_drawn and not self._pending_keys:  # every chart made
                 self.has_drawn = True
                 self.firstDataDrawn.emit()
         return calls
@@ -473,7 +487,8 @@ class ChartsPanel(QWidget):
         if self._shut_down:
             return
         self._feeds.poll()
-        self.redraw(REDRAW_BUDGET_S)
+        if not self._soon.isActive():  # else it draws, now: one slice of drawing at a time
+            self.redraw(REDRAW_BUDGET_S)
         if not self._runs and not self._structure_dirty:
             self._timer.stop()  # no runs, nothing to draw: no wake-ups; set_runs restarts it
 
@@ -509,9 +524,7 @@ class ChartsPanel(QWidget):
         def settle() -> None:
             if request.overview:
                 self._overviews -= 1
-                if not self._overviews and self._exact_waiting:
-                    self._exact_waiting = False
-                    self._mark_all_dirty()  # now ask for the exact reads
+                self._release_exact()
 
         def done(envelope: Envelope) -> None:
             settle()
@@ -521,6 +534,10 @@ class ChartsPanel(QWidget):
                 plot = self.plots.get(key)
                 if plot is not None:
                     plot.dirty = True
+                    if not self._reading(key):  # the chart's last read: drawn on arrival,
+                        self._arrived.add(key)  # as new points are (the others by the timer)
+                        if not self._soon.isActive():
+                            self._soon.start()
 
         def failed(exc: BaseException) -> None:
             settle()
@@ -542,6 +559,29 @@ class ChartsPanel(QWidget):
                 folder, key, request, done, failed
             ):
                 failed(RuntimeError("the reader is busy or gone"))
+
+    def _waits(self, plot: MetricPlot, building: set[str]) -> bool:
+        """True for a chart still being made (drawn once it has every run's items) or whose
+        runs' overviews are coming (drawn once they all came, not once per run)."""
+        return plot.key in building or bool(self._overviews and self._reading(plot.key, True))
+
+    def _release_exact(self) -> None:
+        """Ask for the exact reads held back, once no overview is in flight and every chart
+        is made (a chart still to make asks for its overviews when first drawn)."""
+        if not self._overviews and self._exact_waiting and not self._pending_keys:
+            self._exact_waiting = False
+            self._mark_all_dirty()  # now ask for the exact reads
+
+    def _reading(self, key: str, overview: bool = False) -> bool:
+        """True while a history read of ``key`` (``overview``: an overview) is in flight for
+        some run."""
+        for run in self.model.runs.values():
+            curve = run.curves.get(key)
+            if curve is None or curve.history is None:
+                continue
+            if any(not overview or is_overview for _axis, is_overview in curve.history.pending):
+                return True
+        return False
 
     def _upgrade(self, folder: Path) -> None:
         """An ended run's journal of an older schema: upgrade it in the background (its
@@ -574,29 +614,50 @@ class ChartsPanel(QWidget):
         self._structure_dirty = True
         self._mark_all_dirty()
 
-    def _update_structure(self) -> None:
-        """Create and remove charts for the keys of the selected runs; show a message if none."""
+    def _update_structure(self, deadline: float | None = None) -> None:
+        """Create and remove charts for the keys of the selected runs; show a message if none.
+
+        With ``deadline`` (a :func:`time.perf_counter` time; the display timer's), charts are
+        made and given their runs' items in grid order until it has passed, at least one
+        each call; the others follow on the next ticks. Making a chart and its first paint
+        cost tens of ms each, and making them all at once held the event loop for a quarter
+        of a second (ten charts) or more (twenty runs).
+        """
         self._structure_dirty = False
         keys = self.model.keys()
+        count = len(self.plots)
         for key in [k for k in self.plots if k not in keys]:
             plot = self.plots.pop(key)
             self.groups[group_of(key)].remove_plot(key)
             plot.hovered.disconnect()
             plot.setParent(None)
             plot.deleteLater()
-        for key in keys:
-            if key not in self.plots:
-                self._add_plot(key)
-        for key, plot in self.plots.items():
+        self._pending_keys = sorted(keys, key=lambda k: (GROUPS.index(group_of(k)), k))
+        while self._pending_keys:
+            key = self._pending_keys[0]
+            made = key not in self.plots
+            plot = self.plots[key] if not made else self._add_plot(key)
             wanted = [(f, n) for f, n in self._runs if key in self.model.runs[f].curves]
             if wanted != plot.shown_runs:
-                plot.sync_runs(wanted, self._colors)
-        for group in self.groups.values():
-            group.setVisible(bool(group.shown))
-        self._set_columns()
+                # Items for many runs cost as much as a chart: they may take slices too.
+                if not plot.sync_runs(wanted, self._colors, deadline):
+                    break
+                made = True
+            del self._pending_keys[0]
+            if made and deadline is not None and time.perf_counter() > deadline:
+                break
+        if self._pending_keys:
+            self._structure_dirty = True
+            self._soon.start()  # the next ones once this tick's charts are painted
+        else:
+            self._release_exact()
+        if len(self.plots) != count or not self._pending_keys:  # charts came or went
+            for group in self.groups.values():
+                group.setVisible(bool(group.shown))
+            self._set_columns()
         self._update_messages()
 
-    def _add_plot(self, key: str) -> None:
+    def _add_plot(self, key: str) -> MetricPlot:
         plot = MetricPlot(key, colours=self.colours)
         if self._x_range is not None:
             plot.vb.setXRange(*self._x_range, padding=0)
@@ -610,6 +671,7 @@ class ChartsPanel(QWidget):
         group = self.groups[group_of(key)]
         group.set_filter(self.key_filter)
         group.add_plot(plot)
+        return plot
 
     def _update_messages(self) -> None:
         errors = [f"{data.name}: {data.error}" for data in self.model.runs.values() if data.error]
@@ -742,6 +804,10 @@ class ChartsPanel(QWidget):
         """As many columns as the width allows, but no more than the largest group fills:
         every group has the same columns, so charts are equally wide and line up."""
         fill = max((len(group.shown) for group in self.groups.values()), default=1)
+        if self._pending_keys:  # the charts still to make count: no resizing as they come
+            keys = set(self.plots).union(self._pending_keys)
+            counts = Counter(group_of(key) for key in keys if key_matches(key, self.key_filter))
+            fill = max(fill, *counts.values(), 1)
         width = self.scroll_area.viewport().width()
         columns = min(columns_for(width), max(fill, 1))
         margins = self._charts_layout.contentsMargins()

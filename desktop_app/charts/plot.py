@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,7 @@ class MetricPlot(pg.PlotWidget):
         self.axis = XAxis()
         self.colours = colours or current_chart_theme()
         super().__init__(
-            parent, background=self.colours.background,
+            parent, background=self.colours.background, enableMenu=False,
             axisItems={"bottom": self.axis, "left": YAxis()},
         )  # fmt: skip
         self.key = key
@@ -330,23 +331,37 @@ class MetricPlot(pg.PlotWidget):
         items = self._items[folder]
         return items.raw, items.smooth, self._marks_item(items)
 
-    def sync_runs(self, runs: list[tuple[Path, str]], colors: dict[Path, QColor]) -> None:
-        """Keep items for the runs of ``runs`` that have this key, in that order."""
+    def sync_runs(
+        self,
+        runs: list[tuple[Path, str]],
+        colors: dict[Path, QColor],
+        deadline: float | None = None,
+    ) -> bool:
+        """Keep items for the runs of ``runs`` that have this key, in that order.
+
+        With ``deadline`` (a :func:`time.perf_counter` time), stop making items once it has
+        passed (one at least): :attr:`shown_runs` then lists the runs that have theirs, and
+        False is returned (call again to go on); True once every run has its items."""
         wanted = [folder for folder, _ in runs]
         for folder in [f for f in self._items if f not in wanted]:
             items = self._items.pop(folder)
             for each in (items.raw, items.smooth, items.marks):
                 if each is not None:
                     self.getPlotItem().removeItem(each)
+        made = 0
         for folder, _name in runs:
             if folder not in self._items:
+                if made and deadline is not None and time.perf_counter() > deadline:
+                    break
                 self._items[folder] = self._new_items(colors[folder])
+                made += 1
         self._items = {f: self._items[f] for f in wanted if f in self._items}
-        self.shown_runs = list(runs)
+        self.shown_runs = [(folder, name) for folder, name in runs if folder in self._items]
         self._legend_runs = None  # filled when shown: many runs' entries cost a lot to lay out
         if self.legend.isVisible():
             self._fill_legend()
         self.dirty = True
+        return len(self.shown_runs) == len(runs)
 
     def _fill_legend(self) -> None:
         """The runs, or while they are grouped the groups, each in its colour."""

@@ -483,7 +483,8 @@ def test_zooming_stops_following_and_set_follow_resumes_it(
     runs.log(writer, "train/loss", 0, np.linspace(2, 1, 1000))
     runs.log(writer, "train/acc", 0, np.linspace(0, 1, 1000))
     panel.set_runs([(folder, "zoom")])
-    wait_for(qtbot, lambda: len(drawn(panel, "train/acc", folder)) > 0)
+    # Charts are made a few per tick: both there, and drawn
+    wait_for(qtbot, lambda: all(len(drawn(panel, k, folder)) for k in ("train/acc", "train/loss")))
     loss, acc = panel.plots["train/loss"], panel.plots["train/acc"]
     assert panel.follow
 
