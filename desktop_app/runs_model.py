@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.journal.status import ALIVE, LIVE
-from trainer.paths import JOURNAL_NAME
+from trainer.paths import JOURNAL_NAME, write_private_text
 from trainer.runs import RunSummary, summarize, summarize_all
 
 Listener = Callable[[], None]
@@ -331,14 +331,10 @@ class RunsScanner:
             for folder, (mark, summary) in self._cached.items()
             if folder in self._marks
         ]
-        tmp = self.cache.with_name(f"{self.cache.name}.{os.getpid()}.tmp")
-        try:
+        with contextlib.suppress(OSError):  # a cache: lost, it is rebuilt
             self.cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "runs": entries}), "utf-8")
-            os.replace(tmp, self.cache)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            text = json.dumps({"version": _CACHE_VERSION, "runs": entries})
+            write_private_text(self.cache, text, durable=False)
 
 
 #: Bumped whenever RunSummary or the mark changes meaning: an old cache is then ignored.

@@ -140,15 +140,17 @@ def make_private_dir(path: Path) -> Path:
     return private_dir(path)
 
 
-def write_private_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically to a 0600 file (write, fsync, rename)."""
+def write_private_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """Write ``text`` atomically to a 0600 file (write, fsync, rename). ``durable=False``
+    leaves out the fsync: for caches, rebuilt when lost, written while the app is idle."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from trainer.annotations import ANNOTATIONS_NAME, Annotations, read_annotations
 from trainer.errors import JournalError
 from trainer.journal.reader import JournalReader
 from trainer.journal.status import ALIVE
+from trainer.paths import write_private_text
 from trainer.runs import RunSummary
 
 Direction = Literal["min", "max"]
@@ -174,14 +175,10 @@ class ResultsCache:
             if keep and path in self._seen
         }
         self._seen.clear()
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
+        with contextlib.suppress(OSError):  # a cache: lost, it is rebuilt
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "runs": runs}), "utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            text = json.dumps({"version": _CACHE_VERSION, "runs": runs})
+            write_private_text(self.path, text, durable=False)
 
     def _load(self) -> dict[str, tuple[list[Any], RunResults, bool]]:
         if self.path is None:
