@@ -160,6 +160,8 @@ class Run:
         message = "" if self.attempt == 1 else f"attempt {self.attempt} from step {self.start_step}"
         self._transition(RUNNING, kind, message, step=self.start_step)
         self._writer.heartbeat(self.step)
+        # Commits of points carry the heartbeat from now on (the beat thread then rests).
+        self._writer.beat_with_points(lambda: self.step)
         self._heart.start()
         log.info("run %s attempt %d started at step %d", self.name, self.attempt, self.step)
         return self
@@ -497,7 +499,12 @@ class Run:
         next_sample = 0.0
         while True:
             try:
-                self._writer.heartbeat(self.step)
+                # A commit of points wrote the heartbeat lately: a beat of our own would only
+                # cost the app following the journal another read. Only those commits count,
+                # not our own beats, so a loop that stops logging (hung, a long evaluation)
+                # gets a beat from here every HEARTBEAT_INTERVAL, as it always did.
+                if time.monotonic() - self._writer.points_beat >= HEARTBEAT_INTERVAL:
+                    self._writer.heartbeat(self.step)
             except TrainDeskError:
                 return  # the writer failed: the training thread reports it on its next log()
             now = time.monotonic()
@@ -506,7 +513,8 @@ class Run:
                     self._control_waiting.set()
                 if now >= next_sample:
                     next_sample = now + SAMPLE_INTERVAL
-                    self._writer.system_sample(*sampler.sample())
+                    # It may wait for the next commit of points (or beat) to join.
+                    self._writer.system_sample(*sampler.sample(), wait=HEARTBEAT_INTERVAL)
                     self._watch_limits()
             except TrainDeskError:
                 return  # the writer failed: as above

@@ -7,6 +7,11 @@ commits everything queued in one transaction with ``executemany`` on the raw con
 (peewee's ``insert_many`` measured about 10x slower). Other operations (events, status,
 heartbeats) travel in the same queue, so they commit in the order they were made.
 
+Heartbeats ride along (:meth:`JournalWriter.beat_with_points`, a live run's): a commit that
+holds points also writes the heartbeat row, so the heartbeat thread need not beat while points
+flow, and a watching app (one read per commit) reads about half as often. A system sample may
+likewise wait a little for a commit of points to join (``system_sample(wait=...)``).
+
 Back-pressure: at most ``max_queued`` points (default 100,000, ``$TRAINDESK_LOG_BUFFER``) wait
 in the queue or in the writer's batch being committed (about 7 MB with ten keys per call). A
 ``log_scalars`` that finds the buffer full waits until half of it is committed (the training
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 _SCALARS = 0
 _OP = 1
 _SYNC = 2
+_LAZY = 3  # an operation that may wait (until its due time) for other work to commit with
 
 #: Points that may wait in the queue before ``log_scalars`` waits for the writer.
 DEFAULT_MAX_QUEUED = 100_000
@@ -139,6 +145,11 @@ class JournalWriter:
         self._last_wall = 0
         self._step_wall_stored = False
         self._summaries = summaries.SummaryKeeper()
+        self._run_step: Callable[[], int] | None = None  # set by beat_with_points
+        self._beat_step = -(2**62)  # the highest step a heartbeat carried (writer thread)
+        #: ``time.monotonic()`` of the newest commit of points that wrote the heartbeat too
+        #: (-inf: none yet); written by the writer thread only.
+        self.points_beat = float("-inf")
         self._key_ids: dict[str, int] = dict(
             self._conn.execute("SELECT name, id FROM metric_key").fetchall()
         )
@@ -329,35 +340,59 @@ class JournalWriter:
         """Queue this attempt's heartbeat (the newest replaces the last)."""
         wall = time.time()
         pid = os.getpid()
-        self._op(
-            lambda c: (
-                c.execute(
-                    "INSERT OR REPLACE INTO heartbeat (attempt, wall, step, pid) "
-                    "VALUES (?, ?, ?, ?)",
-                    (self.attempt, wall, step, pid),
-                ),
-                c.execute("UPDATE run SET step = MAX(step, ?)", (step,)),
-            )
-        )
+        self._op(lambda c: self._write_beat(c, wall, step, pid))
+
+    def beat_with_points(self, run_step: Callable[[], int] | None) -> None:
+        """From now on, every commit that holds points also writes the heartbeat (None: no
+        more), with the time of the commit and ``run_step()`` (the run's current step, read
+        on the writer thread as the batch starts; at least the highest step committed).
+
+        A live run's heartbeat thread then beats only when no points were committed for a
+        while (see :attr:`points_beat`): fewer commits, so fewer reads for whoever follows
+        the journal. An import writes points but has no heartbeat: it does not call this.
+        """
+        self._run_step = run_step
 
     def system_sample(
-        self, cpu_percent: float | None, rss: int | None, gpus: list[dict[str, Any]] | None
+        self,
+        cpu_percent: float | None,
+        rss: int | None,
+        gpus: list[dict[str, Any]] | None,
+        *,
+        wait: float = 0.0,
     ) -> None:
-        """Queue one system sample."""
+        """Queue one system sample; alone in the queue, it waits up to ``wait`` seconds for
+        something else (points, a heartbeat) to commit with, which saves a commit."""
         wall = time.time()
         payload = json.dumps(gpus) if gpus else None
-        self._op(
-            lambda c: c.execute(
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute(
                 "INSERT INTO system_sample (wall, attempt, cpu_percent, rss, gpus) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (wall, self.attempt, cpu_percent, rss, payload),
             )
-        )
+
+        if wait > 0:
+            if self._error is not None:
+                raise self.failure()
+            self._queue.append((_LAZY, write, time.monotonic() + wait))
+        else:
+            self._op(write)
 
     def _op(self, fn: Callable[[sqlite3.Connection], object]) -> None:
         if self._error is not None:
             raise self.failure()
         self._queue.append((_OP, fn))
+
+    def _write_beat(self, conn: sqlite3.Connection, wall: float, step: int, pid: int) -> None:
+        """Upsert the heartbeat row (writer thread)."""
+        conn.execute(
+            "INSERT OR REPLACE INTO heartbeat (attempt, wall, step, pid) VALUES (?, ?, ?, ?)",
+            (self.attempt, wall, step, pid),
+        )
+        conn.execute("UPDATE run SET step = MAX(step, ?)", (step,))
+        self._beat_step = max(self._beat_step, step)
 
     # ---------------------------------------------------------------- flushing
     @property
@@ -438,7 +473,7 @@ class JournalWriter:
             self._wake.wait(self._flush_interval)
             self._wake.clear()
             closing = self._closing
-            if self._queue:
+            if self._queue and not self._lone_op_waits():
                 try:
                     self._commit_batch()
                 except Exception as exc:  # any error: the training thread must hear of it
@@ -449,7 +484,7 @@ class JournalWriter:
                     return
                 self._committed = self._queue.taken  # all taken so far is committed now
                 self._space.set()  # a log_scalars waiting for room may go on
-            elif time.monotonic() - last_checkpoint > 30:
+            elif not self._queue and time.monotonic() - last_checkpoint > 30:
                 # A quiet moment: keep the WAL from growing (PASSIVE never blocks readers).
                 try:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -458,6 +493,15 @@ class JournalWriter:
                 last_checkpoint = time.monotonic()
             if closing and not self._queue:
                 return
+
+    def _lone_op_waits(self) -> bool:
+        """True while the queue holds only a waiting operation (a system sample) before its
+        due time: it commits with the next points or heartbeat instead of on its own."""
+        queue = self._queue
+        if self._closing or len(queue) != 1:
+            return False
+        item = queue[0]  # still there: only this thread takes items out
+        return item[0] == _LAZY and time.monotonic() < item[2]
 
     def _build_summaries(self) -> None:
         """A journal migrated from schema v1 gets its summaries before anything else is
@@ -482,6 +526,8 @@ class JournalWriter:
         attempt = self.attempt
         created_ms = self.created * 1000.0
         key_ids = self._key_ids
+        run_step = self._run_step
+        taken = queue.taken
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -492,6 +538,10 @@ class JournalWriter:
             sqlite_transient(f"locking the journal {self.path} to write", attempts=3)(
                 conn.execute, "BEGIN IMMEDIATE"
             )
+        # The run's step as a heartbeat queued now would carry it: read before taking the
+        # batch, so that it names no step whose points are still to come.
+        beat_step = run_step() if run_step is not None else None
+        beat = False
         try:
             while queue and count < 200_000:
                 item = queue.popleft()
@@ -546,6 +596,13 @@ class JournalWriter:
                 points["value"] = s_values
                 points["wall_ms"] = s_walls
                 self._summaries.apply(conn, points)
+            if beat_step is not None and queue.taken > taken:  # this batch holds points
+                # The heartbeat rides along: no commit of its own for the follower to read.
+                # Never below a step committed, nor below the last beat: a heartbeat's step
+                # is the run's current step (readers take it as the run's progress).
+                top = max(beat_step, self._last_step, self._beat_step)
+                self._write_beat(conn, time.time(), top, os.getpid())
+                beat = True
             conn.execute("COMMIT")
         except BaseException:
             # What the keeper cached may describe rows that were just rolled back.
@@ -553,6 +610,8 @@ class JournalWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if beat:
+            self.points_beat = time.monotonic()
         for done in synced:
             done.set()
 
