@@ -76,10 +76,7 @@ class PeakIndex:
         """Record that ``y[changed_from:]`` is new or changed (``y`` is the whole array)."""
         if len(y) != self._size:
             self._size = len(y)
-            count = 0
-            while -(-self._size // self.block_size(count + 1)) > 1:
-                count += 1
-            self._count = count
+            self._count = _levels_above(self._size)
         self._stale = [min(stale, changed_from) for stale in self._stale]
 
     def refresh(self, y: np.ndarray, level: int) -> None:
@@ -152,6 +149,17 @@ class PeakIndex:
         while level < levels and points // self.block_size(level + 1) >= OVERSAMPLE * width:
             level += 1
         return level
+
+
+def _levels_above(size: int) -> int:
+    """How many levels hold more than one block for ``size`` points: level k's blocks hold
+    BASE * FANOUT**(k - 1) points, so those with blocks smaller than ``size``."""
+    if BASE == 4 and FANOUT == 2:  # blocks of 2**(k + 1) points: a bit count, no loop
+        return max((size - 1).bit_length() - 2, 0)
+    count, block = 0, BASE
+    while size > block:
+        count, block = count + 1, block * FANOUT
+    return count
 
 
 def _rows(values: np.ndarray, block: int) -> np.ndarray:

@@ -61,6 +61,10 @@ _Failed = Callable[[BaseException], None]
 log = logging.getLogger(__name__)
 
 DISPLAY_INTERVAL_MS = 60  # about 16 redraws a second at most
+#: After this many display ticks in a row found nothing to do, the timer stops until
+#: something needs drawing again (a dirty chart or flag wakes it; new points draw at once
+#: anyway): an app that watches a slow run does not wake 16 times a second for nothing.
+IDLE_TICKS = 3
 #: A display tick draws charts for about this long (their paint comes after), then leaves
 #: the rest to the next tick.
 REDRAW_BUDGET_S = 0.012
@@ -115,11 +119,12 @@ class ChartsPanel(QWidget):
         self._follow = True
         self._x_range: tuple[float, float] | None = None
         self._syncing = False
-        self._structure_dirty = True
+        self._idle_ticks = 0
+        self._structure_dirty_ = True
         self._pending_keys: list[str] = []  # keys whose charts a tick out of time left
         self._arrived: set[str] = set()  # keys with a history read not drawn yet
         self._hover: tuple[MetricPlot, float] | None = None
-        self._hover_dirty = False
+        self._hover_dirty_ = False
         self._shut_down = False
         self._resume_at = 0  # the chart a tick that ran out of time goes on from
         self._ignore_outliers = False
@@ -198,6 +203,27 @@ class ChartsPanel(QWidget):
         self._send.setSingleShot(True)
         self._send.setInterval(0)
         self._send.timeout.connect(self._send_requests)
+
+    # The two flags that make a display tick draw: setting either wakes the timer.
+    @property
+    def _structure_dirty(self) -> bool:
+        return self._structure_dirty_
+
+    @_structure_dirty.setter
+    def _structure_dirty(self, value: bool) -> None:
+        self._structure_dirty_ = value
+        if value:
+            self._wake()
+
+    @property
+    def _hover_dirty(self) -> bool:
+        return self._hover_dirty_
+
+    @_hover_dirty.setter
+    def _hover_dirty(self, value: bool) -> None:
+        self._hover_dirty_ = value
+        if value:
+            self._wake()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -380,24 +406,25 @@ class ChartsPanel(QWidget):
 
         The panel's own reads end here; tests and benchmarks may call it directly.
         """
-        data = self.model.runs.get(Path(folder))
+        folder = Path(folder)
+        data = self.model.runs.get(folder)
         if data is None:
             return
         first = not data.loaded
-        if self.grouping.set_config(Path(folder), batch.run.config):
+        if self.grouping.set_config(folder, batch.run.config):
             self.toolbar.show_group_keys(self.grouping.keys(), self.grouping.key)
             self._update_groups()
         if not batch.summarized and batch.run.status in FINAL_STATUSES:
-            self._upgrade(Path(folder))
-        changed, events = self.model.apply(Path(folder), batch)
+            self._upgrade(folder)
+        changed, events = self.model.apply(folder, batch)
         if batch.summarized and any(len(curve) > live_limit() for curve in data.curves.values()):
             # Memory is set by the screen, not by how long a run is watched: what was read
             # becomes history (read by viewport) when the run is read again from its start.
             log.info("%s: %d points in memory; reading it afresh", folder, self.model.n_points())
-            self._feeds.restart(Path(folder))
+            self._feeds.restart(folder)
         for key in changed:
             plot = self.plots.get(key)
-            if plot is None or Path(folder) not in plot.runs:
+            if plot is None or folder not in plot.runs:
                 self._structure_dirty = True
             else:
                 plot.dirty = True
@@ -487,10 +514,23 @@ class ChartsPanel(QWidget):
         if self._shut_down:
             return
         self._feeds.poll()
+        busy = self._soon.isActive() or self._structure_dirty or self._hover_dirty
+        busy = busy or any(plot.dirty for plot in self.plots.values())
         if not self._soon.isActive():  # else it draws, now: one slice of drawing at a time
             self.redraw(REDRAW_BUDGET_S)
         if not self._runs and not self._structure_dirty:
             self._timer.stop()  # no runs, nothing to draw: no wake-ups; set_runs restarts it
+            return
+        self._idle_ticks = 0 if busy or not self._feeds.followed else self._idle_ticks + 1
+        if self._idle_ticks >= IDLE_TICKS:
+            self._timer.stop()  # the hub's followers read; _wake starts it again
+
+    def _wake(self) -> None:
+        """Something needs drawing: the display timer runs (if an idle spell had stopped it)."""
+        self._idle_ticks = 0
+        timer = getattr(self, "_timer", None)  # flags are set before the timer exists
+        if timer is not None and not self._shut_down and not timer.isActive():
+            timer.start()
 
     def _draw_soon(self) -> None:
         if not self._shut_down:
@@ -659,6 +699,7 @@ class ChartsPanel(QWidget):
 
     def _add_plot(self, key: str) -> MetricPlot:
         plot = MetricPlot(key, colours=self.colours)
+        plot.on_dirty = self._wake
         if self._x_range is not None:
             plot.vb.setXRange(*self._x_range, padding=0)
         plot.vb.sigXRangeChanged.connect(lambda _vb, _r, plot=plot: self._on_x_range(plot))

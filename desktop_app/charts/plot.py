@@ -143,6 +143,9 @@ class MetricPlot(pg.PlotWidget):
     #: The chart's own options changed (:meth:`set_options`): (plot).
     optionsChanged = Signal(object)
 
+    _dirty = True
+    on_dirty: Callable[[], None] | None = None
+
     def __init__(
         self, key: str, parent: QWidget | None = None, colours: ChartTheme | None = None
     ) -> None:
@@ -160,7 +163,9 @@ class MetricPlot(pg.PlotWidget):
         self.smooth: bool | None = None
         self._shown_as: tuple[bool, bool] = (False, False)  # (log y, outliers) last drawn
         self._model: ChartsModel | None = None
-        self.dirty = True
+        #: Called when the chart becomes dirty (the panel wakes its display timer).
+        self.on_dirty = None
+        self._dirty = True
         self._items: dict[Path, _RunItems] = {}
         #: The (folder, name) of the runs drawn, in legend order.
         self.shown_runs: list[tuple[Path, str]] = []
@@ -288,7 +293,11 @@ class MetricPlot(pg.PlotWidget):
         if flags:
             muted = self.colours.muted
             title += f" <span style='color:{muted}; font-size:8pt'>({', '.join(flags)})</span>"
+        label = self.getPlotItem().titleLabel
         self.getPlotItem().setTitle(title, color=self.colours.text, size="10pt")
+        # Laid out text costs a sixth of a chart's repaint; as a pixmap it is a blit (Qt
+        # renders it again when the text changes).
+        label.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def show_menu(self) -> None:
         """Open the chart's options under its corner button (non-modal)."""
@@ -413,6 +422,17 @@ class MetricPlot(pg.PlotWidget):
         if (log_y, outliers) == (ctx.log_y, ctx.ignore_outliers):
             return ctx
         return dataclasses.replace(ctx, log_y=log_y, ignore_outliers=outliers)
+
+    @property
+    def dirty(self) -> bool:
+        """True when something the chart shows changed since it was last drawn."""
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        self._dirty = value
+        if value and self.on_dirty is not None:
+            self.on_dirty()
 
     def redraw(self, ctx: DrawContext) -> int:
         """Update the items whose inputs changed; returns how many ``setData`` calls it made."""

@@ -61,6 +61,11 @@ class JournalFeeds:
         self._hub: FollowHub | None = None
         self._stops: dict[Path, Callable[[], None]] = {}  # hub subscriptions
 
+    @property
+    def followed(self) -> bool:
+        """True when a hub's followers read the runs (a display tick has nothing to poll)."""
+        return self._hub is not None
+
     def use_hub(self, hub: FollowHub) -> None:
         """Take the runs' deltas from ``hub``'s followers instead of reading tails here
         (call before the first :meth:`set_folders`)."""

@@ -646,3 +646,34 @@ def test_run_curve_paints_as_pyqtgraph_does(
     curve.setPen(None)  # no pen: nothing drawn, as pyqtgraph draws nothing
     empty = plot.grab().toImage()
     assert empty != ours
+
+
+def test_with_a_hub_the_display_timer_sleeps_while_nothing_changes(
+    qtbot: QtBot, panel: ChartsPanel, runs: Runs
+) -> None:
+    """An app that only watches a slow run does not wake 16 times a second: the display timer
+    stops after a few idle ticks and starts again when a chart needs drawing."""
+    from desktop_app.follow.hub import FollowHub
+
+    io = BackgroundIO()
+    hub = FollowHub(io, interval_ms=50)
+    try:
+        panel.use_hub(hub)
+        folder, writer = runs.create("slow")
+        runs.log(writer, "train/loss", 0, np.linspace(2, 1, 20))
+        panel.set_runs([(folder, "slow")])
+        wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 20)
+        wait_for(qtbot, lambda: not panel._timer.isActive())
+
+        runs.log(writer, "train/loss", 20, [0.5])  # a new point: drawn, the timer awake
+        wait_for(qtbot, lambda: len(drawn(panel, "train/loss", folder)) == 21)
+        wait_for(qtbot, lambda: not panel._timer.isActive())
+
+        plot = panel.plots["train/loss"]
+        plot.dirty = True  # as a resize, a scroll or a finished view read makes it
+        assert panel._timer.isActive()
+        wait_for(qtbot, lambda: not plot.dirty)  # drawn by the timer, which sleeps again
+        wait_for(qtbot, lambda: not panel._timer.isActive())
+    finally:
+        io.close()
+        hub.shutdown()
