@@ -648,6 +648,49 @@ def test_run_curve_paints_as_pyqtgraph_does(
     assert empty != ours
 
 
+def test_run_curve_set_data_matches_pyqtgraphs(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RunCurve's own updateData for ``setData(x, y)`` leaves what pyqtgraph's does: the
+    same data, bounds and pixels, through a change of length and a NaN gap."""
+    from desktop_app.charts.curve_item import RunCurve
+
+    def shown(lean: bool) -> tuple[QImage, tuple[Any, ...]]:
+        if not lean:
+            monkeypatch.setattr(
+                RunCurve,
+                "updateData",
+                lambda self, *a, **k: (
+                    setattr(self, "_data_bounds", [None, None]),
+                    pg.PlotCurveItem.updateData(self, *a, **k),
+                ),
+            )
+        plot = MetricPlot("loss")
+        qtbot.addWidget(plot)
+        plot.resize(400, 200)
+        plot.show()
+        qtbot.waitExposed(plot)
+        curve = RunCurve(pen=pg.mkPen(QColor(31, 119, 180), width=1))
+        plot.vb.addItem(curve)
+        curve.setData(np.arange(50.0), np.sin(np.arange(50.0)))
+        plot.vb.setRange(xRange=(0, 120), yRange=(-2, 2), padding=0)
+        plot.grab()  # painted once with the first data, then changed
+        ys = np.cos(np.arange(100.0))
+        ys[40:45] = np.nan
+        curve.setData(np.arange(100.0), ys)
+        image = plot.grab().toImage()
+        state = (curve.dataBounds(0), curve.dataBounds(1), curve.boundingRect(), curve.path)
+        monkeypatch.undo()
+        assert np.array_equal(curve.xData, np.arange(100.0))
+        assert np.array_equal(curve.yData, ys, equal_nan=True)
+        return image, state
+
+    ours, our_state = shown(lean=True)
+    theirs, their_state = shown(lean=False)
+    assert our_state == their_state
+    assert ours == theirs
+
+
 def test_with_a_hub_the_display_timer_sleeps_while_nothing_changes(
     qtbot: QtBot, panel: ChartsPanel, runs: Runs
 ) -> None:
