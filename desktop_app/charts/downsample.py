@@ -162,6 +162,28 @@ def _levels_above(size: int) -> int:
     return count
 
 
+class M4Memo:
+    """The last exact M4 of a growing series (its view, range of points and picks), so that
+    the next one, after points were only appended, redoes just its last pixel column.
+
+    A live chart redraws on every new point; over a run of thousands of points in view that
+    was an M4 of all of them each time. The owner calls :meth:`changed` for every change of
+    the series (an appended point, a truncation), which forgets the picks a change reaches.
+    """
+
+    def __init__(self) -> None:
+        self.view: tuple[float, float, int, float] | None = None  # x0, x1, width, offset
+        self.lo = 0
+        self.hi = 0
+        self.picked = np.empty(0, dtype=_INDEX)
+        self.resume = 0  # the first point of the last run: from here on, M4 is redone
+
+    def changed(self, index: int) -> None:
+        """Points from ``index`` on changed (or were added)."""
+        if index < self.resume:
+            self.view = None
+
+
 def _rows(values: np.ndarray, block: int) -> np.ndarray:
     """``values`` as rows of ``block``, the last row padded with copies of the last value.
 
@@ -225,9 +247,20 @@ def m4(xs: np.ndarray, ys: np.ndarray, x0: float, x1: float, width: int) -> np.n
     column each side. Consecutive points in one column form a run; a run keeps at most four
     points, in their original order.
     """
+    return _m4(xs, ys, x0, x1, width)[0]
+
+
+def _m4(
+    xs: np.ndarray, ys: np.ndarray, x0: float, x1: float, width: int, few: int = 4
+) -> tuple[np.ndarray, int]:
+    """:func:`m4`, and where its last run starts (the points an appended point may join).
+
+    Up to ``few`` points are all kept as they are (0: always worked out by runs, as a part
+    of a longer series must be).
+    """
     n = len(xs)
-    if n <= 4 or width <= 0 or not x1 > x0:
-        return np.arange(n, dtype=_INDEX)
+    if n == 0 or n <= few or width <= 0 or not x1 > x0:
+        return np.arange(n, dtype=_INDEX), 0  # runs not worked out: redo them all
     with np.errstate(invalid="ignore"):
         cols = np.floor((xs - x0) * (width / (x1 - x0)))
     cols = np.nan_to_num(cols, nan=-2.0, posinf=width, neginf=-1.0)
@@ -242,7 +275,7 @@ def m4(xs: np.ndarray, ys: np.ndarray, x0: float, x1: float, width: int) -> np.n
         found = pos < len(hits)
         at = hits[np.minimum(pos, max(len(hits) - 1, 0))] if len(hits) else starts
         picks.append(np.where(found & (at < ends), at, starts))
-    return _sorted_unique(np.concatenate(picks))
+    return _sorted_unique(np.concatenate(picks)), int(starts[-1])
 
 
 def decimate(
@@ -256,6 +289,7 @@ def decimate(
     log_x: bool = False,
     offset: float = 0.0,
     exact_up_to: int = 0,
+    memo: M4Memo | None = None,
 ) -> np.ndarray:
     """Indices of the points of ``(x, y)`` to draw for ``x_range`` at ``width`` pixels.
 
@@ -266,7 +300,8 @@ def decimate(
     The view shows ``x - offset`` (its log10 with ``log_x``, where x <= offset is left out);
     ``x_range`` is in the view's coordinates. With ``x_sorted`` only the points in the range
     (and one beyond each side) are considered. ``index`` (kept up to date with ``y``) makes
-    the cost follow ``width`` instead of the number of points.
+    the cost follow ``width`` instead of the number of points. ``memo`` (told of every change
+    of the series) lets an M4 of the same view redo only the points from its last run on.
     """
     n = len(x)
     x0, x1 = x_range
@@ -287,6 +322,8 @@ def decimate(
         # Every block's lowest and highest point, in order, at >= OVERSAMPLE blocks per
         # pixel column: drawn, it is the same picture as M4 and costs far less.
         picked = index.candidates(y, lo, hi, level)
+    elif memo is not None and x_sorted and not log_x:
+        picked = _m4_memo(memo, x, y, lo, hi, (x0, x1, width, offset))
     else:
         xs = np.asarray(x[lo:hi], dtype=np.float64) - offset
         if log_x:
@@ -295,4 +332,30 @@ def decimate(
         picked = m4(xs, y[lo:hi], x0, x1, width).astype(_INDEX) + lo
     if log_x and not x_sorted:
         picked = picked[x[picked] > offset]
+    return picked
+
+
+def _m4_memo(
+    memo: M4Memo,
+    x: np.ndarray | Steps,
+    y: np.ndarray,
+    lo: int,
+    hi: int,
+    view: tuple[float, float, int, float],
+) -> np.ndarray:
+    """M4 of sorted points ``lo..hi - 1``, redoing from ``memo``'s last run when the view and
+    ``lo`` are the same and points were only added: runs end where the column changes, so
+    the runs before the last one pick the same points either way."""
+    x0, x1, width, offset = view
+    start = lo
+    if memo.view == view and memo.lo == lo and lo <= memo.resume <= hi and memo.hi <= hi:
+        start = memo.resume
+    xs = np.asarray(x[start:hi], dtype=np.float64) - offset
+    picks, last = _m4(xs, y[start:hi], x0, x1, width, few=0 if start > lo else 4)
+    picked = picks.astype(_INDEX) + start
+    if start > lo:
+        kept = memo.picked[: np.searchsorted(memo.picked, start)]
+        picked = np.concatenate((kept, picked))
+    memo.view, memo.lo, memo.hi, memo.picked = view, lo, hi, picked
+    memo.resume = start + last
     return picked

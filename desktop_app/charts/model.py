@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from desktop_app.charts.downsample import PeakIndex, decimate
+from desktop_app.charts.downsample import M4Memo, PeakIndex, decimate
 from desktop_app.charts.rules import smooth_by_default
 from desktop_app.charts.series import SeriesBuffer, Steps, interp, search
 from desktop_app.charts.smoothing import (
@@ -192,6 +192,8 @@ class Curve:
         self._smoother: Smoother = make_smoother(*smoothing, dtype=SMOOTHED_DTYPE)
         self._raw_index = PeakIndex()
         self._smooth_index = PeakIndex()
+        self._raw_memo = M4Memo()
+        self._smooth_memo = M4Memo()
         self._pending: int | None = None  # lowest raw index not yet smoothed / indexed
         self._smooth_pending: int | None = None
 
@@ -434,11 +436,13 @@ class Curve:
         raw_from, self._pending = self._pending, None
         if raw_from is not None:
             self._raw_index.update(values, raw_from)
+            self._raw_memo.changed(raw_from)
         smooth_from = _lowest(raw_from, self._smooth_pending)
         self._smooth_pending = None
         if smooth_from is not None and self.smoothed:
             start = self._smoother.update(values, smooth_from)
             self._smooth_index.update(self._smoother.values, start)
+            self._smooth_memo.changed(start)
 
     def nbytes(self) -> dict[str, int]:
         """Bytes allocated: the points, the smoothed copy, the peak indexes."""
@@ -507,7 +511,8 @@ class Curve:
         self.sync()
         base, offset = self.x_base(mode, origin)
         y = self.y(smoothed)
-        index = self._smooth_index if smoothed and self.smoothed else self._raw_index
+        own = smoothed and self.smoothed
+        index = self._smooth_index if own else self._raw_index
         picked = decimate(
             base,
             y,
@@ -518,6 +523,7 @@ class Curve:
             log_x=log_x,
             offset=offset,
             exact_up_to=EXACT_M4,
+            memo=self._smooth_memo if own else self._raw_memo,
         )
         xs = base[picked].astype(np.float64) - offset
         ys = self.values_at(picked, smoothed)

@@ -11,6 +11,7 @@ import pytest
 from desktop_app.charts.downsample import PeakIndex, decimate, m4
 from desktop_app.charts.model import (
     ChartsModel,
+    Curve,
     check_smoothing,
     follow_range,
     group_of,
@@ -420,3 +421,60 @@ def test_round_up() -> None:
         [1.0, 1.2, 1.5, 2.5, 8.0, 10.0, 10.0, 0.04]
     )
     assert round_up(0.0) == 0.0 and round_up(-1.0) == -1.0 and math.isnan(round_up(math.nan))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_m4_redone_from_its_last_column_equals_m4_of_everything(seed: int) -> None:
+    """A live curve's M4 with a memo redoes only its last pixel column after points are
+    appended: the picks must equal a fresh M4 of all points in view, whatever the appended
+    batch sizes, spikes, NaN and views (kept for a while, then changed)."""
+    from desktop_app.charts.downsample import M4Memo
+
+    rng = np.random.default_rng(seed)
+    total = 6000
+    xs = np.cumsum(rng.integers(1, 4, size=total)).astype(np.float64)
+    ys = np.cumsum(rng.normal(size=total))
+    ys[rng.random(total) < 0.01] = np.nan
+    ys[rng.random(total) < 0.005] *= 50.0  # spikes
+    memo = M4Memo()
+    view = (0.0, float(xs[-1]) * 1.1, 300)
+    n, reused = 30, 0
+    while n < total:
+        n = min(total, n + int(rng.integers(1, 60)))
+        if rng.random() < 0.05:  # a new view now and then (a pan, a new follow range)
+            lo_x = float(rng.uniform(0, xs[n - 1] / 2))
+            view = (lo_x, lo_x + float(rng.uniform(10, xs[-1])), int(rng.integers(50, 600)))
+        memo.changed(n - 1)  # the newest point arrived (as Curve.sync reports it)
+        before = memo.view is not None and memo.resume > 0
+        fresh = decimate(xs[:n], ys[:n], view[:2], view[2], x_sorted=True, exact_up_to=10**9)
+        picked = decimate(
+            xs[:n], ys[:n], view[:2], view[2], x_sorted=True, exact_up_to=10**9, memo=memo
+        )
+        np.testing.assert_array_equal(picked, fresh)
+        reused += before
+    assert reused > 20  # the memo was used, not only filled
+
+
+def test_a_curve_forgets_its_m4_memo_when_a_resume_truncates_it() -> None:
+    """Points redone by a resumed attempt change the curve below its last column: what is
+    drawn is then a fresh M4, never the old picks."""
+    curve = Curve(("ema", 0.6))
+    steps = np.arange(4000)
+    values = np.sin(steps / 50.0) + RNG.normal(scale=0.1, size=4000)
+    curve.buffer.append(steps[:3000], values[:3000], 1e9 + steps[:3000] * 1.0)
+    curve.changed()
+    view = ((0.0, 5000.0), 200)
+    for smoothed in (False, True):
+        curve.points("step", 0.0, *view, smoothed=smoothed)
+    curve.buffer.truncate_from(1000)  # a resumed attempt from step 1000, lower values
+    curve.changed()
+    curve.buffer.append(steps[1000:4000], values[1000:4000] - 5.0, 2e9 + steps[1000:4000])
+    curve.changed()
+    for smoothed in (False, True):
+        xs, ys = curve.points("step", 0.0, *view, smoothed=smoothed)
+        fresh = Curve(("ema", 0.6))
+        fresh.buffer.append(curve.buffer.steps, curve.buffer.values.copy(), curve.buffer.walls)
+        fresh.changed()
+        fx, fy = fresh.points("step", 0.0, *view, smoothed=smoothed)
+        np.testing.assert_array_equal(xs, fx)
+        np.testing.assert_allclose(ys, fy, rtol=1e-6)
