@@ -154,8 +154,6 @@ class PeakIndex:
 def _levels_above(size: int) -> int:
     """How many levels hold more than one block for ``size`` points: level k's blocks hold
     BASE * FANOUT**(k - 1) points, so those with blocks smaller than ``size``."""
-    if BASE == 4 and FANOUT == 2:  # blocks of 2**(k + 1) points: a bit count, no loop
-        return max((size - 1).bit_length() - 2, 0)
     count, block = 0, BASE
     while size > block:
         count, block = count + 1, block * FANOUT
@@ -348,7 +346,7 @@ def _m4_memo(
     the runs before the last one pick the same points either way."""
     x0, x1, width, offset = view
     start = lo
-    if memo.view == view and memo.lo == lo and lo <= memo.resume <= hi and memo.hi <= hi:
+    if memo.view == view and memo.lo == lo and memo.hi <= hi:  # lo <= resume <= memo.hi
         start = memo.resume
     xs = np.asarray(x[start:hi], dtype=np.float64) - offset
     picks, last = _m4(xs, y[start:hi], x0, x1, width, few=0 if start > lo else 4)

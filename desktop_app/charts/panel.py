@@ -86,6 +86,10 @@ class ChartsPanel(QWidget):
 
     def __init__(self, io: BackgroundIO, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Made first: a dirty flag set while the panel is built wakes it (see _wake).
+        self._timer = QTimer(self)
+        self._timer.setInterval(DISPLAY_INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
         #: True once some data has been drawn.
         self.has_drawn = False
         self.model = ChartsModel()
@@ -186,9 +190,6 @@ class ChartsPanel(QWidget):
 
         self.set_smoothing("ema", DEFAULT_EMA)
         self._show_message("Select one or more runs to see their charts.")
-        self._timer = QTimer(self)
-        self._timer.setInterval(DISPLAY_INTERVAL_MS)
-        self._timer.timeout.connect(self._tick)
         self._timer.start()
         # New points are drawn as soon as they arrive, not up to a tick later: the display
         # timer paces everything else (and draws what one pass left over), but waiting for
@@ -528,9 +529,8 @@ class ChartsPanel(QWidget):
     def _wake(self) -> None:
         """Something needs drawing: the display timer runs (if an idle spell had stopped it)."""
         self._idle_ticks = 0
-        timer = getattr(self, "_timer", None)  # flags are set before the timer exists
-        if timer is not None and not self._shut_down and not timer.isActive():
-            timer.start()
+        if not self._shut_down and not self._timer.isActive():
+            self._timer.start()
 
     def _draw_soon(self) -> None:
         if not self._shut_down:
